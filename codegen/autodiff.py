@@ -1,0 +1,121 @@
+"""Stage 3, autodiff: append the reverse-mode gradient to the graph, as more IR.
+
+The reverse walk visits nodes from the output back; each op's VJP rule (in `ops`) builds
+its inputs' cotangents. Two things happen here, once, rather than in every rule:
+- the copy gate: a value used several times receives the sum of its branches' cotangents;
+- unbroadcasting: a cotangent wider than its value is summed over the broadcast axes.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from . import ops
+from .ir import Graph, Node, replay
+
+COPY_GATE = "copy gate: sums"
+PACK_LIMIT = 64  # elements: beyond this, read-every-element gradients stay scatters
+
+
+def unbroadcast(c: Node, shape: tuple[int, ...]) -> Node:
+    """Sum `c` over the axes along which a value of `shape` was broadcast to c's shape."""
+    if c.shape == shape:
+        return c
+    lead = c.ndim - len(shape)
+    if lead >= 0:
+        axes = tuple(range(lead)) + tuple(
+            lead + i for i, d in enumerate(shape) if d == 1 and c.shape[lead + i] != 1
+        )
+        if axes:
+            c = ops.apply("sum", c, axis=axes, keepdims=False)
+        if c.shape != shape and c.size == int(np.prod(shape)):
+            c = ops.apply("reshape", c, shape=shape)
+    if c.shape != shape:  # narrower than the value (a folded constant): widen it
+        c = ops.apply("broadcast_to", c, shape=shape)
+    return c
+
+
+def _pack_scatters(parts: list[Node], shape: tuple[int, ...]) -> list[Node]:
+    """Scatters of scalars into distinct elements become one `pack` (reads like g_w = [..])."""
+    size = int(np.prod(shape))
+    singles = [
+        p
+        for p in parts
+        if p.op == "scatter"
+        and p.inputs[0].shape == ()
+        and all(isinstance(k, int) for k in p.attrs["key"])
+        and len(p.attrs["key"]) == len(shape)
+    ]
+    positions = [int(np.ravel_multi_index(p.attrs["key"], shape)) for p in singles]
+    if len(singles) < 2 or len(set(positions)) != len(positions) or size > PACK_LIMIT:
+        return parts
+    graph = parts[0].graph
+    zero = graph.const(0.0, parts[0].dtype)
+    values = [zero] * size
+    for p, pos in zip(singles, positions):
+        values[pos] = p.inputs[0]
+    packed = graph.apply("pack", *values, shape=shape)
+    return [packed] + [p for p in parts if p not in singles]
+
+
+def _accumulate(graph: Graph, node: Node, parts: list[Node], start: int) -> Node:
+    parts = _pack_scatters([unbroadcast(p, node.shape) for p in parts], node.shape)
+    total = parts[0]
+    if len(parts) > 1:
+        graph.tag, graph.src = COPY_GATE, node.src
+        for p in parts[1:]:
+            total = total + p
+    if total.name is None and node.name is not None and total.id >= start:
+        total.name = f"g_{node.name}"
+    return total
+
+
+def vjp_graph(forward: Graph, wrt: Sequence[str], seed: str | float = "g") -> Graph:
+    """Forward plus backward: outputs are (value, grad of each `wrt` parameter).
+
+    `seed="g"` adds a parameter `g`, the upstream gradient of the output's shape; a number
+    seeds with that constant instead (1.0 for value_and_grad of a scalar output).
+    """
+    graph = replay(forward)
+    (out,) = graph.outputs
+    params = {p.name: p for p in graph.params}
+    targets = [params[name] for name in wrt]
+    if isinstance(seed, str):
+        g = graph.param(seed, out.shape, out.dtype if out.dtype != "bool" else "f64")
+    else:
+        g = graph.const(np.full(out.shape, seed), out.dtype)
+
+    # Only nodes on a path from a target parameter to the output need cotangents.
+    needs: set[int] = {t.id for t in targets}
+    for node in graph.nodes:
+        if any(i.id in needs for i in node.inputs) and ops.OPS[node.op].vjp is not None:
+            needs.add(node.id)
+
+    start = len(graph.nodes)  # ids from here on are backward nodes
+    cotangents: dict[int, list[Node]] = {out.id: [g]} if out.id in needs else {}
+    for node in reversed(list(graph.nodes)):
+        parts = cotangents.pop(node.id, None)
+        if not parts or node.op == "param":
+            if parts:
+                cotangents[node.id] = parts
+            continue
+        ct = _accumulate(graph, node, parts, start)
+        spec = ops.OPS[node.op]
+        graph.tag, graph.src = spec.gate, node.src
+        contributions = spec.vjp(ct, node, *node.inputs, **node.attrs)
+        for inp, c in zip(node.inputs, contributions):
+            if c is not None and inp.id in needs:
+                cotangents.setdefault(inp.id, []).append(c)
+
+    grads = []
+    for t in targets:
+        parts = cotangents.get(t.id)
+        if parts:
+            grads.append(_accumulate(graph, t, parts, start))
+        else:  # the output does not depend on it
+            grads.append(graph.const(np.zeros(t.shape), t.dtype))
+    graph.tag = graph.src = None
+    graph.outputs = [out, *grads]
+    return graph

@@ -1,0 +1,82 @@
+"""Python expression text with its precedence, so emitters add only the parentheses needed."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+ATOM = 100  # names, calls, subscripts, positive literals
+POWER = 14
+UNARY = 13
+MUL = 12
+ADD = 11
+COMPARE = 6
+TERNARY = 1
+
+
+class Expr(NamedTuple):
+    text: str
+    prec: int
+
+
+def wrap(e: Expr, at_least: int) -> str:
+    """`e` as an operand that must bind at least as tightly as `at_least`."""
+    return e.text if e.prec >= at_least else f"({e.text})"
+
+
+def name(text: str) -> Expr:
+    return Expr(text, ATOM)
+
+
+def literal(value: float | int | bool) -> Expr:
+    """A Python literal; negative numbers bind like unary minus."""
+    if isinstance(value, float) and value != value:
+        return Expr('float("nan")', ATOM)
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return Expr('float("inf")' if value > 0 else '-float("inf")', ATOM if value > 0 else UNARY)
+    text = repr(value)
+    return Expr(text, UNARY if text.startswith("-") else ATOM)
+
+
+# An op's emission: its operands' expressions and the node -> the node's expression.
+Emit = Callable[[list[Expr], Any], Expr]
+
+
+def binop(symbol: str, prec: int) -> Emit:
+    """`a SYMBOL b`, left-associative: the right operand must bind tighter (floats are not associative)."""
+
+    def emit(args: list[Expr], node) -> Expr:
+        return Expr(f"{wrap(args[0], prec)} {symbol} {wrap(args[1], prec + 1)}", prec)
+
+    return emit
+
+
+def compare(symbol: str) -> Emit:
+    """A comparison; never chained, so both sides bind tighter."""
+
+    def emit(args: list[Expr], node) -> Expr:
+        return Expr(f"{wrap(args[0], COMPARE + 1)} {symbol} {wrap(args[1], COMPARE + 1)}", COMPARE)
+
+    return emit
+
+
+def power(args: list[Expr], node) -> Expr:
+    return Expr(f"{wrap(args[0], ATOM)} ** {wrap(args[1], UNARY)}", POWER)
+
+
+def negate(args: list[Expr], node) -> Expr:
+    return Expr(f"-{wrap(args[0], UNARY)}", UNARY)
+
+
+def call(fn: str, **fixed: str) -> Emit:
+    """`fn(arg, ...)` plus keyword arguments fixed at declaration."""
+
+    def emit(args: list[Expr], node) -> Expr:
+        parts = [a.text for a in args] + [f"{k}={v}" for k, v in fixed.items()]
+        return Expr(f"{fn}({', '.join(parts)})", ATOM)
+
+    return emit
+
+
+def ternary(args: list[Expr], node) -> Expr:
+    cond, a, b = args
+    return Expr(f"{wrap(a, TERNARY + 1)} if {wrap(cond, TERNARY + 1)} else {wrap(b, TERNARY + 1)}", TERNARY)

@@ -1,0 +1,381 @@
+"""Stage 5, emit (Python): flat, reverse-order numpy / math code from optimized IR.
+
+The walker turns a run of nodes into assignment lines. A node gets its own line when it is
+used more than once, named by the user, saved for backward, returned, or the work of
+another gate; otherwise it is inlined into its single user, so a forward line reads like
+the user's line and a backward line is one gate. Per-op text comes from the op table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import jinja2
+import numpy as np
+
+from .. import __version__, ops
+from ..ir import Graph, Node
+from ..naming import Namer
+from .expr import ATOM, Expr, literal, name
+
+UNPACK_LIMIT = 16  # 1-D parameters up to this size are unpacked into scalars when read so
+
+
+@dataclass
+class PyFunction:
+    """One generated function, ready for the template."""
+
+    name: str
+    args: list[str]
+    doc: str
+    lines: list[str]
+    returns: str
+
+
+@dataclass
+class Unit:
+    """Everything emitted for one traced function."""
+
+    name: str
+    params: list[str]
+    wrt: list[str]
+    forward: Graph  # outputs: value
+    value_and_grad: Graph  # seeded with 1: outputs value, *grads
+    vjp: Graph  # with a parameter g: outputs value, *grads
+    signature: str = ""
+
+
+@dataclass
+class ModuleConsts:
+    """Array constants, defined once at module level and named after the user's globals."""
+
+    names: dict[tuple, str] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+    namer: Namer = field(default_factory=Namer)
+
+    def ref(self, node: Node) -> str:
+        key = (node.dtype, node.shape, node.value.tobytes())
+        if key not in self.names:
+            nm = self.namer.fresh((node.name or "C").upper() if not node.name else node.name)
+            self.names[key] = nm
+            self.lines.append(f"{nm} = {_array_literal(node.value, node.dtype)}")
+        return self.names[key]
+
+
+def _dtype_kw(dtype: str) -> str:
+    return {"f32": ", dtype=np.float32", "bool": ", dtype=bool", "i64": ", dtype=np.int64"}.get(dtype, "")
+
+
+def _shape_text(shape: tuple) -> str:
+    return f"({shape[0]},)" if len(shape) == 1 else f"({', '.join(map(str, shape))})"
+
+
+def _array_literal(value: np.ndarray, dtype: str) -> str:
+    if value.size <= 64:
+        body = np.array2string(
+            value, separator=", ", threshold=100, max_line_width=10**9, floatmode="unique"
+        ).replace("\n", "")
+        return f"np.array({body}{_dtype_kw(dtype)})"
+    # Large data as hex bytes: exact, compact, and needs nothing but numpy.
+    arr = np.ascontiguousarray(value)
+    np_dtype = {"f64": "<f8", "f32": "<f4", "bool": "?", "i64": "<i8"}[dtype]
+    hexed = arr.astype(np_dtype).tobytes().hex()
+    return f'np.frombuffer(bytes.fromhex("{hexed}"), dtype="{np_dtype}").reshape({_shape_text(value.shape)})'
+
+
+def const_expr(node: Node, consts: ModuleConsts) -> Expr:
+    """A constant as Python text: a literal, an np.zeros/np.full call, or a module constant."""
+    value = node.value
+    if value.ndim == 0:
+        v = value.item()
+        v = float(v) if node.dtype in ("f64", "f32") else v
+        e = literal(v)
+        return Expr(f"np.float32({e.text})", ATOM) if node.dtype == "f32" else e
+    flat = value.reshape(-1)
+    if flat.size and np.all(flat == flat[0]) and node.dtype in ("f64", "f32"):
+        v = float(flat[0])
+        kw = _dtype_kw(node.dtype)
+        if v == 0.0 and not np.signbit(v):
+            return Expr(f"np.zeros({_shape_text(node.shape)}{kw})", ATOM)
+        if v == 1.0:
+            return Expr(f"np.ones({_shape_text(node.shape)}{kw})", ATOM)
+        return Expr(f"np.full({_shape_text(node.shape)}, {literal(v).text}{kw})", ATOM)
+    return name(consts.ref(node))
+
+
+def _is_scalar(node: Node) -> bool:
+    """Scalar float64 code uses math and Python operators, which are faster than numpy's."""
+    return node.shape == () and node.dtype in ("f64", "bool") and all(i.shape == () for i in node.inputs)
+
+
+class Walker:
+    """Turns nodes into lines, inlining single-use parts of the same line or gate."""
+
+    def __init__(self, consts: ModuleConsts, namer: Namer, comments: bool):
+        self.consts = consts
+        self.namer = namer
+        self.comments = comments
+        self.exprs: dict[int, Expr] = {}
+        self.lines: list[str] = []
+
+    def bind(self, node: Node, text: str) -> None:
+        self.exprs[node.id] = name(text)
+
+    def expr(self, node: Node) -> Expr:
+        if node.id not in self.exprs and node.op == "const":
+            return const_expr(node, self.consts)
+        return self.exprs[node.id]
+
+    def unpack_params(self, params: Iterable[Node], nodes: Sequence[Node], results: Sequence[Node]) -> None:
+        """`w0, w1, w2 = w.tolist()` for small vectors read only element by element."""
+        readers: dict[int, list[Node]] = {}
+        other: set[int] = {r.id for r in results}
+        for n in nodes:
+            for i in n.inputs:
+                if n.op == "index" and len(n.attrs["key"]) == 1 and isinstance(n.attrs["key"][0], int):
+                    readers.setdefault(i.id, []).append(n)
+                else:
+                    other.add(i.id)
+        for p in params:
+            if p.ndim != 1 or p.shape[0] > UNPACK_LIMIT or p.id in other or p.id not in readers:
+                continue
+            size = p.shape[0]
+            by_pos = {n.attrs["key"][0] % size: n for n in readers[p.id]}
+            names = []
+            for pos in range(size):
+                if pos in by_pos:
+                    nm = self.namer.fresh(f"{self.exprs[p.id].text}{pos}")
+                    self.bind(by_pos[pos], nm)
+                    names.append(nm)
+                else:
+                    names.append("_")
+            lister = ".tolist()" if p.dtype == "f64" else ""
+            target = names[0] + "," if size == 1 else ", ".join(names)
+            self.lines.append(f"{target} = {self.exprs[p.id].text}{lister}")
+
+    def walk(self, nodes: Sequence[Node], results: Sequence[Node], keep: set[int] = frozenset()) -> None:
+        """Emit `nodes` (topological order); `results` and `keep` get their own named lines."""
+        uses: dict[int, int] = {}
+        consumer: dict[int, Node] = {}
+        for n in nodes:
+            for i in n.inputs:
+                uses[i.id] = uses.get(i.id, 0) + 1
+                consumer[i.id] = n
+        for r in results:
+            uses[r.id] = uses.get(r.id, 0) + 2
+        in_backward = False
+        for node in nodes:
+            if node.id in self.exprs or node.op in ("param", "const"):
+                continue
+            spec = ops.OPS[node.op]
+            args = [self.expr(i) for i in node.inputs]
+            if spec.py_stmts is not None:
+                target = self.namer.fresh(node.name)
+                stmts = spec.py_stmts(target, args, node)
+                self._add_lines(node, stmts, in_backward)
+                in_backward = in_backward or node.tag is not None
+                self.bind(node, target)
+                continue
+            emit = spec.py_scalar if (spec.py_scalar and _is_scalar(node)) else spec.py
+            e = emit(args, node)
+            user = consumer.get(node.id)
+            if (
+                uses.get(node.id, 0) == 1
+                and node.id not in keep
+                and user is not None
+                and ops.OPS[user.op].py_stmts is None
+                and _same_place(node, user)
+            ):
+                self.exprs[node.id] = e
+                continue
+            target = self.namer.fresh(node.name)
+            self._add_lines(node, [f"{target} = {e.text}"], in_backward)
+            in_backward = in_backward or node.tag is not None
+            self.bind(node, target)
+
+    def _add_lines(self, node: Node, stmts: list[str], in_backward: bool) -> None:
+        if self.comments and node.tag is not None:
+            if not in_backward:
+                self.lines.append("# backward")
+            stmts = stmts[:-1] + [f"{stmts[-1]}  # {node.tag}"]
+        self.lines.extend(stmts)
+
+
+def _same_place(node: Node, user: Node) -> bool:
+    """Inline into the user when both come from the same user line and the same gate."""
+    if node.name is not None:
+        return False
+    if ops.OPS[user.op].gathers:
+        return True
+    return node.src == user.src and node.tag == user.tag
+
+
+def _returned(nodes: Sequence[Node], walker: Walker) -> str:
+    return ", ".join(walker.expr(n).text for n in nodes)
+
+
+def _grads_tuple(nodes: Sequence[Node], walker: Walker) -> str:
+    text = _returned(nodes, walker)
+    return f"({text},)" if len(nodes) == 1 else f"({text})"
+
+
+def _downstream(graph: Graph, root: Node) -> set[int]:
+    """Ids of the nodes that depend on `root`."""
+    seen = {root.id}
+    for n in graph.nodes:
+        if any(i.id in seen for i in n.inputs):
+            seen.add(n.id)
+    return seen
+
+
+def _ancestors(roots: Iterable[Node]) -> set[int]:
+    seen: set[int] = set()
+    stack = list(roots)
+    while stack:
+        n = stack.pop()
+        if n.id not in seen:
+            seen.add(n.id)
+            stack.extend(n.inputs)
+    return seen
+
+
+def _start(unit: Unit, consts: ModuleConsts, comments: bool, graph: Graph) -> Walker:
+    namer = Namer(set(consts.names.values()) | set(consts.namer.taken))
+    walker = Walker(consts, namer, comments)
+    for p in graph.params:
+        walker.bind(p, namer.claim(p.name))
+    return walker
+
+
+def emit_unit(unit: Unit, consts: ModuleConsts, comments: bool) -> list[PyFunction]:
+    """The five functions of the generated API for one traced function."""
+    fns: list[PyFunction] = []
+    params = unit.params
+    wrt = ", ".join(unit.wrt)
+
+    # NAME(*args): the forward value
+    fwd = unit.forward
+    w = _start(unit, consts, comments, fwd)
+    nodes = fwd.live_nodes()
+    w.unpack_params(fwd.params, nodes, fwd.outputs)
+    w.walk(nodes, fwd.outputs)
+    fns.append(PyFunction(unit.name, params, f"The value of {unit.signature}.", w.lines, _returned(fwd.outputs, w)))
+
+    # NAME_value_and_grad(*args): forward and backward, flat, seeded with 1
+    value = fwd.outputs[0]
+    vg_name = f"{unit.name}_value_and_grad"
+    if value.shape == ():
+        vg = unit.value_and_grad
+        w = _start(unit, consts, comments, vg)
+        nodes = vg.live_nodes()
+        w.unpack_params(vg.params, nodes, vg.outputs)
+        w.walk(nodes, vg.outputs)
+        ret = f"{w.expr(vg.outputs[0]).text}, {_grads_tuple(vg.outputs[1:], w)}"
+        fns.append(
+            PyFunction(vg_name, params, f"The value and the gradients with respect to {wrt}.", w.lines, ret)
+        )
+    else:
+        msg = (
+            f"{unit.name} returns an array of shape {value.shape}, and value_and_grad needs a "
+            f"scalar output: use {unit.name}_vjp(*args, g) with g the upstream gradient"
+        )
+        fns.append(PyFunction(vg_name, params, "Not available: the output is not a scalar.", [f"raise ValueError({msg!r})"], ""))
+
+    # NAME_forward / NAME_backward: the split at what backward reads
+    vjp = unit.vjp
+    g = next(p for p in vjp.params if p.name == "g")
+    nodes = vjp.live_nodes()
+    backward_ids = _downstream(vjp, g)
+    value = vjp.outputs[0]
+    forward_ids = _ancestors([value])
+    # Backward-only work that does not need g (a mask, cos x) runs in backward, from saved inputs.
+    fwd_nodes = [n for n in nodes if n.id in forward_ids and n.op != "const"]
+    bwd_nodes = [n for n in nodes if n.id not in forward_ids and n.op not in ("param", "const")]
+    saved = [
+        n
+        for n in fwd_nodes
+        if any(n in b.inputs for b in bwd_nodes) or (n in vjp.outputs[1:])
+    ]
+    saved_ids = {n.id for n in saved}
+    w = _start(unit, consts, comments, vjp)
+    w.unpack_params([p for p in vjp.params if p.id not in saved_ids], fwd_nodes, [value, *saved])
+    w.walk(fwd_nodes, [value], keep=saved_ids)
+    saved_text = ", ".join(w.expr(n).text for n in saved)
+    saved_tuple = f"({saved_text},)" if len(saved) == 1 else f"({saved_text})"
+    fns.append(
+        PyFunction(
+            f"{unit.name}_forward",
+            params,
+            f"The value and what {unit.name}_backward reads.",
+            w.lines,
+            f"{w.expr(value).text}, {saved_tuple}",
+        )
+    )
+    saved_names = [w.expr(n).text for n in saved]
+    bw = Walker(consts, w.namer, comments)
+    bw.bind(g, "g")
+    lines = []
+    if saved:
+        lines.append((saved_names[0] + "," if len(saved) == 1 else ", ".join(saved_names)) + " = saved")
+    for n, nm in zip(saved, saved_names):
+        bw.bind(n, nm)
+    bw.lines = lines
+    bw.walk(bwd_nodes, vjp.outputs[1:])
+    fns.append(
+        PyFunction(
+            f"{unit.name}_backward",
+            ["saved", "g"],
+            f"The gradients with respect to {wrt}, given the upstream gradient g.",
+            bw.lines,
+            _grads_tuple(vjp.outputs[1:], bw),
+        )
+    )
+    fns.append(
+        PyFunction(
+            f"{unit.name}_vjp",
+            [*params, "g"],
+            "The value and the gradients, given the upstream gradient g of the output's shape.",
+            [f"value, saved = {unit.name}_forward({', '.join(params)})"],
+            f"value, {unit.name}_backward(saved, g)",
+        )
+    )
+    return fns
+
+
+def template_dir() -> Path:
+    """templates/ in a source checkout, or the copy installed as codegen/templates."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here.parent / "templates", here / "templates"):
+        if (candidate / "python_module.py.j2").is_file():
+            return candidate
+    raise FileNotFoundError("gradgen's templates are missing: reinstall gradgen")
+
+
+def emit_module(units: Sequence[Unit], source_name: str, comments: bool = True) -> str:
+    """The whole generated Python module, before formatting."""
+    consts = ModuleConsts()
+    for u in units:
+        consts.namer.claim(u.name)
+        for suffix in ("value_and_grad", "vjp", "forward", "backward"):
+            consts.namer.claim(f"{u.name}_{suffix}")
+    functions = [f for u in units for f in emit_unit(u, consts, comments)]
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir())),
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    uses_math = any("math." in line for f in functions for line in f.lines) or any(
+        "math." in f.returns for f in functions
+    )
+    return env.get_template("python_module.py.j2").render(
+        version=__version__,
+        source=source_name,
+        units=units,
+        functions=functions,
+        constants=consts.lines,
+        uses_math=uses_math,
+    )

@@ -1,0 +1,284 @@
+"""The IR: a graph of single-assignment nodes in topological order.
+
+Nodes are interned at construction (same op, inputs and attributes give the same node),
+so common-subexpression elimination is free. A node's shape rule, evaluation and VJP rule
+live in `ops`; this module only stores, prints and interprets.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .errors import Src
+
+Shape = tuple[int, ...]
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable stand-in for an attribute value (lists become tuples)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    return value
+
+
+class Node:
+    """One SSA value: `op(*inputs; attrs)` of a known shape and dtype."""
+
+    __slots__ = (
+        "id",
+        "op",
+        "inputs",
+        "attrs",
+        "shape",
+        "dtype",
+        "src",
+        "graph",
+        "name",
+        "tag",
+        "value",
+    )
+
+    def __init__(self, graph, id, op, inputs, attrs, shape, dtype, src, tag, value=None):
+        self.graph = graph
+        self.id: int = id
+        self.op: str = op
+        self.inputs: tuple[Node, ...] = inputs
+        self.attrs: dict[str, Any] = attrs
+        self.shape: Shape = shape
+        self.dtype: str = dtype
+        self.src: Src | None = src
+        self.tag: str | None = tag  # the gate that made a backward node, for comments
+        self.name: str | None = None  # a name hint: the user's variable or parameter
+        self.value = value  # constants only
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __repr__(self) -> str:
+        return f"%{self.id}"
+
+    # Arithmetic, so that VJP rules read like the math they state.
+    def __add__(self, other):
+        return self.graph.apply("add", self, other)
+
+    def __radd__(self, other):
+        return self.graph.apply("add", other, self)
+
+    def __sub__(self, other):
+        return self.graph.apply("sub", self, other)
+
+    def __rsub__(self, other):
+        return self.graph.apply("sub", other, self)
+
+    def __mul__(self, other):
+        return self.graph.apply("mul", self, other)
+
+    def __rmul__(self, other):
+        return self.graph.apply("mul", other, self)
+
+    def __truediv__(self, other):
+        return self.graph.apply("div", self, other)
+
+    def __rtruediv__(self, other):
+        return self.graph.apply("div", other, self)
+
+    def __neg__(self):
+        return self.graph.apply("neg", self)
+
+    def __pow__(self, other):
+        return self.graph.apply("pow", self, other)
+
+
+class Graph:
+    """A growing list of nodes; `apply` adds (or finds) a node."""
+
+    def __init__(self) -> None:
+        self.nodes: list[Node] = []
+        self.params: list[Node] = []
+        self.outputs: list[Node] = []
+        self._interned: dict[Any, Node] = {}
+        # Defaults stamped on new nodes: set by the tracer and by autodiff per gate.
+        self.src: Src | None = None
+        self.tag: str | None = None
+        # Python numbers next to bool masks take this dtype (f32 when every parameter is).
+        self.float_dtype = "f64"
+        # Construction-time rewrites (constant folding, x*1 -> x, ...): the simplify pass.
+        self.rewrite = False
+
+    def param(self, name: str, shape: Shape, dtype: str, src: Src | None = None) -> Node:
+        node = self._new("param", (), {"name": name, "index": len(self.params)}, shape, dtype, src)
+        node.name = name
+        self.params.append(node)
+        return node
+
+    def const(self, value: Any, dtype: str | None = None) -> Node:
+        """A constant node; Python scalars take `dtype` (the other operand's: weak typing)."""
+        arr = np.asarray(value)
+        if dtype is None:
+            dtype = dtype_of(arr)
+        arr = arr.astype(NUMPY_DTYPES[dtype])
+        key = ("const", arr.shape, dtype, arr.tobytes())
+        node = self._interned.get(key)
+        if node is None:
+            node = self._new("const", (), {}, tuple(arr.shape), dtype, None, value=arr)
+            self._interned[key] = node
+        return node
+
+    def apply(self, op: str, *inputs: Any, src: Src | None = None, **attrs: Any) -> Node:
+        """Add `op(*inputs; attrs)`, or return the identical node already present.
+
+        Python numbers among the inputs become constants of the other inputs' dtype.
+        """
+        from . import ops
+
+        spec = ops.OPS[op]
+        dtype_hint = next(
+            (x.dtype for x in inputs if isinstance(x, Node) and x.dtype in ("f64", "f32")),
+            self.float_dtype,
+        )
+        nodes = tuple(x if isinstance(x, Node) else self.const(x, dtype_hint) for x in inputs)
+        if self.rewrite:
+            rewritten = self._rewrite(spec, nodes, attrs)
+            if rewritten is not None:
+                return rewritten
+        frozen = _freeze(attrs)
+        key = (op, tuple(n.id for n in nodes), frozen)
+        node = self._interned.get(key)
+        if node is not None:
+            return node
+        shape = spec.shape([n.shape for n in nodes], **attrs)
+        dtype = spec.dtype([n.dtype for n in nodes], **attrs)
+        node = self._new(op, nodes, attrs, tuple(shape), dtype, src or self.src)
+        self._interned[key] = node
+        return node
+
+    def _rewrite(self, spec, nodes, attrs) -> Node | None:
+        if nodes and all(n.op == "const" for n in nodes) and spec.fold:
+            # constant folding: evaluate now with the same numpy call the code would make
+            with np.errstate(all="ignore"):
+                value = np.asarray(spec.eval(*(n.value for n in nodes), **attrs))
+            shape = tuple(spec.shape([n.shape for n in nodes], **attrs))
+            dtype = spec.dtype([n.dtype for n in nodes], **attrs)
+            return self.const(np.broadcast_to(value, shape), dtype)
+        return spec.simplify(*nodes, **attrs) if spec.simplify else None
+
+    def _new(self, op, inputs, attrs, shape, dtype, src, value=None) -> Node:
+        node = Node(self, len(self.nodes), op, inputs, attrs, shape, dtype, src, self.tag, value)
+        self.nodes.append(node)
+        return node
+
+    def live_nodes(self) -> list[Node]:
+        """The nodes the outputs depend on, in topological order (params always kept)."""
+        keep: set[int] = set()
+        stack = list(self.outputs)
+        while stack:
+            node = stack.pop()
+            if node.id in keep:
+                continue
+            keep.add(node.id)
+            stack.extend(node.inputs)
+        keep.update(p.id for p in self.params)
+        return [n for n in self.nodes if n.id in keep]
+
+
+NUMPY_DTYPES = {"f64": np.float64, "f32": np.float32, "bool": np.bool_, "i64": np.int64}
+
+
+def dtype_of(arr: np.ndarray) -> str:
+    """The IR dtype name of a numpy array."""
+    if arr.dtype == np.float32:
+        return "f32"
+    if arr.dtype == np.bool_:
+        return "bool"
+    if np.issubdtype(arr.dtype, np.integer):
+        return "i64"
+    return "f64"
+
+
+def type_str(node: Node) -> str:
+    return f"{node.dtype}[{','.join(str(d) for d in node.shape)}]"
+
+
+def format_graph(graph: Graph, title: str = "") -> str:
+    """The printed form, one node a line: `name:f64[3] = op in1 in2 {attrs}  # file:line`."""
+
+    def ref(n: Node) -> str:
+        if n.op == "const" and n.value.ndim == 0:
+            return repr(n.value.item())
+        return f"%{n.name}" if n.op == "param" else f"%{n.id}"
+
+    lines = [title] if title else []
+    params = ", ".join(f"{p.name}:{type_str(p)}" for p in graph.params)
+    lines.append(f"{{ lambda {params} .")
+    for node in graph.live_nodes():
+        if node.op == "param" or (node.op == "const" and node.value.ndim == 0):
+            continue
+        if node.op == "const":
+            rhs = f"const {np.array2string(node.value, threshold=6)}"
+        else:
+            attrs = " ".join(f"{k}={v!r}" for k, v in node.attrs.items())
+            rhs = " ".join([node.op, *(ref(i) for i in node.inputs)])
+            rhs += f" {{{attrs}}}" if attrs else ""
+        where = f"  # {node.src}" if node.src else ""
+        hint = f" ({node.name})" if node.name else ""
+        lines.append(f"  %{node.id}{hint}:{type_str(node)} = {rhs}{where}")
+    lines.append(f"  in ( {', '.join(ref(o) for o in graph.outputs)} ) }}")
+    return "\n".join(lines)
+
+
+def evaluate(graph: Graph, args: Sequence[Any], nodes: Iterable[Node] | None = None) -> dict[int, Any]:
+    """The reference interpreter: every live node's value, keyed by node id."""
+    from . import ops
+
+    env: dict[int, Any] = {}
+    for node in nodes if nodes is not None else graph.live_nodes():
+        if node.op == "param":
+            env[node.id] = np.asarray(args[node.attrs["index"]], dtype=NUMPY_DTYPES[node.dtype])
+        elif node.op == "const":
+            env[node.id] = node.value
+        else:
+            spec = ops.OPS[node.op]
+            with np.errstate(all="ignore"):
+                env[node.id] = np.asarray(spec.eval(*(env[i.id] for i in node.inputs), **node.attrs))
+    return env
+
+
+def run(graph: Graph, *args: Any) -> list[Any]:
+    """Evaluate the graph's outputs at `args` with numpy."""
+    env = evaluate(graph, args)
+    return [env[o.id] for o in graph.outputs]
+
+
+def replay(graph: Graph, rewrite: bool = False) -> Graph:
+    """A copy of the graph's live nodes, rebuilt through `apply`.
+
+    Rebuilding interns again (common subexpressions merge), drops what the outputs do not
+    need, and with `rewrite` applies constant folding and the ops' algebraic rewrites.
+    """
+    new = Graph()
+    new.float_dtype = graph.float_dtype
+    new.rewrite = rewrite
+    env: dict[int, Node] = {}
+    for node in graph.live_nodes():
+        if node.op == "param":
+            out = new.param(node.name, node.shape, node.dtype, node.src)
+        elif node.op == "const":
+            out = new.const(node.value, node.dtype)
+        else:
+            new.src, new.tag = node.src, node.tag
+            out = new.apply(node.op, *(env[i.id] for i in node.inputs), **node.attrs)
+        if out.name is None:
+            out.name = node.name
+        env[node.id] = out
+    new.src = new.tag = None
+    new.outputs = [env[o.id] for o in graph.outputs]
+    return new

@@ -1,0 +1,102 @@
+"""The op table: everything about an op, declared once, side by side.
+
+Each op module (`elementwise`, `reduce`, `shape`, ...) calls `defop` once per op with its
+shape rule, numpy evaluation, VJP rule (which builds IR through Node arithmetic and
+`apply`), Python emission, the numpy callables the tracer maps to it, and the input domain
+its tests sample. Nothing outside this package knows about individual ops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from ..emit.expr import Emit
+
+OPS: dict[str, "Op"] = {}
+# numpy callable (ufunc or function) -> tracer front: (args, kwargs, src) -> value
+NUMPY: dict[Any, Callable] = {}
+
+
+@dataclass(frozen=True)
+class Op:
+    """One primitive. `vjp(g, out, *inputs, **attrs)` returns one cotangent (or None) per input."""
+
+    name: str
+    eval: Callable[..., Any]
+    py: Emit  # numpy form, for arrays
+    shape: Callable[..., tuple]
+    dtype: Callable[..., str]
+    vjp: Callable[..., tuple] | None = None
+    py_scalar: Emit | None = None  # math form, for f64 scalars; defaults to `py`
+    py_stmts: Callable[..., list[str]] | None = None  # statement form, when no expression fits
+    gate: str = ""  # the emitted comment on the lines this op's VJP makes
+    domain: str = "real"  # what tests sample: real | positive | unit (-1, 1) | nonzero
+    kink: Callable[..., Any] | None = None  # distance to a switch, for the numeric check
+    simplify: Callable[..., Any] | None = None  # construction-time rewrite, or None
+    fold: bool = True  # constant inputs may be evaluated at compile time
+    gathers: bool = False  # only assembles its inputs: single-use inputs inline into it
+    # Test cases: (parameter annotations, expression), e.g. ("x: f64[3,4]", "np.sum(x, axis=1)").
+    # Ufuncs without any get generated ones; `internal` ops are reached only through others.
+    examples: tuple[tuple[str, str], ...] = ()
+    internal: bool = False
+
+
+def broadcast_shape(shapes: list[tuple], **attrs: Any) -> tuple:
+    return tuple(np.broadcast_shapes(*shapes))
+
+
+def promote(dtypes: list[str], **attrs: Any) -> str:
+    floats = [d for d in dtypes if d in ("f64", "f32")]
+    if not floats:
+        return "f64"
+    return "f64" if "f64" in floats else "f32"
+
+
+def to_bool(dtypes: list[str], **attrs: Any) -> str:
+    return "bool"
+
+
+def same_shape(shapes: list[tuple], **attrs: Any) -> tuple:
+    return shapes[0]
+
+
+def defop(name: str, *, numpy: tuple = (), front: Callable | None = None, **fields: Any) -> Op:
+    """Declare an op and the numpy callables that trace to it."""
+    fields.setdefault("shape", broadcast_shape)
+    fields.setdefault("dtype", promote)
+    op = Op(name=name, **fields)
+    if name in OPS:
+        raise ValueError(f"op {name!r} declared twice")
+    OPS[name] = op
+    for fn in numpy:
+        NUMPY[fn] = front or _ufunc_front(name)
+    return op
+
+
+def _ufunc_front(name: str) -> Callable:
+    def front(args: tuple, kwargs: dict, graph) -> Any:
+        return graph.apply(name, *args)
+
+    return front
+
+
+def apply(op: str, *inputs: Any, **attrs: Any):
+    """Build `op(*inputs)` in the graph of the first node among the inputs."""
+    graph = next(x.graph for x in inputs if hasattr(x, "graph"))
+    return graph.apply(op, *inputs, **attrs)
+
+
+def is_const(node: Any, value: float | None = None) -> bool:
+    """Whether `node` is a constant (equal everywhere to `value`, if given)."""
+    if getattr(node, "op", None) == "broadcast_to":
+        node = node.inputs[0]
+    if getattr(node, "op", None) != "const":
+        return False
+    return value is None or bool(np.all(node.value == value))
+
+
+# Importing the op modules fills the table.
+from . import elementwise, reduce, shape  # noqa: E402,F401

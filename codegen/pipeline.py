@@ -1,0 +1,104 @@
+"""The stages in order: load -> trace -> autodiff -> passes -> emit -> format.
+
+`compile_file` returns everything the CLI prints, writes or checks; it writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from . import passes
+from .autodiff import vjp_graph
+from .emit import python as emit_python
+from .errors import GradgenError
+from .format import format_python
+from .ir import Graph
+from .load import FunctionSpec, Loaded, load
+from .trace import trace_function
+
+
+@dataclass
+class Traced:
+    """One function through the pipeline: its IR before and after differentiation."""
+
+    spec: FunctionSpec
+    wrt: list[str]
+    forward: Graph  # as traced
+    optimized: Graph  # the forward after the passes
+    value_and_grad: Graph | None  # seeded with 1; None for a non-scalar output
+    vjp: Graph  # seeded with a parameter g
+
+
+@dataclass
+class Compiled:
+    loaded: Loaded
+    functions: list[Traced]
+    source: str  # the formatted module
+
+
+def _wrt_for(spec: FunctionSpec, wrt: Sequence[str] | None) -> list[str]:
+    names = [p.name for p in spec.params]
+    if wrt is None:
+        return names
+    missing = [w for w in wrt if w not in names]
+    if missing:
+        raise GradgenError(
+            f"--wrt names {', '.join(map(repr, missing))}, which {'is' if len(missing) == 1 else 'are'} "
+            f"not a parameter of {spec.name} (its parameters: {', '.join(names) or 'none'})",
+            spec.src,
+            "list parameter names separated by commas, e.g. --wrt " + ",".join(names[:2]),
+        )
+    return list(wrt)
+
+
+def differentiate(
+    loaded: Loaded, spec: FunctionSpec, wrt: Sequence[str] | None, enabled: Sequence[str] | None
+) -> Traced:
+    """Trace one function and build its optimized gradient graphs."""
+    if "g" in [p.name for p in spec.params]:
+        raise GradgenError(
+            f"{spec.name} has a parameter named 'g', which the generated API uses for the "
+            "upstream gradient",
+            spec.src,
+            "rename the parameter",
+        )
+    forward = trace_function(loaded, spec)
+    names = _wrt_for(spec, wrt)
+    scalar = forward.outputs[0].shape == ()
+    return Traced(
+        spec,
+        names,
+        forward,
+        passes.run_pipeline(forward, enabled),
+        passes.run_pipeline(vjp_graph(forward, names, seed=1.0), enabled) if scalar else None,
+        passes.run_pipeline(vjp_graph(forward, names, seed="g"), enabled),
+    )
+
+
+def compile_file(
+    path: str | Path,
+    fn: str | None = None,
+    wrt: Sequence[str] | None = None,
+    dims: dict[str, int] | None = None,
+    comments: bool = True,
+    enabled_passes: Sequence[str] | None = None,
+) -> Compiled:
+    """Load, trace, differentiate, optimize, emit and format one expr.py."""
+    loaded = load(path, fn, dims)
+    traced = [differentiate(loaded, spec, wrt, enabled_passes) for spec in loaded.functions]
+    units = [
+        emit_python.Unit(
+            name=t.spec.name,
+            params=[p.name for p in t.spec.params],
+            wrt=t.wrt,
+            forward=t.optimized,
+            value_and_grad=t.value_and_grad,
+            vjp=t.vjp,
+            signature=f"{t.spec.name}({', '.join(p.name + ': ' + p.type_str() for p in t.spec.params)})",
+        )
+        for t in traced
+    ]
+    text = emit_python.emit_module(units, loaded.path.name, comments)
+    return Compiled(loaded, traced, format_python(text))

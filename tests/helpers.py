@@ -1,0 +1,71 @@
+"""Shared test helpers: write an expr.py, run the whole pipeline, check the result."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from codegen import check, ir
+from codegen.pipeline import compile_file
+from codegen.write import write_atomic
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_expr(folder: Path, params: str, expr: str, stem: str = "expr", reduce: bool = True) -> Path:
+    """An expr.py with `def f(PARAMS): return np.sum(np.sin(EXPR))` (or EXPR as is)."""
+    annotated = ", ".join(
+        f'{p.split(":")[0].strip()}: "{p.split(":")[1].strip()}"' for p in _split(params)
+    )
+    body = f"np.sum(np.sin({expr}))" if reduce else expr
+    path = folder / f"{stem}.py"
+    path.write_text(f"import numpy as np\n\n\ndef f({annotated}):\n    return {body}\n")
+    return path
+
+
+def write_source(folder: Path, source: str, stem: str = "expr") -> Path:
+    path = folder / f"{stem}.py"
+    path.write_text(textwrap.dedent(source).lstrip())
+    return path
+
+
+def _split(params: str) -> list[str]:
+    """Split "x: f64[2,3], y: f64[]" at the commas between parameters."""
+    out, depth, cur = [], 0, ""
+    for ch in params:
+        depth += ch == "["
+        depth -= ch == "]"
+        if ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return [p for p in out + [cur] if p.strip()]
+
+
+def compile_and_check(path: Path, out: Path | None = None, **kwargs):
+    """Compile, write, import and numerically check: returns (compiled, module, reports)."""
+    compiled = compile_file(path, **kwargs)
+    target = (out or path.parent / "out") / f"{path.stem}_grad.py"
+    write_atomic(target, compiled.source)
+    module = check.import_path(target)
+    reports = [check.check_function(module, t.spec, t.forward, t.wrt) for t in compiled.functions]
+    return compiled, module, reports
+
+
+def assert_ir_matches(compiled, module, seed: int = 1) -> None:
+    """The reference interpreter agrees with the user's function and the generated module."""
+    rng = np.random.default_rng(seed)
+    for t in compiled.functions:
+        args, _ = check.draw_point(t.spec.params, t.forward, rng)
+        user = np.asarray(t.spec.fn(*[a if a.ndim else float(a) for a in args]))
+        (traced,) = ir.run(t.forward, *args)
+        np.testing.assert_allclose(traced, user, rtol=1e-12, atol=1e-12)
+        g = rng.standard_normal(traced.shape)
+        value, *grads = ir.run(t.vjp, *args, g)
+        mod_value, mod_grads = getattr(module, f"{t.spec.name}_vjp")(*args, g)
+        np.testing.assert_allclose(value, mod_value, rtol=1e-12, atol=1e-12)
+        for a, b in zip(grads, mod_grads):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
