@@ -99,4 +99,4 @@ def is_const(node: Any, value: float | None = None) -> bool:
 
 
 # Importing the op modules fills the table.
-from . import elementwise, reduce, shape  # noqa: E402,F401
+from . import create, elementwise, linalg, reduce, shape  # noqa: E402,F401

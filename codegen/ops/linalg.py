@@ -1,0 +1,3 @@
+"""Linear algebra: matmul, dot, outer, inner, two-operand einsum, transposes."""
+
+from __future__ import annotations
