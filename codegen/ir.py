@@ -111,8 +111,10 @@ class Graph:
         self.tag: str | None = None
         # Python numbers next to bool masks take this dtype (f32 when every parameter is).
         self.float_dtype = "f64"
-        # Construction-time rewrites (constant folding, x*1 -> x, ...): the simplify pass.
-        self.rewrite = False
+        # Construction-time rules, switched on by the passes that rebuild a graph:
+        # "intern" (same op and inputs give the same node: CSE), "fold" (constant
+        # folding), "simplify" (the ops' algebraic rewrites), "fuse" (pattern fusions).
+        self.rules: frozenset[str] = frozenset()
 
     def param(self, name: str, shape: Shape, dtype: str, src: Src | None = None) -> Node:
         node = self._new("param", (), {"name": name, "index": len(self.params)}, shape, dtype, src)
@@ -146,47 +148,59 @@ class Graph:
             self.float_dtype,
         )
         nodes = tuple(x if isinstance(x, Node) else self.const(x, dtype_hint) for x in inputs)
-        if self.rewrite:
+        if self.rules:
             rewritten = self._rewrite(spec, nodes, attrs)
             if rewritten is not None:
                 return rewritten
-        frozen = _freeze(attrs)
-        key = (op, tuple(n.id for n in nodes), frozen)
-        node = self._interned.get(key)
-        if node is not None:
-            return node
+        key = (op, tuple(n.id for n in nodes), _freeze(attrs))
+        if "intern" in self.rules:
+            node = self._interned.get(key)
+            if node is not None:
+                return node
         shape = spec.shape([n.shape for n in nodes], **attrs)
         dtype = spec.dtype([n.dtype for n in nodes], **attrs)
         node = self._new(op, nodes, attrs, tuple(shape), dtype, src or self.src)
-        self._interned[key] = node
+        self._interned.setdefault(key, node)
         return node
 
     def _rewrite(self, spec, nodes, attrs) -> Node | None:
-        if nodes and all(n.op == "const" for n in nodes) and spec.fold:
-            # constant folding: evaluate now with the same numpy call the code would make
+        from . import ops
+
+        if "fold" in self.rules and nodes and spec.fold and all(n.op == "const" for n in nodes):
+            # evaluate now, with the same numpy call the generated code would make
             with np.errstate(all="ignore"):
                 value = np.asarray(spec.eval(*(n.value for n in nodes), **attrs))
             shape = tuple(spec.shape([n.shape for n in nodes], **attrs))
             dtype = spec.dtype([n.dtype for n in nodes], **attrs)
             return self.const(np.broadcast_to(value, shape), dtype)
-        return spec.simplify(*nodes, **attrs) if spec.simplify else None
+        if "fuse" in self.rules:
+            for fusion in ops.FUSIONS.get(spec.name, ()):
+                fused = fusion(*nodes, **attrs)
+                if fused is not None:
+                    return fused
+        if "simplify" in self.rules and spec.simplify:
+            return spec.simplify(*nodes, **attrs)
+        return None
 
     def _new(self, op, inputs, attrs, shape, dtype, src, value=None) -> Node:
         node = Node(self, len(self.nodes), op, inputs, attrs, shape, dtype, src, self.tag, value)
         self.nodes.append(node)
         return node
 
-    def live_nodes(self) -> list[Node]:
-        """The nodes the outputs depend on, in topological order (params always kept)."""
+    def live_ids(self) -> set[int]:
+        """Ids of the nodes the outputs depend on."""
         keep: set[int] = set()
         stack = list(self.outputs)
         while stack:
             node = stack.pop()
-            if node.id in keep:
-                continue
-            keep.add(node.id)
-            stack.extend(node.inputs)
-        keep.update(p.id for p in self.params)
+            if node.id not in keep:
+                keep.add(node.id)
+                stack.extend(node.inputs)
+        return keep
+
+    def live_nodes(self) -> list[Node]:
+        """The nodes the outputs depend on, in topological order (params always kept)."""
+        keep = self.live_ids() | {p.id for p in self.params}
         return [n for n in self.nodes if n.id in keep]
 
 
@@ -258,17 +272,17 @@ def run(graph: Graph, *args: Any) -> list[Any]:
     return [env[o.id] for o in graph.outputs]
 
 
-def replay(graph: Graph, rewrite: bool = False) -> Graph:
-    """A copy of the graph's live nodes, rebuilt through `apply`.
+def replay(graph: Graph, rules: Iterable[str] = (), dce: bool = False) -> Graph:
+    """A copy of the graph rebuilt through `apply` with construction-time `rules` on.
 
-    Rebuilding interns again (common subexpressions merge), drops what the outputs do not
-    need, and with `rewrite` applies constant folding and the ops' algebraic rewrites.
+    Old nodes map one to one onto new ones (or onto what a rule rewrote them to), so
+    sharing already present is kept; `dce` drops the nodes the outputs do not need.
     """
     new = Graph()
     new.float_dtype = graph.float_dtype
-    new.rewrite = rewrite
+    new.rules = frozenset(rules)
     env: dict[int, Node] = {}
-    for node in graph.live_nodes():
+    for node in graph.live_nodes() if dce else graph.nodes:
         if node.op == "param":
             out = new.param(node.name, node.shape, node.dtype, node.src)
         elif node.op == "const":
@@ -280,5 +294,6 @@ def replay(graph: Graph, rewrite: bool = False) -> Graph:
             out.name = node.name
         env[node.id] = out
     new.src = new.tag = None
+    new.rules = frozenset()
     new.outputs = [env[o.id] for o in graph.outputs]
     return new

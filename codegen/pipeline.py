@@ -67,13 +67,15 @@ def differentiate(
     forward = trace_function(loaded, spec)
     names = _wrt_for(spec, wrt)
     scalar = forward.outputs[0].shape == ()
+    # Optimize the forward first: fusions decide which forward values backward reuses.
+    optimized = passes.run_pipeline(forward, enabled)
     return Traced(
         spec,
         names,
         forward,
-        passes.run_pipeline(forward, enabled),
-        passes.run_pipeline(vjp_graph(forward, names, seed=1.0), enabled) if scalar else None,
-        passes.run_pipeline(vjp_graph(forward, names, seed="g"), enabled),
+        optimized,
+        passes.run_pipeline(vjp_graph(optimized, names, seed=1.0), enabled) if scalar else None,
+        passes.run_pipeline(vjp_graph(optimized, names, seed="g"), enabled),
     )
 
 

@@ -23,11 +23,9 @@ def neuron_value_and_grad(w, x):
     w0, w1, w2 = w.tolist()
     x0, x1 = x.tolist()
     dot = w0 * x0 + w1 * x1 + w2
-    t0 = math.exp(-dot)
-    f = 1.0 / (1.0 + t0)
+    f = 1.0 / (1.0 + math.exp(-dot))
     # backward
-    t1 = f * f  # div gate: scales by 1/y
-    g_dot = t1 * t0  # exp gate: times its output
+    g_dot = f * (1.0 - f)  # sigmoid gate: s(1 - s)
     g_w = np.array([g_dot * x0, g_dot * x1, g_dot])  # index gate: scatters back
     g_x = np.array([g_dot * w0, g_dot * w1])  # index gate: scatters back
     return f, (g_w, g_x)
@@ -38,17 +36,15 @@ def neuron_forward(w, x):
     w0, w1, w2 = w.tolist()
     x0, x1 = x.tolist()
     dot = w0 * x0 + w1 * x1 + w2
-    t0 = math.exp(-dot)
-    f = 1.0 / (1.0 + t0)
-    return f, (w0, x0, w1, x1, t0, f)
+    f = 1.0 / (1.0 + math.exp(-dot))
+    return f, (w0, x0, w1, x1, f)
 
 
 def neuron_backward(saved, g):
     """The gradients with respect to w, x, given the upstream gradient g."""
-    w0, x0, w1, x1, t0, f = saved
+    w0, x0, w1, x1, f = saved
     # backward
-    t1 = g * (f * f)  # div gate: scales by 1/y
-    g_dot = t1 * t0  # exp gate: times its output
+    g_dot = g * (f * (1.0 - f))  # sigmoid gate: s(1 - s)
     g_w = np.array([g_dot * x0, g_dot * x1, g_dot])  # index gate: scatters back
     g_x = np.array([g_dot * w0, g_dot * w1])  # index gate: scatters back
     return (g_w, g_x)

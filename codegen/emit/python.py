@@ -258,7 +258,7 @@ def emit_unit(unit: Unit, consts: ModuleConsts, comments: bool) -> list[PyFuncti
     # NAME(*args): the forward value
     fwd = unit.forward
     w = _start(unit, consts, comments, fwd)
-    nodes = fwd.live_nodes()
+    nodes = fwd.nodes
     w.unpack_params(fwd.params, nodes, fwd.outputs)
     w.walk(nodes, fwd.outputs)
     fns.append(PyFunction(unit.name, params, f"The value of {unit.signature}.", w.lines, _returned(fwd.outputs, w)))
@@ -269,7 +269,7 @@ def emit_unit(unit: Unit, consts: ModuleConsts, comments: bool) -> list[PyFuncti
     if value.shape == ():
         vg = unit.value_and_grad
         w = _start(unit, consts, comments, vg)
-        nodes = vg.live_nodes()
+        nodes = vg.nodes
         w.unpack_params(vg.params, nodes, vg.outputs)
         w.walk(nodes, vg.outputs)
         ret = f"{w.expr(vg.outputs[0]).text}, {_grads_tuple(vg.outputs[1:], w)}"
@@ -286,7 +286,7 @@ def emit_unit(unit: Unit, consts: ModuleConsts, comments: bool) -> list[PyFuncti
     # NAME_forward / NAME_backward: the split at what backward reads
     vjp = unit.vjp
     g = next(p for p in vjp.params if p.name == "g")
-    nodes = vjp.live_nodes()
+    nodes = vjp.nodes
     backward_ids = _downstream(vjp, g)
     value = vjp.outputs[0]
     forward_ids = _ancestors([value])

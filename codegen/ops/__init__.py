@@ -16,8 +16,10 @@ import numpy as np
 from ..emit.expr import Emit
 
 OPS: dict[str, "Op"] = {}
-# numpy callable (ufunc or function) -> tracer front: (args, kwargs, src) -> value
+# numpy callable (ufunc or function) -> tracer front: (args, kwargs, graph) -> value
 NUMPY: dict[Any, Callable] = {}
+# op name -> patterns rooted at that op which a fused op replaces (the fuse pass)
+FUSIONS: dict[str, list[Callable]] = {}
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Op:
     # Ufuncs without any get generated ones; `internal` ops are reached only through others.
     examples: tuple[tuple[str, str], ...] = ()
     internal: bool = False
+    fuses: tuple[str, Callable] | None = None  # (root op, matcher): see `defop`
 
 
 def broadcast_shape(shapes: list[tuple], **attrs: Any) -> tuple:
@@ -63,16 +66,29 @@ def same_shape(shapes: list[tuple], **attrs: Any) -> tuple:
     return shapes[0]
 
 
-def defop(name: str, *, numpy: tuple = (), front: Callable | None = None, **fields: Any) -> Op:
-    """Declare an op and the numpy callables that trace to it."""
+def defop(
+    name: str,
+    *,
+    numpy: tuple = (),
+    front: Callable | None = None,
+    fuses: tuple[str, Callable] | None = None,
+    **fields: Any,
+) -> Op:
+    """Declare an op, the numpy callables that trace to it, and the pattern it fuses.
+
+    `fuses=(root, match)`: `match(*root_inputs, **root_attrs)` returns the fused node for
+    a `root` node that is an instance of the pattern, else None.
+    """
     fields.setdefault("shape", broadcast_shape)
     fields.setdefault("dtype", promote)
-    op = Op(name=name, **fields)
+    op = Op(name=name, fuses=fuses, **fields)
     if name in OPS:
         raise ValueError(f"op {name!r} declared twice")
     OPS[name] = op
     for fn in numpy:
         NUMPY[fn] = front or _ufunc_front(name)
+    if fuses is not None:
+        FUSIONS.setdefault(fuses[0], []).append(fuses[1])
     return op
 
 
@@ -99,4 +115,4 @@ def is_const(node: Any, value: float | None = None) -> bool:
 
 
 # Importing the op modules fills the table.
-from . import create, elementwise, linalg, reduce, shape  # noqa: E402,F401
+from . import create, elementwise, fused, linalg, reduce, shape  # noqa: E402,F401

@@ -1,26 +1,52 @@
 """Stage 4, passes: IR -> IR rewrites, run in the order of PIPELINE.
 
-Each pass is a pure `run(graph) -> graph`. Rebuilding a graph interns nodes again, so
-common subexpressions merge and dead nodes drop out of every pass's result.
+Each pass is a module with a pure `run(graph) -> graph` and its own tests; any of them
+can be switched off (`gradgen --passes`, or GRADGEN_PASSES in the environment), and the
+code stays correct, only slower and longer.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Callable, Sequence
 
 from ..ir import Graph
-from . import simplify
+from . import cse, dce, fold, fuse, simplify
 
 Pass = Callable[[Graph], Graph]
 
 PIPELINE: list[tuple[str, Pass]] = [
+    ("fold", fold.run),
     ("simplify", simplify.run),
+    ("fuse", fuse.run),
+    ("cse", cse.run),
+    ("dce", dce.run),
 ]
+NAMES = [name for name, _ in PIPELINE]
+
+
+def parse(spec: str | None) -> list[str]:
+    """`all`, `none`, or a comma list of pass names -> the enabled names."""
+    if spec is None or spec.strip() == "all":
+        return list(NAMES)
+    if spec.strip() == "none":
+        return []
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [n for n in names if n not in NAMES]
+    if unknown:
+        raise ValueError(f"unknown pass {', '.join(unknown)} (passes: {', '.join(NAMES)}, all, none)")
+    return names
+
+
+def default_enabled() -> list[str]:
+    """The passes on by default: all, unless GRADGEN_PASSES says otherwise."""
+    return parse(os.environ.get("GRADGEN_PASSES"))
 
 
 def run_pipeline(graph: Graph, enabled: Sequence[str] | None = None) -> Graph:
-    """Run the passes of PIPELINE (only those named in `enabled`, when given)."""
+    """Run the passes of PIPELINE that are enabled (all by default), in order."""
+    enabled = default_enabled() if enabled is None else enabled
     for name, run in PIPELINE:
-        if enabled is None or name in enabled:
+        if name in enabled:
             graph = run(graph)
     return graph

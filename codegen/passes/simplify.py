@@ -1,8 +1,11 @@
-"""Constant folding and the ops' algebraic rewrites (x*1 -> x, -(-x) -> x, ...).
+"""Algebraic simplification, exact in IEEE arithmetic up to the sign of a zero.
 
-The rewrites themselves stand beside their ops (`simplify=` in the op table); this pass
-rebuilds the graph with them switched on. Rebuilding bottom-up means every node is
-rewritten after its inputs, so one sweep reaches a fixed point for these local rules.
+The rules stand beside their ops (`simplify=` in the op table): x + 0, x - 0, x * 1,
+x / 1 -> x; 0 - x -> -x; x * -1 -> -x; -(-x) -> x; (-a) * b -> -(a * b); sums and
+reshapes over nothing -> x. Not done, because not exact: x * 0 -> 0 (NaN, inf),
+x - x -> 0 (inf), reassociation (rounding). This pass rebuilds the graph with them on;
+rebuilding bottom-up rewrites each node after its inputs, so one sweep reaches the
+fixed point of these local rules.
 """
 
 from __future__ import annotations
@@ -11,4 +14,4 @@ from ..ir import Graph, replay
 
 
 def run(graph: Graph) -> Graph:
-    return replay(graph, rewrite=True)
+    return replay(graph, {"simplify"})

@@ -1,0 +1,180 @@
+"""The command line: outputs, --show, exit statuses, and one clear message per mistake."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import pytest
+
+import cli
+from codegen import ops
+from helpers import ROOT, write_source
+
+
+def run(capsys, *argv):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def test_writes_and_checks(tmp_path, capsys):
+    status, out, err = run(capsys, ROOT / "examples" / "neuron.py", "--out", tmp_path)
+    assert status == 0, err
+    assert (tmp_path / "neuron_grad.py").exists()
+    assert "check neuron" in out and out.rstrip().endswith("ok")
+    assert list(tmp_path.iterdir()) == [tmp_path / "neuron_grad.py"]  # no temp files left
+
+
+def test_no_comments(tmp_path, capsys):
+    status, out, _ = run(capsys, ROOT / "examples" / "neuron.py", "--show", "code", "--no-comments")
+    assert status == 0 and "def neuron_value_and_grad" in out
+    assert "# " not in out.split('"""', 4)[-1]  # no comments after the module docstring
+
+
+def test_show_ir_and_grad_ir(tmp_path, capsys):
+    status, out, _ = run(capsys, ROOT / "examples" / "circuit.py", "--show", "ir")
+    assert status == 0
+    assert "lambda x:f64[], y:f64[], z:f64[]" in out and "add %x %y" in out and "circuit.py:5" in out
+    status, out, _ = run(capsys, ROOT / "examples" / "circuit.py", "--show", "grad-ir")
+    assert status == 0 and "mul" in out
+    assert not (tmp_path / "circuit_grad.py").exists()
+
+
+def test_wrt_selects_gradients(tmp_path, capsys):
+    status, out, err = run(capsys, ROOT / "examples" / "circuit.py", "--out", tmp_path, "--wrt", "z")
+    assert status == 0, err
+    text = (tmp_path / "circuit_grad.py").read_text()
+    assert "with respect to z" in text
+
+
+def test_unused_parameter_gets_zero_gradient(tmp_path, capsys):
+    path = write_source(tmp_path, 'import numpy as np\n\ndef f(x: "f64[3]", y: "f64[2]"):\n    return np.sum(x * x)\n')
+    status, out, err = run(capsys, path, "--out", tmp_path / "o")
+    assert status == 0, err
+    mod = __import__("codegen.check", fromlist=["import_path"]).import_path(tmp_path / "o" / "expr_grad.py")
+    _, (gx, gy) = mod.f_value_and_grad(__import__("numpy").ones(3), __import__("numpy").ones(2))
+    assert list(gy) == [0.0, 0.0] and list(gx) == [2.0, 2.0, 2.0]
+
+
+def test_dims_from_flag_and_module(tmp_path, capsys):
+    path = write_source(tmp_path, 'import numpy as np\nDIMS = {"n": 3}\n\ndef f(x: "f64[n]"):\n    return np.sum(x * x)\n')
+    status, out, err = run(capsys, path, "--out", tmp_path / "a", "--no-check")
+    assert status == 0, err
+    assert "f64[n]" in (tmp_path / "a" / "expr_grad.py").read_text()
+    status, out, err = run(capsys, path, "--out", tmp_path / "b", "--dim", "n=5")
+    assert status == 0, err
+
+
+def test_failed_check_is_status_1_and_keeps_the_module(tmp_path, capsys, monkeypatch):
+    wrong = dataclasses.replace(ops.OPS["sin"], vjp=lambda g, out, x: (g * 2.0 * ops.apply("cos", x),))
+    monkeypatch.setitem(ops.OPS, "sin", wrong)
+    path = write_source(tmp_path, 'import numpy as np\n\ndef f(x: "f64[3]"):\n    return np.sum(np.sin(x))\n')
+    status, out, err = run(capsys, path, "--out", tmp_path / "o")
+    assert status == 1
+    assert "FAIL" in out and "check FAILED" in out
+    assert (tmp_path / "o" / "expr_grad.py").exists()
+
+
+# ---- every mistake: status 2, one message naming the file and line, nothing written ----
+
+ERRORS = {
+    "syntax": ("def f(x):\n    return x +\n", "expr.py:2", "syntax error"),
+    "import raises": ("import numpy as np\nX = np.ones(3)\nY = X[7]\n", "expr.py:3", "IndexError"),
+    "no function": ("import numpy as np\nX = 1\n", "expr.py:1", "defines no function"),
+    "bad annotation": ('def f(x: "float64(3)"):\n    return x\n', "expr.py:1", "annotation"),
+    "unknown dim": ('def f(x: "f64[n]"):\n    return x\n', "expr.py:1", "--dim n=SIZE"),
+    "int parameter": ('def f(x: "i64[3]"):\n    return x\n', "expr.py:1", "float parameters only"),
+    "returns tuple": ("def f(x):\n    return x, x\n", "expr.py:1", "returns a tuple"),
+    "returns None": ("def f(x):\n    y = x * 2\n", "expr.py:1", "returns None"),
+    "if on traced": ("def f(x):\n    if x > 0:\n        return x\n    return -x\n", "expr.py:2", "np.where"),
+    "while on traced": ("def f(x):\n    while x < 3:\n        x = x * 2\n    return x\n", "expr.py:2", "np.where"),
+    "math on traced": ("import math\n\ndef f(x):\n    return math.exp(x)\n", "expr.py:4", "np.exp"),
+    "float on traced": ("def f(x):\n    return float(x) * 2\n", "expr.py:2", "np.exp"),
+    "unsupported numpy": (
+        'import numpy as np\n\ndef f(x: "f64[3]"):\n    return np.sum(np.sort(x))\n',
+        "expr.py:4",
+        "np.sort is not supported",
+    ),
+    "shape mismatch": (
+        'import numpy as np\n\ndef f(x: "f64[3]", y: "f64[4]"):\n    z = x * y\n    return np.sum(z)\n',
+        "expr.py:4",
+        "[3] and [4]",
+    ),
+    "parameter named g": ("def f(g):\n    return g * 2\n", "expr.py:1", "named 'g'"),
+}
+
+
+@pytest.mark.parametrize("name", list(ERRORS))
+def test_user_error_message(tmp_path, capsys, name):
+    source, where, words = ERRORS[name]
+    path = write_source(tmp_path, source)
+    out_dir = tmp_path / "out"
+    status, out, err = run(capsys, path, "--out", out_dir)
+    assert status == 2
+    assert where in err, err
+    assert words in err, err
+    assert "Traceback" not in err
+    assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+def test_unknown_fn(tmp_path, capsys):
+    path = write_source(tmp_path, "def f(x):\n    return x * 2\n")
+    status, _, err = run(capsys, path, "--fn", "h", "--out", tmp_path / "o")
+    assert status == 2 and "no traceable function 'h'" in err and "it has: f" in err
+
+
+def test_wrt_naming_no_parameter(tmp_path, capsys):
+    path = write_source(tmp_path, "def f(x):\n    return x * 2\n")
+    status, _, err = run(capsys, path, "--wrt", "y", "--out", tmp_path / "o")
+    assert status == 2 and "'y'" in err and "expr.py:1" in err
+    status, _, err = run(capsys, path, "--wrt", ",", "--out", tmp_path / "o")
+    assert status == 2 and "names no parameter" in err
+
+
+def test_unknown_target_and_bad_dim(tmp_path, capsys):
+    status, _, err = run(capsys, ROOT / "examples" / "circuit.py", "--target", "fortran", "--out", tmp_path)
+    assert status == 2 and "unknown --target 'fortran'" in err
+    status, _, err = run(capsys, ROOT / "examples" / "circuit.py", "--dim", "n", "--out", tmp_path)
+    assert status == 2 and "NAME=SIZE" in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_missing_file(tmp_path, capsys):
+    status, _, err = run(capsys, tmp_path / "nope.py", "--out", tmp_path / "o")
+    assert status == 2 and "no such file" in err
+
+
+def test_output_folder_not_writable(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    status, _, err = run(capsys, ROOT / "examples" / "circuit.py", "--out", blocker)
+    assert status == 2 and "is a file" in err
+
+
+def test_never_clobbers_a_foreign_file(tmp_path, capsys):
+    target = tmp_path / "circuit_grad.py"
+    target.write_text("# my own code\n")
+    status, _, err = run(capsys, ROOT / "examples" / "circuit.py", "--out", tmp_path)
+    assert status == 2 and "not generated by gradgen" in err and "--force" in err
+    assert target.read_text() == "# my own code\n"
+    status, _, err = run(capsys, ROOT / "examples" / "circuit.py", "--out", tmp_path, "--force")
+    assert status == 0, err
+    assert target.read_text().startswith("# Generated by gradgen")
+
+
+def test_console_has_no_traceback_for_errors(tmp_path):
+    """The real process: message on stderr, status 2, no traceback."""
+    path = write_source(tmp_path, "def f(x):\n    if x > 1:\n        return x\n    return x\n")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), str(path), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 2
+    assert "expr.py:2" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) <= 3
