@@ -46,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-comments", action="store_true", help="emit no gate comments")
     p.add_argument("--force", action="store_true", help="overwrite an output file gradgen did not write")
     p.add_argument(
+        "--passes",
+        metavar="LIST",
+        help="optimization passes to run: all (default), none, or a comma list of "
+        "fold,simplify,fuse,cse,dce",
+    )
+    p.add_argument("--stats", action="store_true", help="print pass, cost and memory figures")
+    p.add_argument(
         "--show",
         choices=("ir", "grad-ir", "code"),
         help="print the traced IR, the gradient IR or the code, and write nothing",
@@ -58,8 +65,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status."""
     args = build_parser().parse_args(argv)
     # Imported here so that --help and --version stay fast.
-    from codegen import check, pipeline
+    from codegen import check, passes, pipeline
     from codegen.ir import format_graph
+    from codegen.stats import format_stats
     from codegen.write import check_writable, write_atomic
 
     if args.target not in TARGETS:
@@ -72,7 +80,15 @@ def run(argv: Sequence[str] | None = None) -> int:
     if not args.show:
         check_writable([out_path], args.force)
 
-    compiled = pipeline.compile_file(expr, args.fn, wrt, dict(args.dim), comments=not args.no_comments)
+    try:
+        enabled = passes.parse(args.passes) if args.passes is not None else None
+    except ValueError as e:
+        raise GradgenError(str(e)) from None
+    compiled = pipeline.compile_file(
+        expr, args.fn, wrt, dict(args.dim), comments=not args.no_comments, enabled_passes=enabled
+    )
+    if args.stats:
+        print(format_stats(compiled))
 
     if args.show == "code":
         sys.stdout.write(compiled.source)

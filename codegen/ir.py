@@ -178,8 +178,12 @@ class Graph:
                 fused = fusion(*nodes, **attrs)
                 if fused is not None:
                     return fused
-        if "simplify" in self.rules and spec.simplify:
-            return spec.simplify(*nodes, **attrs)
+        if "simplify" in self.rules:
+            stripped = ops.strip_broadcasts(spec, nodes)
+            if stripped is not None:
+                return self.apply(spec.name, *stripped, **attrs)
+            if spec.simplify:
+                return spec.simplify(*nodes, **attrs)
         return None
 
     def _new(self, op, inputs, attrs, shape, dtype, src, value=None) -> Node:

@@ -29,6 +29,7 @@ class Traced:
     optimized: Graph  # the forward after the passes
     value_and_grad: Graph | None  # seeded with 1; None for a non-scalar output
     vjp: Graph  # seeded with a parameter g
+    pass_log: dict[str, list]  # graph -> [(pass, nodes before, nodes after)]
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Compiled:
     loaded: Loaded
     functions: list[Traced]
     source: str  # the formatted module
+    memory: dict[str, dict]  # function -> memory figures from the emitter
 
 
 def _wrt_for(spec: FunctionSpec, wrt: Sequence[str] | None) -> list[str]:
@@ -67,15 +69,18 @@ def differentiate(
     forward = trace_function(loaded, spec)
     names = _wrt_for(spec, wrt)
     scalar = forward.outputs[0].shape == ()
+    log: dict[str, list] = {"forward": [], "value_and_grad": [], "vjp": []}
     # Optimize the forward first: fusions decide which forward values backward reuses.
-    optimized = passes.run_pipeline(forward, enabled)
+    optimized = passes.run_pipeline(forward, enabled, log["forward"])
+    vg = vjp_graph(optimized, names, seed=1.0) if scalar else None
     return Traced(
         spec,
         names,
         forward,
         optimized,
-        passes.run_pipeline(vjp_graph(optimized, names, seed=1.0), enabled) if scalar else None,
-        passes.run_pipeline(vjp_graph(optimized, names, seed="g"), enabled),
+        passes.run_pipeline(vg, enabled, log["value_and_grad"]) if scalar else None,
+        passes.run_pipeline(vjp_graph(optimized, names, seed="g"), enabled, log["vjp"]),
+        log,
     )
 
 
@@ -102,5 +107,6 @@ def compile_file(
         )
         for t in traced
     ]
-    text = emit_python.emit_module(units, loaded.path.name, comments)
-    return Compiled(loaded, traced, format_python(text))
+    memory: dict[str, dict] = {}
+    text = emit_python.emit_module(units, loaded.path.name, comments, memory)
+    return Compiled(loaded, traced, format_python(text), memory)

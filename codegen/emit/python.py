@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import jinja2
 import numpy as np
 
-from .. import __version__, ops
+from .. import __version__, memory, ops
 from ..ir import Graph, Node
 from ..naming import Namer
 from .expr import ATOM, Expr, literal, name
@@ -111,14 +111,22 @@ def _is_scalar(node: Node) -> bool:
 
 
 class Walker:
-    """Turns nodes into lines, inlining single-use parts of the same line or gate."""
+    """Turns nodes into lines, inlining single-use parts of the same line or gate.
+
+    Statements are collected first and rendered by `finish`, once the memory plan knows
+    which arrays to drop (`del`) and which dead buffers a result can reuse (`out=`).
+    """
 
     def __init__(self, consts: ModuleConsts, namer: Namer, comments: bool):
         self.consts = consts
         self.namer = namer
         self.comments = comments
         self.exprs: dict[int, Expr] = {}
-        self.lines: list[str] = []
+        self.reads: dict[int, set[int]] = {}  # inlined node -> the named nodes its text reads
+        self.transient: dict[int, int] = {}  # inlined node -> bytes its text allocates
+        self.lines: list[str] = []  # lines before the statements (unpacking)
+        self.stmts: list[tuple[memory.Statement, Callable[[str | None], list[str]]]] = []
+        self.plan: memory.Plan | None = None
 
     def bind(self, node: Node, text: str) -> None:
         self.exprs[node.id] = name(text)
@@ -127,6 +135,11 @@ class Walker:
         if node.id not in self.exprs and node.op == "const":
             return const_expr(node, self.consts)
         return self.exprs[node.id]
+
+    def _reads_of(self, node: Node) -> set[int]:
+        if node.id in self.reads:
+            return self.reads[node.id]
+        return set() if node.op == "const" and node.id not in self.exprs else {node.id}
 
     def unpack_params(self, params: Iterable[Node], nodes: Sequence[Node], results: Sequence[Node]) -> None:
         """`w0, w1, w2 = w.tolist()` for small vectors read only element by element."""
@@ -165,42 +178,66 @@ class Walker:
                 consumer[i.id] = n
         for r in results:
             uses[r.id] = uses.get(r.id, 0) + 2
-        in_backward = False
         for node in nodes:
             if node.id in self.exprs or node.op in ("param", "const"):
                 continue
             spec = ops.OPS[node.op]
             args = [self.expr(i) for i in node.inputs]
-            if spec.py_stmts is not None:
-                target = self.namer.fresh(node.name)
-                stmts = spec.py_stmts(target, args, node)
-                self._add_lines(node, stmts, in_backward)
-                in_backward = in_backward or node.tag is not None
-                self.bind(node, target)
-                continue
-            emit = spec.py_scalar if (spec.py_scalar and _is_scalar(node)) else spec.py
-            e = emit(args, node)
-            user = consumer.get(node.id)
-            if (
-                uses.get(node.id, 0) == 1
-                and node.id not in keep
-                and user is not None
-                and ops.OPS[user.op].py_stmts is None
-                and _same_place(node, user)
-            ):
-                self.exprs[node.id] = e
-                continue
+            reads = set().union(*(self._reads_of(i) for i in node.inputs)) if node.inputs else set()
+            transient = sum(self.transient.get(i.id, 0) for i in node.inputs)
+            if spec.py_stmts is None:
+                emit = spec.py_scalar if (spec.py_scalar and _is_scalar(node)) else spec.py
+                e = emit(args, node)
+                user = consumer.get(node.id)
+                if (
+                    uses.get(node.id, 0) == 1
+                    and node.id not in keep
+                    and user is not None
+                    and ops.OPS[user.op].py_stmts is None
+                    and _same_place(node, user)
+                ):
+                    self.exprs[node.id] = e
+                    self.reads[node.id] = reads
+                    self.transient[node.id] = transient + memory.nbytes(node)
+                    continue
             target = self.namer.fresh(node.name)
-            self._add_lines(node, [f"{target} = {e.text}"], in_backward)
-            in_backward = in_backward or node.tag is not None
+            direct = [i for i in node.inputs if i.id in self.exprs and i.id not in self.reads and i.op != "const"]
+            stmt = memory.Statement(node, reads, direct, node.op in ops.UFUNCS, transient)
+            self.stmts.append((stmt, self._renderer(node, target, args, e if spec.py_stmts is None else None)))
             self.bind(node, target)
 
-    def _add_lines(self, node: Node, stmts: list[str], in_backward: bool) -> None:
-        if self.comments and node.tag is not None:
-            if not in_backward:
-                self.lines.append("# backward")
-            stmts = stmts[:-1] + [f"{stmts[-1]}  # {node.tag}"]
-        self.lines.extend(stmts)
+    def _renderer(self, node: Node, target: str, args: list[Expr], e: Expr | None):
+        spec = ops.OPS[node.op]
+
+        def render(out: str | None) -> list[str]:
+            if e is None:
+                return spec.py_stmts(target, args, node)
+            if out is not None:  # reuse the dead input's buffer
+                ufunc = f"np.{ops.UFUNCS[node.op].__name__}"
+                return [f"{target} = {ufunc}({', '.join(a.text for a in args)}, out={out})"]
+            return [f"{target} = {e.text}"]
+
+        return render
+
+    def finish(self, protected: Iterable[Node]) -> list[str]:
+        """Plan memory and render: the function body's lines."""
+        keep = {n.id for n in protected}
+        self.plan = memory.plan([s for s, _ in self.stmts], keep, set(ops.UFUNCS))
+        lines = list(self.lines)
+        in_backward = False
+        for k, (stmt, render) in enumerate(self.stmts):
+            reuse = self.plan.inplace.get(k)
+            stmts = render(self.exprs[reuse.id].text if reuse is not None else None)
+            if self.comments and stmt.node.tag is not None:
+                if not in_backward:
+                    lines.append("# backward")
+                    in_backward = True
+                stmts = stmts[:-1] + [f"{stmts[-1]}  # {stmt.node.tag}"]
+            lines.extend(stmts)
+            dead = self.plan.dels.get(k)
+            if dead:
+                lines.append("del " + ", ".join(self.exprs[n.id].text for n in dead))
+        return lines
 
 
 def _same_place(node: Node, user: Node) -> bool:
@@ -217,17 +254,7 @@ def _returned(nodes: Sequence[Node], walker: Walker) -> str:
 
 
 def _grads_tuple(nodes: Sequence[Node], walker: Walker) -> str:
-    text = _returned(nodes, walker)
-    return f"({text},)" if len(nodes) == 1 else f"({text})"
-
-
-def _downstream(graph: Graph, root: Node) -> set[int]:
-    """Ids of the nodes that depend on `root`."""
-    seen = {root.id}
-    for n in graph.nodes:
-        if any(i.id in seen for i in n.inputs):
-            seen.add(n.id)
-    return seen
+    return _tuple([walker.expr(n).text for n in nodes])
 
 
 def _ancestors(roots: Iterable[Node]) -> set[int]:
@@ -249,19 +276,29 @@ def _start(unit: Unit, consts: ModuleConsts, comments: bool, graph: Graph) -> Wa
     return walker
 
 
-def emit_unit(unit: Unit, consts: ModuleConsts, comments: bool) -> list[PyFunction]:
-    """The five functions of the generated API for one traced function."""
+def _body(walker: Walker, graph: Graph, nodes: Sequence[Node], results: Sequence[Node], keep=frozenset()):
+    walker.walk(nodes, results, keep)
+    return walker.finish([*graph.params, *results, *(n for n in nodes if n.id in keep)])
+
+
+def emit_unit(unit: Unit, consts: ModuleConsts, comments: bool, stats: dict | None = None) -> list[PyFunction]:
+    """The five functions of the generated API for one traced function.
+
+    `stats`, when given, receives the memory figures (peak live bytes, saved bytes).
+    """
     fns: list[PyFunction] = []
     params = unit.params
     wrt = ", ".join(unit.wrt)
+    stats = {} if stats is None else stats
 
     # NAME(*args): the forward value
     fwd = unit.forward
     w = _start(unit, consts, comments, fwd)
-    nodes = fwd.nodes
-    w.unpack_params(fwd.params, nodes, fwd.outputs)
-    w.walk(nodes, fwd.outputs)
-    fns.append(PyFunction(unit.name, params, f"The value of {unit.signature}.", w.lines, _returned(fwd.outputs, w)))
+    w.unpack_params(fwd.params, fwd.nodes, fwd.outputs)
+    lines = _body(w, fwd, fwd.nodes, fwd.outputs)
+    doc = f"The value of {unit.signature}."
+    fns.append(PyFunction(unit.name, params, doc, lines, _returned(fwd.outputs, w)))
+    stats["forward peak live bytes"] = w.plan.peak_bytes
 
     # NAME_value_and_grad(*args): forward and backward, flat, seeded with 1
     value = fwd.outputs[0]
@@ -269,69 +306,53 @@ def emit_unit(unit: Unit, consts: ModuleConsts, comments: bool) -> list[PyFuncti
     if value.shape == ():
         vg = unit.value_and_grad
         w = _start(unit, consts, comments, vg)
-        nodes = vg.nodes
-        w.unpack_params(vg.params, nodes, vg.outputs)
-        w.walk(nodes, vg.outputs)
+        w.unpack_params(vg.params, vg.nodes, vg.outputs)
+        lines = _body(w, vg, vg.nodes, vg.outputs)
         ret = f"{w.expr(vg.outputs[0]).text}, {_grads_tuple(vg.outputs[1:], w)}"
-        fns.append(
-            PyFunction(vg_name, params, f"The value and the gradients with respect to {wrt}.", w.lines, ret)
-        )
+        doc = f"The value and the gradients with respect to {wrt}."
+        fns.append(PyFunction(vg_name, params, doc, lines, ret))
+        stats["value_and_grad peak live bytes"] = w.plan.peak_bytes
     else:
         msg = (
             f"{unit.name} returns an array of shape {value.shape}, and value_and_grad needs a "
             f"scalar output: use {unit.name}_vjp(*args, g) with g the upstream gradient"
         )
-        fns.append(PyFunction(vg_name, params, "Not available: the output is not a scalar.", [f"raise ValueError({msg!r})"], ""))
+        doc = "Not available: the output is not a scalar."
+        fns.append(PyFunction(vg_name, params, doc, [f"raise ValueError({msg!r})"], ""))
 
-    # NAME_forward / NAME_backward: the split at what backward reads
+    # NAME_forward / NAME_backward: split where backward starts reading
     vjp = unit.vjp
     g = next(p for p in vjp.params if p.name == "g")
-    nodes = vjp.nodes
-    backward_ids = _downstream(vjp, g)
     value = vjp.outputs[0]
     forward_ids = _ancestors([value])
-    # Backward-only work that does not need g (a mask, cos x) runs in backward, from saved inputs.
-    fwd_nodes = [n for n in nodes if n.id in forward_ids and n.op != "const"]
-    bwd_nodes = [n for n in nodes if n.id not in forward_ids and n.op not in ("param", "const")]
-    saved = [
-        n
-        for n in fwd_nodes
-        if any(n in b.inputs for b in bwd_nodes) or (n in vjp.outputs[1:])
-    ]
+    # Work that backward needs but the value does not (a mask, cos x) runs in backward,
+    # from saved inputs: torch's save_for_backward convention, and less to save.
+    fwd_nodes = [n for n in vjp.nodes if n.id in forward_ids and n.op != "const"]
+    bwd_nodes = [n for n in vjp.nodes if n.id not in forward_ids and n.op not in ("param", "const")]
+    bwd_inputs = {i.id for b in bwd_nodes for i in b.inputs} | {o.id for o in vjp.outputs[1:]}
+    saved = [n for n in fwd_nodes if n.id in bwd_inputs]
     saved_ids = {n.id for n in saved}
     w = _start(unit, consts, comments, vjp)
     w.unpack_params([p for p in vjp.params if p.id not in saved_ids], fwd_nodes, [value, *saved])
-    w.walk(fwd_nodes, [value], keep=saved_ids)
-    saved_text = ", ".join(w.expr(n).text for n in saved)
-    saved_tuple = f"({saved_text},)" if len(saved) == 1 else f"({saved_text})"
-    fns.append(
-        PyFunction(
-            f"{unit.name}_forward",
-            params,
-            f"The value and what {unit.name}_backward reads.",
-            w.lines,
-            f"{w.expr(value).text}, {saved_tuple}",
-        )
-    )
+    lines = _body(w, vjp, fwd_nodes, [value], keep=saved_ids)
     saved_names = [w.expr(n).text for n in saved]
+    saved_tuple = _tuple(saved_names)
+    doc = f"The value and what {unit.name}_backward reads."
+    fns.append(PyFunction(f"{unit.name}_forward", params, doc, lines, f"{w.expr(value).text}, {saved_tuple}"))
+    stats["saved for backward"] = saved_names
+    stats["saved bytes"] = sum(memory.nbytes(n) for n in saved if n.op != "param")
+
     bw = Walker(consts, w.namer, comments)
     bw.bind(g, "g")
-    lines = []
-    if saved:
-        lines.append((saved_names[0] + "," if len(saved) == 1 else ", ".join(saved_names)) + " = saved")
     for n, nm in zip(saved, saved_names):
         bw.bind(n, nm)
-    bw.lines = lines
+    if saved:
+        bw.lines.append(f"{_tuple(saved_names)[1:-1]} = saved")
     bw.walk(bwd_nodes, vjp.outputs[1:])
-    fns.append(
-        PyFunction(
-            f"{unit.name}_backward",
-            ["saved", "g"],
-            f"The gradients with respect to {wrt}, given the upstream gradient g.",
-            bw.lines,
-            _grads_tuple(vjp.outputs[1:], bw),
-        )
-    )
+    lines = bw.finish([g, *saved, *vjp.outputs[1:]])
+    doc = f"The gradients with respect to {wrt}, given the upstream gradient g."
+    fns.append(PyFunction(f"{unit.name}_backward", ["saved", "g"], doc, lines, _grads_tuple(vjp.outputs[1:], bw)))
+    stats["backward peak live bytes"] = bw.plan.peak_bytes
     fns.append(
         PyFunction(
             f"{unit.name}_vjp",
@@ -344,6 +365,10 @@ def emit_unit(unit: Unit, consts: ModuleConsts, comments: bool) -> list[PyFuncti
     return fns
 
 
+def _tuple(names: Sequence[str]) -> str:
+    return f"({names[0]},)" if len(names) == 1 else f"({', '.join(names)})"
+
+
 def template_dir() -> Path:
     """templates/ in a source checkout, or the copy installed as codegen/templates."""
     here = Path(__file__).resolve().parent.parent
@@ -353,14 +378,17 @@ def template_dir() -> Path:
     raise FileNotFoundError("gradgen's templates are missing: reinstall gradgen")
 
 
-def emit_module(units: Sequence[Unit], source_name: str, comments: bool = True) -> str:
-    """The whole generated Python module, before formatting."""
+def emit_module(
+    units: Sequence[Unit], source_name: str, comments: bool = True, stats: dict | None = None
+) -> str:
+    """The whole generated Python module, before formatting; `stats[name]` gets memory figures."""
     consts = ModuleConsts()
     for u in units:
         consts.namer.claim(u.name)
         for suffix in ("value_and_grad", "vjp", "forward", "backward"):
             consts.namer.claim(f"{u.name}_{suffix}")
-    functions = [f for u in units for f in emit_unit(u, consts, comments)]
+    stats = {} if stats is None else stats
+    functions = [f for u in units for f in emit_unit(u, consts, comments, stats.setdefault(u.name, {}))]
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir())),
         keep_trailing_newline=True,

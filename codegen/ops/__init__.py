@@ -18,6 +18,8 @@ from ..emit.expr import Emit
 OPS: dict[str, "Op"] = {}
 # numpy callable (ufunc or function) -> tracer front: (args, kwargs, graph) -> value
 NUMPY: dict[Any, Callable] = {}
+# op name -> the numpy ufunc it evaluates exactly (so `out=` may be used when emitting)
+UFUNCS: dict[str, np.ufunc] = {}
 # op name -> patterns rooted at that op which a fused op replaces (the fuse pass)
 FUSIONS: dict[str, list[Callable]] = {}
 
@@ -45,6 +47,7 @@ class Op:
     examples: tuple[tuple[str, str], ...] = ()
     internal: bool = False
     fuses: tuple[str, Callable] | None = None  # (root op, matcher): see `defop`
+    flops: Callable[..., int] | None = None  # flops(node) for --stats; default: one per element
 
 
 def broadcast_shape(shapes: list[tuple], **attrs: Any) -> tuple:
@@ -87,6 +90,8 @@ def defop(
     OPS[name] = op
     for fn in numpy:
         NUMPY[fn] = front or _ufunc_front(name)
+        if front is None and isinstance(fn, np.ufunc) and fn.nout == 1:
+            UFUNCS.setdefault(name, fn)
     if fuses is not None:
         FUSIONS.setdefault(fuses[0], []).append(fuses[1])
     return op
@@ -97,6 +102,34 @@ def _ufunc_front(name: str) -> Callable:
         return graph.apply(name, *args)
 
     return front
+
+
+def strip_broadcasts(spec: Op, nodes: tuple) -> tuple | None:
+    """op(broadcast_to(a), b) -> op(a, b) for elementwise ops, when the result's shape is
+    unchanged: the op broadcasts by itself, without materializing the wide operand."""
+    if spec.shape is not broadcast_shape or not any(n.op == "broadcast_to" for n in nodes):
+        return None
+    out = broadcast_shape([n.shape for n in nodes])
+    inner = tuple(n.inputs[0] if n.op == "broadcast_to" else n for n in nodes)
+    # reshape that only adds leading ones is also what broadcasting does
+    inner = tuple(
+        n.inputs[0]
+        if n.op == "reshape" and n.shape[len(n.shape) - n.inputs[0].ndim :] == n.inputs[0].shape
+        and all(d == 1 for d in n.shape[: len(n.shape) - n.inputs[0].ndim])
+        else n
+        for n in inner
+    )
+    if broadcast_shape([n.shape for n in inner]) != out:
+        return None
+    return inner
+
+
+def flops(node) -> int:
+    """The floating-point operations a node costs, roughly (for --stats)."""
+    spec = OPS[node.op]
+    if spec.flops is not None:
+        return int(spec.flops(node))
+    return max([node.size, *(i.size for i in node.inputs)])
 
 
 def apply(op: str, *inputs: Any, **attrs: Any):

@@ -43,10 +43,23 @@ def default_enabled() -> list[str]:
     return parse(os.environ.get("GRADGEN_PASSES"))
 
 
-def run_pipeline(graph: Graph, enabled: Sequence[str] | None = None) -> Graph:
-    """Run the passes of PIPELINE that are enabled (all by default), in order."""
+def count(graph: Graph) -> int:
+    """The nodes that compute something (parameters and constants aside)."""
+    return sum(1 for n in graph.nodes if n.op not in ("param", "const"))
+
+
+def run_pipeline(
+    graph: Graph, enabled: Sequence[str] | None = None, log: list | None = None
+) -> Graph:
+    """Run the passes of PIPELINE that are enabled (all by default), in order.
+
+    `log` receives (pass name, nodes before, nodes after) for each pass run.
+    """
     enabled = default_enabled() if enabled is None else enabled
     for name, run in PIPELINE:
         if name in enabled:
+            before = count(graph)
             graph = run(graph)
+            if log is not None:
+                log.append((name, before, count(graph)))
     return graph

@@ -1,0 +1,97 @@
+"""Memory planning over the emitted schedule: liveness, `del` at last use, `out=` reuse.
+
+Works on statements (one named node each, in emission order) rather than on the graph,
+because inlining decides which values get a name and so can be dropped or reused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .ir import NUMPY_DTYPES, Node
+
+DEL_MIN_ELEMENTS = 256  # smaller arrays are not worth a `del` line
+INPLACE_MIN_ELEMENTS = 4096  # below this, numpy's allocation is cheaper than a longer line
+
+
+def nbytes(node: Node) -> int:
+    return node.size * np.dtype(NUMPY_DTYPES.get(node.dtype, np.float64)).itemsize
+
+
+@dataclass
+class Statement:
+    """One emitted assignment: the node it defines and the named nodes its text reads."""
+
+    node: Node | None
+    reads: set[int]
+    direct: list[Node] = field(default_factory=list)  # named inputs passed as is (out= candidates)
+    fresh: bool = False  # the node's value is a newly allocated array (a ufunc result)
+    transient: int = 0  # bytes of the inlined temporaries its expression allocates
+
+
+@dataclass
+class Plan:
+    """What the emitter does with memory, and what it costs."""
+
+    dels: dict[int, list[Node]]  # statement index -> named arrays dead after it
+    inplace: dict[int, Node]  # statement index -> the dead input whose buffer takes the result
+    peak_bytes: int  # the most bytes held at once, temporaries included (parameters excluded)
+
+
+def plan(stmts: list[Statement], protected: set[int], ufunc_ops: set[str]) -> Plan:
+    """Liveness over `stmts`; `protected` ids (parameters, saved, returned) are never touched."""
+    last: dict[int, int] = {}
+    for k, st in enumerate(stmts):
+        for r in st.reads:
+            last[r] = k
+    defined = {st.node.id: st for st in stmts if st.node is not None}
+    dels: dict[int, list[Node]] = {}
+    inplace: dict[int, Node] = {}
+    reused: set[int] = set()
+    for k, st in enumerate(stmts):
+        node = st.node
+        if node is None:
+            continue
+        if node.op in ufunc_ops and node.size >= INPLACE_MIN_ELEMENTS:
+            for cand in st.direct:
+                src = defined.get(cand.id)
+                if (
+                    src is not None
+                    and src.fresh
+                    and cand.id not in protected
+                    and cand.id not in reused
+                    and last.get(cand.id) == k
+                    and cand.shape == node.shape
+                    and cand.dtype == node.dtype
+                ):
+                    inplace[k] = cand
+                    reused.add(cand.id)
+                    st.fresh = True  # it owns the buffer it writes
+                    break
+        for r in st.reads:
+            n = defined.get(r)
+            if (
+                n is not None
+                and last[r] == k
+                and r not in protected
+                and r not in reused
+                and n.node.size >= DEL_MIN_ELEMENTS
+                and n.node.shape != ()
+            ):
+                dels.setdefault(k, []).append(n.node)
+    # peak: named, non-parameter arrays alive after each statement
+    live = 0
+    peak = 0
+    dying: dict[int, int] = {}
+    for k, st in enumerate(stmts):
+        if st.node is not None and k not in inplace:
+            live += nbytes(st.node)
+        peak = max(peak, live + st.transient)
+        for r in st.reads:
+            handed_on = k in inplace and inplace[k].id == r  # its buffer lives on as st.node
+            if last.get(r) == k and r in defined and r not in protected and not handed_on:
+                dying[k] = dying.get(k, 0) + nbytes(defined[r].node)
+        live -= dying.get(k, 0)
+    return Plan(dels, inplace, peak)
