@@ -1,18 +1,19 @@
 """The `gradgen` command: EXPR.py in, a checked gradient module out.
 
 Exit statuses: 0 ok; 1 the numeric check failed (the module stays, to be read);
-2 a mistake in the input or the command line (nothing is written).
+2 a mistake in the input or the command line (nothing is written); 3 a bug in gradgen.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from codegen import __version__
-from codegen.errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, GradgenError
+from codegen.errors import EXIT_CHECK_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_USER_ERROR, GradgenError
 
 TARGETS = ("python",)
 
@@ -89,6 +90,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     )
     if args.stats:
         print(format_stats(compiled))
+    for dim, size in compiled.specialized.items():
+        print(
+            f"note: the code depends on the size of {dim!r}, so it is specialized to {dim}={size} "
+            f"and checks its inputs' shapes (first such line: {compiled.reasons[dim]})",
+            file=sys.stderr,
+        )
 
     if args.show == "code":
         sys.stdout.write(compiled.source)
@@ -126,6 +133,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         status = EXIT_USER_ERROR
     except KeyboardInterrupt:
         status = 130
+    except Exception as e:  # a bug in gradgen: say so plainly; the traceback on request
+        if os.environ.get("GRADGEN_DEBUG"):
+            raise
+        print(
+            f"gradgen: internal error ({type(e).__name__}: {e}); this is a bug in gradgen, "
+            "not in your file. Run again with GRADGEN_DEBUG=1 for the traceback, and report it.",
+            file=sys.stderr,
+        )
+        status = EXIT_INTERNAL
     sys.exit(status)
 
 

@@ -20,18 +20,20 @@ PACK_LIMIT = 64  # elements: beyond this, read-every-element gradients stay scat
 
 
 def unbroadcast(c: Node, shape: tuple[int, ...]) -> Node:
-    """Sum `c` over the axes along which a value of `shape` was broadcast to c's shape."""
+    """Sum `c` over the axes along which a value of `shape` was broadcast to c's shape.
+
+    Two sums, the size-1 axes with keepdims and the leading ones without, so that no
+    reshape to a concrete shape is needed and named dims stay symbolic.
+    """
     if c.shape == shape:
         return c
     lead = c.ndim - len(shape)
     if lead >= 0:
-        axes = tuple(range(lead)) + tuple(
-            lead + i for i, d in enumerate(shape) if d == 1 and c.shape[lead + i] != 1
-        )
-        if axes:
-            c = ops.apply("sum", c, axis=axes, keepdims=False)
-        if c.shape != shape and c.size == int(np.prod(shape)):
-            c = ops.apply("reshape", c, shape=shape)
+        ones = tuple(lead + i for i, d in enumerate(shape) if d == 1 and c.shape[lead + i] != 1)
+        if ones:
+            c = ops.apply("sum", c, axis=ones, keepdims=True)
+        if lead:
+            c = ops.apply("sum", c, axis=tuple(range(lead)), keepdims=False)
     if c.shape != shape:  # narrower than the value (a folded constant): widen it
         c = ops.apply("broadcast_to", c, shape=shape)
     return c
@@ -115,7 +117,8 @@ def vjp_graph(forward: Graph, wrt: Sequence[str], seed: str | float = "g") -> Gr
         if parts:
             grads.append(_accumulate(graph, t, parts, start))
         else:  # the output does not depend on it
-            grads.append(graph.const(np.zeros(t.shape), t.dtype))
+            zero = graph.const(0.0, t.dtype)
+            grads.append(graph.apply("broadcast_to", zero, shape=t.shape) if t.shape else zero)
     graph.tag = graph.src = None
     graph.outputs = [out, *grads]
     return graph

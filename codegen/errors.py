@@ -8,6 +8,7 @@ from dataclasses import dataclass
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_USER_ERROR = 2
+EXIT_INTERNAL = 3
 
 
 @dataclass(frozen=True)

@@ -172,6 +172,10 @@ class Graph:
                 value = np.asarray(spec.eval(*(n.value for n in nodes), **attrs))
             shape = tuple(spec.shape([n.shape for n in nodes], **attrs))
             dtype = spec.dtype([n.dtype for n in nodes], **attrs)
+            flat = value.reshape(-1)
+            if flat.size > 1 and np.all(flat == flat[0]):
+                # a uniform array stays a broadcast scalar: cheap, and free of sizes
+                return self.apply("broadcast_to", self.const(flat[0], dtype), shape=shape)
             return self.const(np.broadcast_to(value, shape), dtype)
         if "fuse" in self.rules:
             for fusion in ops.FUSIONS.get(spec.name, ()):

@@ -38,6 +38,8 @@ class Compiled:
     functions: list[Traced]
     source: str  # the formatted module
     memory: dict[str, dict]  # function -> memory figures from the emitter
+    specialized: dict[str, int]  # named dims the code depends on -> the size it is for
+    reasons: dict[str, str]  # named dim -> the first emitted line that depends on its size
 
 
 def _wrt_for(spec: FunctionSpec, wrt: Sequence[str] | None) -> list[str]:
@@ -84,6 +86,45 @@ def differentiate(
     )
 
 
+def _emit(loaded: Loaded, traced: list[Traced], comments: bool, specialized: dict[str, int]):
+    units = []
+    for t in traced:
+        guards = []
+        for p in t.spec.params:
+            fixed = [d for d in p.dims if isinstance(d, str) and d in specialized]
+            if fixed:
+                sizes = ", ".join(f"{d}={specialized[d]}" for d in dict.fromkeys(fixed))
+                msg = (
+                    f"{t.spec.name} was generated for {sizes} and its code depends on it: "
+                    f"regenerate with gradgen {loaded.path.name} --dim ..."
+                )
+                guards.append(f"if np.shape({p.name}) != {p.shape!r}:")
+                guards.append(f"    raise ValueError({msg!r})")
+        signature = ", ".join(f"{p.name}: {p.type_str()}" for p in t.spec.params)
+        units.append(
+            emit_python.Unit(
+                name=t.spec.name,
+                params=[p.name for p in t.spec.params],
+                wrt=t.wrt,
+                forward=t.optimized,
+                value_and_grad=t.value_and_grad,
+                vjp=t.vjp,
+                signature=f"{t.spec.name}({signature})",
+                guards=guards,
+            )
+        )
+    memory: dict[str, dict] = {}
+    text = emit_python.emit_module(units, loaded.path.name, comments, memory)
+    return text, memory
+
+
+def _first_difference(a: str, b: str) -> str:
+    for x, y in zip(a.splitlines(), b.splitlines()):
+        if x != y:
+            return x.strip()
+    return "(the length of the module)"
+
+
 def compile_file(
     path: str | Path,
     fn: str | None = None,
@@ -92,21 +133,30 @@ def compile_file(
     comments: bool = True,
     enabled_passes: Sequence[str] | None = None,
 ) -> Compiled:
-    """Load, trace, differentiate, optimize, emit and format one expr.py."""
+    """Load, trace, differentiate, optimize, emit and format one expr.py.
+
+    Named dims stay symbolic when the emitted code does not depend on their sizes; this is
+    tested by compiling again with each named dim at another size. Where the code does
+    depend on a size, the module is specialized to it and guards its inputs' shapes.
+    """
     loaded = load(path, fn, dims)
     traced = [differentiate(loaded, spec, wrt, enabled_passes) for spec in loaded.functions]
-    units = [
-        emit_python.Unit(
-            name=t.spec.name,
-            params=[p.name for p in t.spec.params],
-            wrt=t.wrt,
-            forward=t.optimized,
-            value_and_grad=t.value_and_grad,
-            vjp=t.vjp,
-            signature=f"{t.spec.name}({', '.join(p.name + ': ' + p.type_str() for p in t.spec.params)})",
-        )
-        for t in traced
-    ]
-    memory: dict[str, dict] = {}
-    text = emit_python.emit_module(units, loaded.path.name, comments, memory)
-    return Compiled(loaded, traced, format_python(text), memory)
+    text, memory = _emit(loaded, traced, comments, {})
+    named = sorted({d for s in loaded.functions for p in s.params for d in p.dims if isinstance(d, str)})
+    specialized: dict[str, int] = {}
+    reasons: dict[str, str] = {}
+    for dim in named:
+        size = loaded.dims[dim]
+        other_dims = {**loaded.dims, dim: size + 2 if size <= 2 else size + 1}
+        other = load(path, fn, other_dims)
+        try:
+            other_traced = [differentiate(other, s, wrt, enabled_passes) for s in other.functions]
+            other_text, _ = _emit(other, other_traced, comments, {})
+        except GradgenError as e:
+            other_text, reasons[dim] = "", e.message
+        if other_text != text:
+            specialized[dim] = size
+            reasons.setdefault(dim, _first_difference(text, other_text))
+    if specialized:
+        text, memory = _emit(loaded, traced, comments, specialized)
+    return Compiled(loaded, traced, format_python(text), memory, specialized, reasons)

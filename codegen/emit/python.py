@@ -45,6 +45,7 @@ class Unit:
     value_and_grad: Graph  # seeded with 1: outputs value, *grads
     vjp: Graph  # with a parameter g: outputs value, *grads
     signature: str = ""
+    guards: list[str] = field(default_factory=list)  # shape checks of a specialized module
 
 
 @dataclass
@@ -253,8 +254,18 @@ def _returned(nodes: Sequence[Node], walker: Walker) -> str:
     return ", ".join(walker.expr(n).text for n in nodes)
 
 
-def _grads_tuple(nodes: Sequence[Node], walker: Walker) -> str:
-    return _tuple([walker.expr(n).text for n in nodes])
+def _grads_tuple(nodes: Sequence[Node], walker: Walker, params: Sequence[Node] = ()) -> str:
+    """The gradients; a constant one of its parameter's shape is written like the parameter
+    (np.zeros_like(x)), so that it holds at any size of a named dim."""
+    texts = []
+    for k, n in enumerate(nodes):
+        p = params[k] if k < len(params) else None
+        if p is not None and n.op == "broadcast_to" and n.inputs[0].op == "const" and n.shape == p.shape:
+            v = float(n.inputs[0].value)
+            texts.append(f"np.zeros_like({p.name})" if v == 0.0 else f"np.full_like({p.name}, {v!r})")
+        else:
+            texts.append(walker.expr(n).text)
+    return _tuple(texts)
 
 
 def _ancestors(roots: Iterable[Node]) -> set[int]:
@@ -295,7 +306,7 @@ def emit_unit(unit: Unit, consts: ModuleConsts, comments: bool, stats: dict | No
     fwd = unit.forward
     w = _start(unit, consts, comments, fwd)
     w.unpack_params(fwd.params, fwd.nodes, fwd.outputs)
-    lines = _body(w, fwd, fwd.nodes, fwd.outputs)
+    lines = unit.guards + _body(w, fwd, fwd.nodes, fwd.outputs)
     doc = f"The value of {unit.signature}."
     fns.append(PyFunction(unit.name, params, doc, lines, _returned(fwd.outputs, w)))
     stats["forward peak live bytes"] = w.plan.peak_bytes
@@ -307,8 +318,9 @@ def emit_unit(unit: Unit, consts: ModuleConsts, comments: bool, stats: dict | No
         vg = unit.value_and_grad
         w = _start(unit, consts, comments, vg)
         w.unpack_params(vg.params, vg.nodes, vg.outputs)
-        lines = _body(w, vg, vg.nodes, vg.outputs)
-        ret = f"{w.expr(vg.outputs[0]).text}, {_grads_tuple(vg.outputs[1:], w)}"
+        lines = unit.guards + _body(w, vg, vg.nodes, vg.outputs)
+        wrt_params = [next(p for p in vg.params if p.name == n) for n in unit.wrt]
+        ret = f"{w.expr(vg.outputs[0]).text}, {_grads_tuple(vg.outputs[1:], w, wrt_params)}"
         doc = f"The value and the gradients with respect to {wrt}."
         fns.append(PyFunction(vg_name, params, doc, lines, ret))
         stats["value_and_grad peak live bytes"] = w.plan.peak_bytes
@@ -334,7 +346,7 @@ def emit_unit(unit: Unit, consts: ModuleConsts, comments: bool, stats: dict | No
     saved_ids = {n.id for n in saved}
     w = _start(unit, consts, comments, vjp)
     w.unpack_params([p for p in vjp.params if p.id not in saved_ids], fwd_nodes, [value, *saved])
-    lines = _body(w, vjp, fwd_nodes, [value], keep=saved_ids)
+    lines = unit.guards + _body(w, vjp, fwd_nodes, [value], keep=saved_ids)
     saved_names = [w.expr(n).text for n in saved]
     saved_tuple = _tuple(saved_names)
     doc = f"The value and what {unit.name}_backward reads."
