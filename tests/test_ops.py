@@ -70,15 +70,18 @@ def cases():
                 yield pytest.param(op.name, f"x: {sx}, y: {sy}", f"{name}(x, y)", id=f"{op.name}-{sx}-{sy}")
 
 
+@pytest.mark.parametrize("pass_set", ["all", "none"])
 @pytest.mark.parametrize("op_name, params, expr", list(cases()))
-def test_op_through_pipeline(tmp_path, op_name, params, expr):
+def test_op_through_pipeline(tmp_path, op_name, params, expr, pass_set):
+    """Correct with every pass on and with every pass off."""
     path = write_expr(tmp_path, params, expr)
-    compiled, module, reports = compile_and_check(path)
+    enabled = passes.parse(pass_set)
+    compiled, module, reports = compile_and_check(path, enabled_passes=enabled)
     for r in reports:
         assert r.ok, "\n" + "\n".join(str(a) for a in r.args)
     assert_ir_matches(compiled, module)
     used = {n.op for t in compiled.functions for n in t.forward.nodes + t.optimized.nodes}
-    assert op_name in used or (op_name in FUSED and "fuse" not in passes.default_enabled()), (
+    assert op_name in used or (op_name in FUSED and "fuse" not in enabled), (
         f"{expr} did not trace to {op_name}"
     )
 
