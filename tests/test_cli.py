@@ -105,6 +105,11 @@ ERRORS = {
         "[3] and [4]",
     ),
     "parameter named g": ("def f(g):\n    return g * 2\n", "expr.py:1", "named 'g'"),
+    "raises while tracing": (
+        "def _helper(x):\n    return x * undefined_name\n\ndef f(x):\n    return _helper(x)\n",
+        "expr.py:2",
+        "NameError",
+    ),
 }
 
 
@@ -178,3 +183,11 @@ def test_console_has_no_traceback_for_errors(tmp_path):
     assert proc.returncode == 2
     assert "expr.py:2" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) <= 3
+
+
+def test_nan_at_every_point_warns_with_the_node(tmp_path, capsys):
+    path = write_source(
+        tmp_path, 'import numpy as np\n\ndef f(x: "f64[3]"):\n    return np.sum(np.log(x - 10.0))\n'
+    )
+    status, out, err = run(capsys, path, "--out", tmp_path / "o")
+    assert "warning: log at expr.py:4 gives a NaN or infinity" in out

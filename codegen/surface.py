@@ -1,0 +1,69 @@
+"""The supported numpy surface, as the markdown table the README carries.
+
+Generated from the op table, so it cannot drift: `python -m codegen.surface` prints it,
+and a test checks that README.md holds exactly this text.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from . import ops
+from .trace import METHODS, PROPERTIES
+
+OPERATORS = {
+    "add": "`+`",
+    "sub": "`-`",
+    "mul": "`*`",
+    "div": "`/`",
+    "pow": "`**`",
+    "neg": "unary `-`",
+    "abs": "`abs()`",
+    "gt": "`>`",
+    "ge": "`>=`",
+    "lt": "`<`",
+    "le": "`<=`",
+    "eq": "`==`",
+    "ne": "`!=`",
+    "matmul": "`@`",
+    "index": "`x[...]`",
+}
+
+
+def _op_of(fn) -> str | None:
+    """The op a numpy callable traces to, when its front names one directly."""
+    front = ops.NUMPY[fn]
+    for cell in front.__closure__ or ():
+        if isinstance(cell.cell_contents, str) and cell.cell_contents in ops.OPS:
+            return cell.cell_contents
+    for op in ops.OPS.values():
+        if op.name == getattr(fn, "__name__", None):
+            return op.name
+    return None
+
+
+def table() -> str:
+    """One row per numpy callable group, with the array methods that reach it."""
+    rows: dict[str, list[str]] = defaultdict(list)
+    for fn in ops.NUMPY:
+        name = getattr(fn, "__name__", str(fn))
+        rows[_op_of(fn) or name].append(f"`np.{name}`")
+    methods: dict[str, list[str]] = defaultdict(list)
+    for meth, fn in METHODS.items():
+        if fn in ops.NUMPY:
+            methods[_op_of(fn) or fn.__name__].append(f"`.{meth}{'' if meth in PROPERTIES else '()'}`")
+    lines = [
+        "| numpy | operators and methods | gradient |",
+        "| --- | --- | --- |",
+    ]
+    for key in sorted(set(rows) | {k for k in OPERATORS if k in ops.OPS}):
+        spec = ops.OPS.get(key)
+        gate = spec.gate if spec is not None else "traced into the ops of other rows"
+        extra = [OPERATORS[key]] if key in OPERATORS else []
+        extra += sorted(set(methods.get(key, [])))
+        lines.append(f"| {', '.join(sorted(set(rows.get(key, [])))) or '—'} | {', '.join(extra) or '—'} | {gate} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table())
