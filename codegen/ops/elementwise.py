@@ -1,4 +1,5 @@
-"""Elementwise ops: arithmetic, transcendental functions, max/min, comparisons, where.
+"""Elementwise ops: arithmetic, transcendental functions, max/min (and np.clip, built from
+them), comparisons, where.
 
 All broadcast their inputs; autodiff undoes the broadcasting, so no rule here sums.
 """
@@ -7,14 +8,31 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..emit.expr import ADD, MUL, binop, call, compare, negate, power, ternary
-from . import apply, defop, is_const, promote, same_shape, to_bool
+from ..emit.expr import (
+    ADD,
+    MUL,
+    POWER,
+    UNARY,
+    Expr,
+    binop,
+    call,
+    compare,
+    negate,
+    power,
+    ternary,
+    wrap,
+)
+from . import NUMPY, apply, defop, is_const, promote, same_shape, to_bool
+
+LN2 = float(np.log(2.0))
+LN10 = float(np.log(10.0))
 
 # ---- construction-time rewrites, each exact in IEEE arithmetic up to the sign of zero ----
 
 
 def _keeps_shape(x, *others) -> bool:
-    return all(len(o.shape) <= len(x.shape) and o.size == 1 for o in others)
+    """Whether broadcasting `others` against x leaves x's shape as it is."""
+    return all(np.broadcast_shapes(x.shape, o.shape) == x.shape for o in others)
 
 
 def _simplify_add(x, y):
@@ -90,6 +108,8 @@ defop(
     gate="mul gate: swaps",
     simplify=_simplify_mul,
 )
+
+
 def _div_vjp(g, out, x, y):
     if is_const(x, 1):  # d(1/y)/dy = -1/y^2 = -out^2: needs only the output
         return (None, -(g * (out * out)))
@@ -119,37 +139,77 @@ defop(
 
 
 def _pow_vjp(g, out, x, y):
+    """d(x^y)/dx = y x^(y-1), d(x^y)/dy = x^y log x = out log x; constants get no cotangent."""
     if is_const(y):
         # constant exponent: d(x^c) = c x^(c-1), folded by constant folding
         c = float(y.value.reshape(-1)[0]) if y.size == 1 and not y.shape else None
         if c == 2.0:
             return (g * (2.0 * x), None)
         return (g * (y * x ** (y - 1.0)), None)
-    # d(x^y)/dy = x^y log x = out * log x
+    if is_const(x):
+        # constant base (2.0 ** y): log x is a constant. A zero base counts as log 1 = 0, as
+        # in JAX: 0^y is flat (0) for y > 0, where log 0 would give 0 * -inf = nan.
+        base = x.inputs[0] if x.op == "broadcast_to" else x
+        v = base.value
+        log_x = base.graph.const(np.log(np.where(v == 0, 1.0, v)), out.dtype)
+        return (None, g * (out * log_x))
     return (g * (y * x ** (y - 1.0)), g * (out * apply("log", x)))
+
+
+def _integral(node) -> bool:
+    return node.op == "const" and bool(np.all(np.isfinite(node.value) & (node.value % 1 == 0)))
+
+
+def _power_scalar(args, node):
+    """`x ** y` when it stays real; else math.pow, which raises where Python's ** would turn
+    complex (a negative base to a fractional power), as the other math functions do out of
+    their domain. numpy gives nan there."""
+    x, y = node.inputs
+    if _integral(y) or (x.op == "const" and bool(np.all(x.value >= 0))):
+        return power(args, node)
+    return call("math.pow")(args, node)
 
 
 defop(
     "pow",
+    # float_power computes in float64 and so equals power on the float64 values traced here
     numpy=(np.power, np.float_power),
     eval=np.power,
     vjp=_pow_vjp,
     py=power,
+    py_scalar=_power_scalar,
     gate="pow gate",
     domain="positive",
+    examples=(
+        ("x: f64[3]", "2.0 ** x"),
+        ("x: f64[]", "2.0 ** x"),
+        ("x: f64[2,3], y: f64[3]", "np.float_power(x, y)"),
+        ("x: f64[], y: f64[]", "x ** y"),
+        ("x: f64[2,3]", "x ** np.array([1, 2, 3])"),
+        ("x: f64[3], y: f64[]", "x ** 3 + (1.0 + x * x) ** y"),
+    ),
 )
+
+
+def _positive_front(args, kwargs, graph):
+    # +x is x: no node, no gate (the tracer's __pos__ does the same)
+    return args[0]
+
+
+NUMPY[np.positive] = _positive_front
 
 # ---- unary functions: the local derivative reuses the forward output where it can ----
 
 
-def _unary(name, fn, vjp, math_fn=None, domain="real", gate=None, numpy=None, **extra):
+def _unary(name, fn, vjp, scalar=None, domain="real", gate=None, numpy=None, **extra):
+    """A one-input ufunc; `scalar` is the math function (or an emission) for f64 scalars."""
     defop(
         name,
         numpy=numpy if numpy is not None else (fn,),
         eval=fn,
         vjp=vjp,
         py=call(f"np.{fn.__name__}"),
-        py_scalar=call(math_fn) if math_fn else None,
+        py_scalar=call(scalar) if isinstance(scalar, str) else scalar,
         shape=same_shape,
         gate=gate or f"{name} gate",
         domain=domain,
@@ -158,7 +218,9 @@ def _unary(name, fn, vjp, math_fn=None, domain="real", gate=None, numpy=None, **
 
 
 _unary("exp", np.exp, lambda g, out, x: (g * out,), "math.exp", gate="exp gate: times its output")
-_unary("log", np.log, lambda g, out, x: (g / x,), "math.log", domain="positive", gate="log gate: 1/x")
+_unary(
+    "log", np.log, lambda g, out, x: (g / x,), "math.log", domain="positive", gate="log gate: 1/x"
+)
 _unary(
     "sqrt",
     np.sqrt,
@@ -168,7 +230,9 @@ _unary(
     gate="sqrt gate: 1/(2 sqrt x)",
 )
 _unary("sin", np.sin, lambda g, out, x: (g * apply("cos", x),), "math.sin", gate="sin gate: cos")
-_unary("cos", np.cos, lambda g, out, x: (-(g * apply("sin", x)),), "math.cos", gate="cos gate: -sin")
+_unary(
+    "cos", np.cos, lambda g, out, x: (-(g * apply("sin", x)),), "math.cos", gate="cos gate: -sin"
+)
 _unary(
     "tanh",
     np.tanh,
@@ -180,14 +244,132 @@ _unary(
     "square",
     np.square,
     lambda g, out, x: (g * (2.0 * x),),
+    lambda args, node: Expr(f"{wrap(args[0], POWER + 1)} ** 2", POWER),
     gate="square gate: 2x",
 )
 _unary(
     "reciprocal",
     np.reciprocal,
     lambda g, out, x: (-(g * (out * out)),),
+    lambda args, node: Expr(f"1.0 / {wrap(args[0], MUL + 1)}", MUL),
     domain="nonzero",
     gate="reciprocal gate: -1/x^2",
+)
+_unary(
+    "log1p",
+    np.log1p,
+    lambda g, out, x: (g / (1.0 + x),),
+    "math.log1p",
+    domain="above_minus_one",
+    gate="log1p gate: 1/(1 + x)",
+)
+_unary(
+    "expm1",
+    np.expm1,
+    lambda g, out, x: (g * (out + 1.0),),
+    "math.expm1",
+    gate="expm1 gate: its output + 1",
+)
+_unary(
+    "exp2",
+    np.exp2,
+    lambda g, out, x: (g * (out * LN2),),
+    # math.exp2 is new in Python 3.11; ** is as exact and reads the same
+    lambda args, node: Expr(f"2.0 ** {wrap(args[0], UNARY)}", POWER),
+    gate="exp2 gate: its output times log 2",
+)
+_unary(
+    "log2",
+    np.log2,
+    lambda g, out, x: (g / (x * LN2),),
+    "math.log2",
+    domain="positive",
+    gate="log2 gate: 1/(x log 2)",
+)
+_unary(
+    "log10",
+    np.log10,
+    lambda g, out, x: (g / (x * LN10),),
+    "math.log10",
+    domain="positive",
+    gate="log10 gate: 1/(x log 10)",
+)
+_unary(
+    "tan",
+    np.tan,
+    lambda g, out, x: (g * (1.0 + out * out),),
+    "math.tan",
+    gate="tan gate: 1 + tan^2",
+)
+_unary(
+    "arctan",
+    np.arctan,
+    lambda g, out, x: (g / (1.0 + x * x),),
+    "math.atan",
+    gate="arctan gate: 1/(1 + x^2)",
+)
+_unary(
+    "arcsin",
+    np.arcsin,
+    lambda g, out, x: (g / apply("sqrt", 1.0 - x * x),),
+    "math.asin",
+    domain="unit",
+    gate="arcsin gate: 1/sqrt(1 - x^2)",
+)
+_unary(
+    "arccos",
+    np.arccos,
+    lambda g, out, x: (-(g / apply("sqrt", 1.0 - x * x)),),
+    "math.acos",
+    domain="unit",
+    gate="arccos gate: -1/sqrt(1 - x^2)",
+)
+# each is the other's derivative: with both in a function, CSE computes each once
+_unary(
+    "sinh", np.sinh, lambda g, out, x: (g * apply("cosh", x),), "math.sinh", gate="sinh gate: cosh"
+)
+_unary(
+    "cosh", np.cosh, lambda g, out, x: (g * apply("sinh", x),), "math.cosh", gate="cosh gate: sinh"
+)
+
+
+def _hypot_vjp(g, out, x, y):
+    s = g / out  # one division shared by both sides
+    return (s * x, s * y)
+
+
+defop(
+    "hypot",
+    numpy=(np.hypot,),
+    eval=np.hypot,
+    vjp=_hypot_vjp,
+    py=call("np.hypot"),
+    py_scalar=call("math.hypot"),
+    gate="hypot gate: (x, y)/r",
+    # a cone at the origin
+    kink=lambda x, y: np.hypot(x, y),
+)
+
+
+def _arctan2_vjp(g, out, y, x):
+    s = g / (x * x + y * y)
+    return (s * x, -(s * y))
+
+
+def _arctan2_cut(y, x):
+    """Distance to where arctan2 jumps by 2 pi: the ray x < 0, y = 0, origin included."""
+    return np.where(x < 0, np.abs(y), np.hypot(x, y))
+
+
+defop(
+    "arctan2",
+    numpy=(np.arctan2,),
+    eval=np.arctan2,
+    vjp=_arctan2_vjp,
+    py=call("np.arctan2"),
+    py_scalar=call("math.atan2"),
+    gate="arctan2 gate: (x, -y)/r^2",
+    kink=_arctan2_cut,
 )
 defop(
     "abs",
@@ -232,6 +414,11 @@ defop(
     py_scalar=call("max"),
     gate="max gate: routes",
     kink=lambda x, y: np.abs(x - y),
+    examples=(
+        ("x: f64[2,3]", "np.clip(x, -0.5, 0.5)"),
+        ("x: f64[], lo: f64[], hi: f64[]", "np.clip(x, lo, lo + hi * hi)"),
+        ("x: f64[2,3], lo: f64[3]", "x.clip(min=lo)"),
+    ),
 )
 defop(
     "minimum",
@@ -242,7 +429,47 @@ defop(
     py_scalar=call("min"),
     gate="min gate: routes",
     kink=lambda x, y: np.abs(x - y),
+    examples=(
+        ("x: f64[3], hi: f64[]", "np.clip(x, None, hi)"),
+        ("x: f64[2,3], lo: f64[2,1], hi: f64[3]", "np.clip(x, a_min=lo, a_max=lo + np.exp(hi))"),
+    ),
 )
+
+_MISSING = object()
+
+
+def _clip_front(args, kwargs, graph):
+    """np.clip(x, lo, hi) = minimum(maximum(x, lo), hi), numpy's own definition.
+
+    Built from the routing gates, the gradient goes to x strictly inside [lo, hi] and to the
+    bound that clips, and a tie at a bound splits evenly between x and that bound: the
+    slope a central difference sees there, (1 + 0) / 2.
+    """
+    if kwargs.pop("out", None) is not None:
+        raise TypeError("out= writes into an array; assign the result to a new name instead")
+    names = ("a", "a_min", "a_max")
+    given = dict(zip(names, args))
+    for new, old in (("min", "a_min"), ("max", "a_max")):  # numpy 2's names for the bounds
+        if new in kwargs:
+            kwargs[old] = kwargs.pop(new)
+    unknown = set(kwargs) - set(names)
+    if unknown:
+        raise TypeError(f"unsupported keyword {', '.join(sorted(unknown))}")
+    # the tracer lifts positional arguments only: a traced bound by keyword is still a Tracer
+    given.update({k: getattr(v, "node", v) for k, v in kwargs.items()})
+    x, lo, hi = (given.get(n, _MISSING) for n in names)
+    lo = None if lo is _MISSING else lo
+    hi = None if hi is _MISSING else hi
+    if lo is None and hi is None:
+        raise ValueError("np.clip needs at least one bound")
+    if lo is not None:
+        x = graph.apply("maximum", x, lo)
+    if hi is not None:
+        x = graph.apply("minimum", x, hi)
+    return x
+
+
+NUMPY[np.clip] = _clip_front
 
 # ---- comparisons: masks, no gradient ----
 
