@@ -105,6 +105,11 @@ ERRORS = {
         "[3] and [4]",
     ),
     "parameter named g": ("def f(g):\n    return g * 2\n", "expr.py:1", "named 'g'"),
+    "ufunc keyword": (
+        'import numpy as np\n\ndef f(x: "f64[3]"):\n    return np.sum(np.add(x, 1.0, where=x > 0))\n',
+        "expr.py:4",
+        "where= is not supported",
+    ),
     "raises while tracing": (
         "def _helper(x):\n    return x * undefined_name\n\ndef f(x):\n    return _helper(x)\n",
         "expr.py:2",

@@ -99,6 +99,9 @@ def defop(
 
 def _ufunc_front(name: str) -> Callable:
     def front(args: tuple, kwargs: dict, graph) -> Any:
+        given = [k for k, v in kwargs.items() if v is not None and not (k == "casting" and v == "same_kind")]
+        if given:  # where=, dtype=, ... would change the result: refuse rather than ignore
+            raise TypeError(f"the keyword argument {given[0]}= is not supported")
         return graph.apply(name, *args)
 
     return front
