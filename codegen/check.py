@@ -81,7 +81,7 @@ def _kink_distance(graph: Graph, env: dict[int, Any]) -> float:
     for node in graph.live_nodes():
         kink = ops.OPS[node.op].kink if node.op in ops.OPS else None
         if kink is not None:
-            d = np.asarray(kink(*(env[i.id] for i in node.inputs)))
+            d = np.asarray(kink(*(env[i.id] for i in node.inputs), **node.attrs))
             if d.size:
                 dist = min(dist, float(np.min(d)))
     return dist

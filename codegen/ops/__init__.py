@@ -38,7 +38,8 @@ class Op:
     py_stmts: Callable[..., list[str]] | None = None  # statement form, when no expression fits
     gate: str = ""  # the emitted comment on the lines this op's VJP makes
     domain: str = "real"  # what tests sample: real | positive | unit (-1, 1) | nonzero
-    kink: Callable[..., Any] | None = None  # distance to a switch, for the numeric check
+    # kink(*input values, **attrs): distance to a switch (max/abs/where), for the numeric check
+    kink: Callable[..., Any] | None = None
     simplify: Callable[..., Any] | None = None  # construction-time rewrite, or None
     fold: bool = True  # constant inputs may be evaluated at compile time
     gathers: bool = False  # only assembles its inputs: single-use inputs inline into it

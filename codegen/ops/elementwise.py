@@ -347,7 +347,7 @@ defop(
     py_scalar=call("math.hypot"),
     gate="hypot gate: (x, y)/r",
     # a cone at the origin
-    kink=lambda x, y: np.hypot(x, y),
+    kink=lambda x, y, **attrs: np.hypot(x, y),
 )
 
 
@@ -356,7 +356,7 @@ def _arctan2_vjp(g, out, y, x):
     return (s * x, -(s * y))
 
 
-def _arctan2_cut(y, x):
+def _arctan2_cut(y, x, **attrs):
     """Distance to where arctan2 jumps by 2 pi: the ray x < 0, y = 0, origin included."""
     return np.where(x < 0, np.abs(y), np.hypot(x, y))
 
@@ -381,7 +381,7 @@ defop(
     py_scalar=call("abs"),
     shape=same_shape,
     gate="abs gate: sign",
-    kink=lambda x: np.abs(x),
+    kink=lambda x, **attrs: np.abs(x),
 )
 defop(
     "sign",
@@ -390,7 +390,7 @@ defop(
     py=call("np.sign"),
     shape=same_shape,
     gate="sign: no gradient",
-    kink=lambda x: np.abs(x),
+    kink=lambda x, **attrs: np.abs(x),
 )
 
 
@@ -413,7 +413,7 @@ defop(
     py=call("np.maximum"),
     py_scalar=call("max"),
     gate="max gate: routes",
-    kink=lambda x, y: np.abs(x - y),
+    kink=lambda x, y, **attrs: np.abs(x - y),
     examples=(
         ("x: f64[2,3]", "np.clip(x, -0.5, 0.5)"),
         ("x: f64[], lo: f64[], hi: f64[]", "np.clip(x, lo, lo + hi * hi)"),
@@ -428,7 +428,7 @@ defop(
     py=call("np.minimum"),
     py_scalar=call("min"),
     gate="min gate: routes",
-    kink=lambda x, y: np.abs(x - y),
+    kink=lambda x, y, **attrs: np.abs(x - y),
     examples=(
         ("x: f64[3], hi: f64[]", "np.clip(x, None, hi)"),
         ("x: f64[2,3], lo: f64[2,1], hi: f64[3]", "np.clip(x, a_min=lo, a_max=lo + np.exp(hi))"),
@@ -488,7 +488,7 @@ for _name, _fn, _sym in [
         py=compare(_sym),
         dtype=to_bool,
         gate="compare: no gradient",
-        kink=lambda x, y: np.abs(x - y),
+        kink=lambda x, y, **attrs: np.abs(x - y),
     )
 
 

@@ -1,7 +1,14 @@
-"""Reductions over axes. The VJP broadcasts the upstream gradient back over the reduced axes."""
+"""Reductions over axes: sum, mean, prod, max, min.
+
+Every reduction stores `axis` normalized (a sorted tuple of non-negative ints) and
+`keepdims`. The VJPs bring the upstream gradient back to the reduced axes: sum and mean
+broadcast it, max and min route it to the winners, prod scales it by the product of the
+other elements.
+"""
 
 from __future__ import annotations
 
+from itertools import combinations
 from typing import Any
 
 import numpy as np
@@ -32,11 +39,29 @@ def reduced_shape(shape: tuple, axis: tuple, keepdims: bool) -> tuple:
     return tuple(d for i, d in enumerate(shape) if i not in axis)
 
 
+# numpy's positional parameters after the array, per reduction (np.sum(x, 1, None, None, True)).
+_POSITIONAL = {
+    "sum": ("axis", "dtype", "out", "keepdims"),
+    "mean": ("axis", "dtype", "out", "keepdims"),
+    "prod": ("axis", "dtype", "out", "keepdims"),
+    "max": ("axis", "out", "keepdims"),
+    "min": ("axis", "out", "keepdims"),
+}
+
+
 def _reduction_front(name: str):
     def front(args, kwargs, graph):
         x, *rest = args
-        axis = kwargs.pop("axis", rest[0] if rest else None)
+        if len(rest) > len(_POSITIONAL[name]):
+            raise TypeError(f"np.{name} takes at most {len(_POSITIONAL[name]) + 1} arguments")
+        for key, value in zip(_POSITIONAL[name], rest):
+            if key in kwargs:
+                raise TypeError(f"np.{name} got {key}= twice")
+            kwargs[key] = value
+        axis = kwargs.pop("axis", None)
         keepdims = bool(kwargs.pop("keepdims", False))
+        if kwargs.get("where", True) is True:
+            kwargs.pop("where", None)  # where=True is the default: every element takes part
         for k, v in kwargs.items():
             if v is not None:
                 raise TypeError(f"the argument {k}= is not supported")
@@ -57,32 +82,182 @@ def axis_args(node) -> list[str]:
     return parts
 
 
-def _simplify_sum(x, axis, keepdims):
-    if not axis:  # a sum over no axes is the identity
+def _reduction_py(fn: str):
+    """`np.FN(x, axis=..., keepdims=True)`."""
+
+    def emit(args, node) -> Expr:
+        return Expr(f"{fn}({', '.join([args[0].text, *axis_args(node)])})", ATOM)
+
+    return emit
+
+
+def _simplify_reduction(x, axis, keepdims):
+    if not axis:  # a reduction over no axes is the identity
         return x
     return None
 
 
+def kept(v, x, axis: tuple, keepdims: bool):
+    """A reduction's output (or its cotangent) `v` laid out to broadcast against `x`.
+
+    Without keepdims the reduced axes are put back as size-1 axes; when they are all leading
+    axes, broadcasting already aligns `v` with `x` and no reshape is needed.
+    """
+    if keepdims or axis == tuple(range(len(axis))):
+        return v
+    return apply("reshape", v, shape=reduced_shape(x.shape, axis, True))
+
+
+def _count(x, axis: tuple) -> int:
+    return int(np.prod([x.shape[a] for a in axis], dtype=np.int64))
+
+
+# ---- sum and mean: the distributing gates ----
+
+
 def sum_vjp(g, out, x, axis, keepdims):
     """Broadcast `g` back over the reduced axes."""
-    if not keepdims and axis:
-        g = apply("reshape", g, shape=reduced_shape(x.shape, axis, True))
-    return (apply("broadcast_to", g, shape=x.shape),)
+    return (apply("broadcast_to", kept(g, x, axis, keepdims), shape=x.shape),)
 
 
-defop(
+def _reduction(name, fn, examples, vjp, gate, **extra):
+    """Declare the reduction `name`, traced from `fn` (np.FN and the array method .FN)."""
+    defop(
+        name,
+        numpy=fn,
+        front=_reduction_front(name),
+        examples=examples,
+        eval=lambda x, axis, keepdims: getattr(np, name)(x, axis=axis, keepdims=keepdims),
+        shape=lambda shapes, axis, keepdims: reduced_shape(shapes[0], axis, keepdims),
+        vjp=vjp,
+        py=_reduction_py(f"np.{name}"),
+        gate=gate,
+        simplify=_simplify_reduction,
+        **extra,
+    )
+
+
+_reduction(
     "sum",
-    numpy=(np.sum,),
-    front=_reduction_front("sum"),
+    (np.sum,),
     examples=(
         ("x: f64[3]", "np.sum(x)"),
         ("x: f64[2,3]", "np.sum(x, axis=0)"),
         ("x: f64[2,3,4]", "x.sum(axis=(0, -1), keepdims=True)"),
+        ("x: f64[2,1,3]", "np.sum(x, 1)"),
     ),
-    eval=lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
-    shape=lambda shapes, axis, keepdims: reduced_shape(shapes[0], axis, keepdims),
     vjp=sum_vjp,
-    py=lambda args, node: Expr(f"np.sum({', '.join([args[0].text, *axis_args(node)])})", ATOM),
     gate="sum gate: distributes",
-    simplify=_simplify_sum,
+)
+
+
+# mean is its own op rather than sum / n so that the forward reads `np.mean(x, axis=1)` as
+# the user wrote it; its rule is sum's with the gradient scaled by 1/n first (n elements).
+_reduction(
+    "mean",
+    (np.mean,),
+    examples=(
+        ("x: f64[4]", "np.mean(x)"),
+        ("x: f64[2,3]", "x.mean(axis=-1)"),
+        ("x: f64[2,3,4]", "np.mean(x, axis=(0, 2), keepdims=True)"),
+        ("x: f64[3,1]", "np.mean(x, axis=1)"),
+    ),
+    vjp=lambda g, out, x, axis, keepdims: sum_vjp(g / _count(x, axis), out, x, axis, keepdims),
+    gate="mean gate: distributes 1/n",
+)
+
+
+# ---- max and min: the routing gates, ties split evenly (JAX's convention) ----
+
+
+def _route_vjp(g, out, x, axis, keepdims):
+    """The gradient goes to the elements equal to the result, split evenly among them."""
+    one, zero = x.graph.const(1.0, x.dtype), x.graph.const(0.0, x.dtype)
+    winners = apply("where", apply("eq", x, kept(out, x, axis, keepdims)), one, zero)
+    count = apply("sum", winners, axis=axis, keepdims=True)
+    return (winners * (kept(g, x, axis, keepdims) / count),)
+
+
+def _top_gap(x: np.ndarray, axes: tuple) -> float:
+    """The smallest difference between the largest and second-largest element along `axes`."""
+    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    if n < 2 or x.size == 0:
+        return np.inf
+    lanes = np.moveaxis(x, axes, tuple(range(-len(axes), 0))).reshape(-1, n)
+    top2 = np.partition(lanes, n - 2, axis=-1)[:, -2:]
+    return float(np.min(top2[:, 1] - top2[:, 0]))
+
+
+def max_kink(x, axis=None, keepdims=False) -> float:
+    """Distance to a tie for first place: where max's gradient switches from one winner to another.
+
+    The check calls kinks with the input values only, so when `axis` is not given every set
+    of axes is tried: a superset of the real one, which can only re-draw more points.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if axis is not None:
+        return _top_gap(x, tuple(axis))
+    subsets = [s for k in range(1, x.ndim + 1) for s in combinations(range(x.ndim), k)]
+    return min((_top_gap(x, s) for s in subsets), default=np.inf)
+
+
+_reduction(
+    "max",
+    (np.max, np.amax),
+    examples=(
+        ("x: f64[5]", "np.max(x)"),
+        ("x: f64[3,4]", "x.max(axis=0)"),
+        ("x: f64[2,3,4]", "np.amax(x, axis=(-1, 0), keepdims=True)"),
+        ("x: f64[3,1,2]", "np.max(x, axis=1)"),
+    ),
+    vjp=_route_vjp,
+    gate="max gate: routes to the winners",
+    kink=max_kink,
+)
+_reduction(
+    "min",
+    (np.min, np.amin),
+    examples=(
+        ("x: f64[5]", "x.min()"),
+        ("x: f64[3,4]", "np.min(x, axis=-1)"),
+        ("x: f64[2,3,4]", "np.amin(x, axis=1, keepdims=True)"),
+        ("x: f64[1,3]", "np.min(x, 0)"),
+    ),
+    vjp=_route_vjp,
+    gate="min gate: routes to the winners",
+    kink=lambda x, axis=None, keepdims=False: max_kink(-np.asarray(x), axis, keepdims),
+)
+
+
+# ---- prod: the product of the other elements ----
+
+
+def _prod_vjp(g, out, x, axis, keepdims):
+    """d prod / d x_i is the product of the other elements, zeros included.
+
+    `out / x` would divide by zero at a zero, so the rule multiplies the nonzero elements
+    instead (zeros replaced by 1) and divides by the element itself only where it is
+    nonzero; an element's gradient is then zero exactly when one of the *other* elements is
+    zero. Exact for any number of zeros; the second derivative treats the zero mask as
+    constant, so it is exact away from zeros only.
+    """
+    zero = apply("eq", x, 0.0)
+    safe = apply("where", zero, 1.0, x)
+    nonzero_product = apply("prod", safe, axis=axis, keepdims=True)
+    zeros_elsewhere = apply("sum", zero, axis=axis, keepdims=True) - zero
+    others = apply("where", apply("eq", zeros_elsewhere, 0.0), nonzero_product / safe, 0.0)
+    return (kept(g, x, axis, keepdims) * others,)
+
+
+_reduction(
+    "prod",
+    (np.prod,),
+    examples=(
+        ("x: f64[4]", "np.prod(x)"),
+        ("x: f64[2,3]", "x.prod(axis=1)"),
+        ("x: f64[2,3,2]", "np.prod(x, axis=(0, -1), keepdims=True)"),
+        ("x: f64[1,3]", "np.prod(x, axis=0)"),
+    ),
+    vjp=_prod_vjp,
+    gate="prod gate: product of the others",
 )
