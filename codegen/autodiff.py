@@ -16,6 +16,7 @@ from . import ops
 from .ir import Graph, Node, replay
 
 COPY_GATE = "copy gate: sums"
+UNBROADCAST = "broadcast: sums back"
 PACK_LIMIT = 64  # elements: beyond this, read-every-element gradients stay scatters
 
 
@@ -63,6 +64,8 @@ def _pack_scatters(parts: list[Node], shape: tuple[int, ...]) -> list[Node]:
 
 
 def _accumulate(graph: Graph, node: Node, parts: list[Node], start: int) -> Node:
+    if any(p.shape != node.shape for p in parts):
+        graph.tag, graph.src = UNBROADCAST, node.src
     parts = _pack_scatters([unbroadcast(p, node.shape) for p in parts], node.shape)
     total = parts[0]
     if len(parts) > 1:
