@@ -40,27 +40,40 @@ def unbroadcast(c: Node, shape: tuple[int, ...]) -> Node:
     return c
 
 
+def _single_key(p: Node, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The integer key of a scatter that writes one element or one leading row, else None."""
+    key = p.attrs.get("key", ())
+    if p.op != "scatter" or len(p.inputs) != 1 or not key or len(key) > len(shape):
+        return None
+    if not all(isinstance(k, int) and not isinstance(k, bool) for k in key):
+        return None
+    return tuple(k % d for k, d in zip(key, shape))
+
+
 def _pack_scatters(parts: list[Node], shape: tuple[int, ...]) -> list[Node]:
-    """Scatters of scalars into distinct elements become one `pack` (reads like g_w = [..])."""
-    size = int(np.prod(shape))
-    singles = [
-        p
-        for p in parts
-        if p.op == "scatter"
-        and p.inputs[0].shape == ()
-        and all(isinstance(k, int) for k in p.attrs["key"])
-        and len(p.attrs["key"]) == len(shape)
-    ]
-    positions = [int(np.ravel_multi_index(p.attrs["key"], shape)) for p in singles]
-    if len(singles) < 2 or len(set(positions)) != len(positions) or size > PACK_LIMIT:
-        return parts
+    """Scatters into distinct elements (or rows) of one array become one `pack` (or `stack`).
+
+    Reading w[0], w[1], w[2] gives g_w = np.array([...]); reading xs[0] ... xs[7] gives
+    g_xs = np.stack([...]): no zeros of a concrete shape, and one line.
+    """
+    keyed = [(p, _single_key(p, shape)) for p in parts]
     graph = parts[0].graph
-    zero = graph.const(0.0, parts[0].dtype)
-    values = [zero] * size
-    for p, pos in zip(singles, positions):
-        values[pos] = p.inputs[0]
-    packed = graph.apply("pack", *values, shape=shape)
-    return [packed] + [p for p in parts if p not in singles]
+    elements = {k: p for p, k in keyed if k is not None and len(k) == len(shape)}
+    rows = {k[0]: p for p, k in keyed if k is not None and len(k) == 1 and len(shape) > 1}
+    n_elements = sum(1 for _, k in keyed if k is not None and len(k) == len(shape))
+    n_rows = sum(1 for _, k in keyed if k is not None and len(k) == 1 and len(shape) > 1)
+    size = int(np.prod(shape))
+    if len(elements) >= 2 and len(elements) == n_elements and size <= PACK_LIMIT:
+        zero = graph.const(0.0, parts[0].dtype)
+        flat = [zero] * size
+        for k, p in elements.items():
+            flat[int(np.ravel_multi_index(k, shape))] = p.inputs[0]
+        packed = graph.apply("pack", *flat, shape=shape)
+        return [packed] + [p for p in parts if p not in elements.values()]
+    if len(shape) > 1 and len(rows) == shape[0] == n_rows and shape[0] >= 2:
+        stacked = graph.apply("stack", *(rows[i].inputs[0] for i in range(shape[0])), axis=0)
+        return [stacked] + [p for p in parts if p not in rows.values()]
+    return parts
 
 
 def _accumulate(graph: Graph, node: Node, parts: list[Node], start: int) -> Node:

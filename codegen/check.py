@@ -4,7 +4,9 @@ The convention (DESIGN.md): float64 central differences with h = 1e-6 * max(1, |
 the user's own function, at three seeded random points; points within 1e-4 of a kink are
 drawn again. Arguments of at most 64 elements are checked element by element, larger ones
 along 8 random unit directions plus 8 random elements. A value passes when
-|a - n| <= atol + rtol * |n| (1e-6, 1e-5; float32 modules 1e-4, 1e-3).
+|a - n| <= atol + rtol * |n| (1e-6, 1e-5; float32 modules 1e-4, 1e-3), where atol also
+allows for the rounding in the difference itself, 4 eps max|f(x +- h)| / h: without it
+a function whose value is large (1e5) fails a right gradient.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ ELEMENTWISE_LIMIT = 64
 DIRECTIONS = 8
 DRAWS = 60
 TOL = {"f64": (1e-6, 1e-5), "f32": (1e-4, 1e-3)}
+# Rounding allowance: a few ulps of f's value, so a large |f| cannot fail a right gradient.
+ROUNDING = 4 * np.finfo(np.float64).eps
 
 
 @dataclass
@@ -204,12 +208,18 @@ def _check_arg(rep, f, args, j, grad, point, rng, atol, rtol) -> None:
     def at(xj: np.ndarray) -> float:
         return f([xj if i == j else a for i, a in enumerate(args)])
 
+    def difference(step: np.ndarray, h: float) -> tuple[float, float]:
+        """The central difference, and the rounding error it carries: float64 values of f
+        of size |f| differ by at least eps |f|, which the step divides by 2h."""
+        plus, minus = at(x + step), at(x - step)
+        return (plus - minus) / (2 * h), ROUNDING * max(abs(plus), abs(minus)) / h
+
     def element(idx: tuple) -> None:
         h = 1e-6 * max(1.0, abs(float(x[idx])))
         e = np.zeros_like(x)
         e[idx] = h
-        n = (at(x + e) - at(x - e)) / (2 * h)
-        rep.see(float(grad[idx]), n, f"point {point} {list(idx)}", atol, rtol)
+        n, noise = difference(e, h)
+        rep.see(float(grad[idx]), n, f"point {point} {list(idx)}", atol + noise, rtol)
 
     if x.size <= ELEMENTWISE_LIMIT:
         for idx in np.ndindex(x.shape):
@@ -219,8 +229,8 @@ def _check_arg(rep, f, args, j, grad, point, rng, atol, rtol) -> None:
         v = rng.standard_normal(x.shape)
         v /= np.linalg.norm(v)
         h = 1e-6 * max(1.0, float(np.max(np.abs(x))))
-        n = (at(x + h * v) - at(x - h * v)) / (2 * h)
-        rep.see(float(np.sum(grad * v)), n, f"point {point} direction {d}", atol, rtol)
+        n, noise = difference(h * v, h)
+        rep.see(float(np.sum(grad * v)), n, f"point {point} direction {d}", atol + noise, rtol)
     for _ in range(DIRECTIONS):
         element(tuple(int(rng.integers(0, s)) for s in x.shape))
 

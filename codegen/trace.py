@@ -4,11 +4,21 @@ A Tracer speaks numpy's `__array_ufunc__` / `__array_function__` protocols and P
 operators; each call is looked up in the op table (`ops.NUMPY`) and becomes a node stamped
 with the user's file:line. Python control flow over Python values simply runs (loops are
 unrolled); a branch on a traced value is an error at the user's line.
+
+Arrays are mutable in numpy, and the tracer keeps numpy's semantics: `x[k] = v`, `x += v`
+and np.add.at rebind the Tracer that owns the memory to a new, immutable node, and views
+share their base's memory (see `Tracer`). Writing into a parameter is refused (numpy would
+change the caller's array). While the function runs, its module's `np` is a proxy whose
+np.array / np.zeros / ... trace (`create.SHIMS`), so arrays it creates can be filled in.
+A value that does not depend on the parameters is a constant: `if`, float(), indexing and
+numpy functions gradgen does not trace work on it as in numpy.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +26,10 @@ import numpy as np
 
 from . import ops
 from .errors import GradgenError, Src
-from .ir import Graph, Node, dtype_of
+from .ir import NUMPY_DTYPES, Graph, Node, dtype_of, evaluate
 from .load import FunctionSpec, Loaded, user_frame_src
-from .ops.shape import normalize_key
+from .ops import create
+from .ops.shape import key_of_positions, nonnegative, normalize_key, real_key
 
 SUPPORTED_HINT = "see 'Supported numpy' in gradgen's README.md for what traces"
 BRANCH_HINT = (
@@ -28,65 +39,141 @@ BRANCH_HINT = (
 
 
 class Tracer:
-    """A stand-in for a numpy array or float while the user's function runs."""
+    """A stand-in for a numpy array or float while the user's function runs.
+
+    Nodes are immutable values; a Tracer is a mutable array. `x[k] = v` and `x += v`
+    rebind the Tracer that owns the memory to a new node (`index_update`, or the new
+    value). A view (`y = x[0:2]`, x.T, reshape, ...) shares its base's memory as numpy's
+    does: a write into the view writes into the base, and a view whose elements were
+    written re-reads them from the base when next used. Which results are views, and
+    which elements they see, numpy itself decides: the tracer applies the same call to an
+    array of flat positions (`positions`) and sees whether the result shares its memory.
+    """
 
     __array_priority__ = 1000
-    __slots__ = ("node", "tracing")
+    __slots__ = "_node tracing base _positions rederive seen writes param copied".split()
 
-    def __init__(self, node: Node, tracing: "Tracing"):
-        self.node = node
+    def __init__(
+        self,
+        node: Node,
+        tracing: "Tracing",
+        *,
+        base=None,
+        positions=None,
+        rederive=None,
+        param=None,
+    ):
+        self._node = node
         self.tracing = tracing
+        self.base: Tracer | None = base  # the array whose memory this one views; None: its own
+        self._positions = positions  # flat positions in the memory's owner, in this shape
+        self.rederive = rederive  # a view: rebuilds its node from the current base
+        self.seen = len(base.writes) if base is not None else 0  # base writes accounted for
+        self.writes: list = []  # the positions each write into this memory set (None: all)
+        self.param: str | None = param  # a parameter's name: no writes into it
+        self.copied: Src | None = None  # where numpy took a concrete copy: no writes after
+
+    @property
+    def node(self) -> Node:
+        """The current value; a view re-reads its base after writes that touched it."""
+        base = self.base
+        if base is not None and self.seen < len(base.writes):
+            touched = base.writes[self.seen :]
+            self.seen = len(base.writes)
+            if any(w is None or np.isin(self._positions, w).any() for w in touched):
+                self._node = self.rederive()
+        return self._node
+
+    @property
+    def positions(self) -> np.ndarray:
+        """The flat positions of this array's elements in the memory of `root`."""
+        if self._positions is None:
+            self._positions = np.arange(self._node.size, dtype=np.int64).reshape(self._node.shape)
+        return self._positions
+
+    @property
+    def root(self) -> "Tracer":
+        return self if self.base is None else self.base
+
+    @property
+    def scalar(self) -> bool:
+        """A 0-d value that is not a view acts as a numpy scalar: immutable."""
+        return self._node.ndim == 0 and self.base is None
+
+    def derived(self, node: Node, positions: Any, rederive) -> "Tracer":
+        """The Tracer of `node` computed from this one: a view when numpy's result on the
+        positions (`positions`) shares their memory, else a new array."""
+        root = self.root
+        if isinstance(positions, np.ndarray) and np.may_share_memory(positions, root.positions):
+            return Tracer(node, self.tracing, base=root, positions=positions, rederive=rederive)
+        return Tracer(node, self.tracing)
 
     # ---- array attributes: shapes are concrete Python values, so code may branch on them
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.node.shape
+        return self._node.shape
 
     @property
     def ndim(self) -> int:
-        return self.node.ndim
+        return self._node.ndim
 
     @property
     def size(self) -> int:
-        return self.node.size
+        return self._node.size
 
     @property
     def dtype(self) -> np.dtype:
-        return np.dtype({"f64": np.float64, "f32": np.float32, "bool": np.bool_}[self.node.dtype])
+        return np.dtype(NUMPY_DTYPES[self._node.dtype])
 
     def __len__(self) -> int:
-        if not self.node.shape:
+        if not self._node.shape:
             raise self.tracing.error("len() of a scalar", "a scalar has no length")
-        return self.node.shape[0]
+        return self._node.shape[0]
 
     def __iter__(self):
         for i in range(len(self)):
             yield self[i]
 
     def __repr__(self) -> str:
-        return f"Tracer({self.node.dtype}{list(self.node.shape)})"
+        return f"Tracer({self._node.dtype}{list(self._node.shape)})"
 
     # ---- the numpy protocols
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        out = kwargs.pop("out", None)
+        if method == "at" and ufunc is np.add:
+            return self.tracing.add_at(*inputs)
         if method != "__call__":
-            return self.tracing.unsupported(f"np.{ufunc.__name__}.{method}")
-        if kwargs.get("out") is not None:
-            raise self.tracing.error(
-                f"np.{ufunc.__name__}(..., out=...) writes into an array",
-                "assign the result to a new name instead of using out=",
+            return self.tracing.fallback(
+                f"np.{ufunc.__name__}.{method}", getattr(ufunc, method), inputs, kwargs
             )
-        kwargs.pop("out", None)
-        return self.tracing.call(ufunc, inputs, kwargs)
+        result = self.tracing.call(ufunc, inputs, kwargs)
+        if out is None:
+            return result
+        target = out[0] if isinstance(out, tuple) else out
+        if not isinstance(target, Tracer):
+            raise self.tracing.error(
+                f"an in-place update of a numpy array with a traced value (a += t, or "
+                f"np.{ufunc.__name__}(..., out=a)) would drop the value from the trace",
+                f"{CREATE_HINT}, or assign the result to a new name",
+            )
+        target.assign_all(result)
+        return target
 
     def __array_function__(self, func, types, args, kwargs):
         return self.tracing.call(func, args, kwargs)
 
     def __array__(self, dtype=None, copy=None):
-        raise self.tracing.error(
-            "a traced value was turned into a concrete numpy array (np.asarray, np.array of "
-            "a traced array, or a function gradgen does not trace)",
-            SUPPORTED_HINT,
-        )
+        value = self.tracing.concrete(self.node)
+        if value is None:
+            raise self.tracing.error(
+                "a traced value was turned into a concrete numpy array (np.asarray of a "
+                "traced array, storing it into a numpy array, or a function gradgen does not "
+                "trace)",
+                f"{CREATE_HINT}; {SUPPORTED_HINT}",
+            )
+        # numpy may keep this as the array itself (np.asarray): it must not change later
+        self.root.copied = self.root.copied or self.tracing.src()
+        return np.asarray(value, dtype=dtype)
 
     # ---- Python operators, reflected ones too
     def __add__(self, o):
@@ -119,14 +206,40 @@ class Tracer:
     def __rpow__(self, o):
         return self.tracing.call(np.power, (o, self))
 
+    def __matmul__(self, o):
+        return self.tracing.call(np.matmul, (self, o))
+
+    def __rmatmul__(self, o):
+        return self.tracing.call(np.matmul, (o, self))
+
     def __neg__(self):
         return self.tracing.call(np.negative, (self,))
 
     def __pos__(self):
-        return self
+        return Tracer(self.node, self.tracing)  # +x is a new array of the same value
 
     def __abs__(self):
         return self.tracing.call(np.absolute, (self,))
+
+    # In place: numpy writes into the array itself, so other names for it (and its
+    # views) see the change. Scalars are immutable, and `s += t` just rebinds s.
+    def __iadd__(self, o):
+        return self.inplace(np.add, o)
+
+    def __isub__(self, o):
+        return self.inplace(np.subtract, o)
+
+    def __imul__(self, o):
+        return self.inplace(np.multiply, o)
+
+    def __itruediv__(self, o):
+        return self.inplace(np.true_divide, o)
+
+    def __ipow__(self, o):
+        return self.inplace(np.power, o)
+
+    def __imatmul__(self, o):
+        return self.inplace(np.matmul, o)
 
     def __lt__(self, o):
         return self.tracing.call(np.less, (self, o))
@@ -148,43 +261,164 @@ class Tracer:
 
     __hash__ = None  # type: ignore[assignment]
 
-    def __getitem__(self, key):
+    # ---- indexing and assignment
+    def key(self, key: Any) -> tuple[tuple, list[np.ndarray], list[np.ndarray]]:
+        """(normalized key, index arrays, the positions it selects), errors at the user's line."""
+        parts = tuple(
+            self.tracing.index_value(k) for k in (key if isinstance(key, tuple) else (key,))
+        )
+        what = f"indexing a {self._node.dtype}{list(self.shape)} value"
         try:
-            norm = normalize_key(key, self.node.shape)
-        except (TypeError, IndexError) as e:
-            raise self.tracing.error(f"indexing a {self.node.dtype}{list(self.shape)} value: {e}") from None
-        return self.tracing.wrap(self.tracing.apply("index", self.node, key=norm))
+            norm, arrays = normalize_key(parts if isinstance(key, tuple) else parts[0])
+            selected = self.positions[real_key(norm, arrays)]  # numpy checks the key here
+            norm = nonnegative(norm, self.shape)
+        except (TypeError, IndexError, ValueError) as e:
+            raise self.tracing.error(f"{what}: {e}") from None
+        return norm, arrays, selected
+
+    def __getitem__(self, key):
+        norm, arrays, selected = self.key(key)
+        consts = self.tracing.index_arrays(arrays, key)
+        node = self.tracing.apply("index", self.node, *consts, key=norm)
+        return self.derived(
+            node, selected, lambda: self.tracing.apply("index", self.node, *consts, key=norm)
+        )
 
     def __setitem__(self, key, value):
-        raise self.tracing.error(
-            "assignment into a traced array (x[...] = ...) is not supported",
-            "build the array from its parts instead, e.g. np.stack / np.concatenate, or "
-            "np.where(mask, new, x)",
-        )
+        if self.scalar:
+            raise self.tracing.error(
+                "assignment into an element of a scalar", "a scalar value has no elements to assign"
+            )
+        norm, arrays, selected = self.key(key)
+        self.write(norm, arrays, np.asarray(selected), value)
 
-    # ---- what would silently lose the trace
+    def write(self, key: tuple, arrays: list, selected: np.ndarray, value: Any) -> None:
+        """numpy's `self[key] = value`, into the memory of `root`."""
+        root, tracing = self.root, self.tracing
+        if (
+            isinstance(value, Tracer)
+            and value.root is root
+            and np.array_equal(value.positions, selected)
+        ):
+            # x[k] += v wrote through the view x[k] already; numpy then stores that view
+            # back into x[k], which changes nothing
+            return
+        if root.copied is not None:
+            raise tracing.error(
+                f"writing into an array that numpy took a concrete copy of at line "
+                f"{root.copied.line} (np.asarray or a function gradgen runs in numpy): the "
+                "copy would not see the write",
+                "write into the array before that line, or work on a copy",
+            )
+        if root.param is not None:
+            raise tracing.error(
+                f"writing into the parameter {root.param!r} (x[...] = ..., x += ...) would change "
+                "the caller's array in numpy",
+                f"work on a copy: {root.param} = {root.param}.copy() first",
+            )
+        if not self.positions.flags.writeable:
+            raise tracing.error("assignment into a read-only view (np.broadcast_to makes those)")
+        if np.unique(selected).size != selected.size:
+            raise tracing.error(
+                "assignment with repeated indices: numpy does not define which value is kept",
+                "to add up at repeated indices, use np.add.at(x, idx, v)",
+            )
+        v = tracing.value_node(value, root._node.dtype)
+        if v.ndim > selected.ndim:  # numpy drops leading length-1 axes of the value
+            lead = v.ndim - selected.ndim
+            if any(d != 1 for d in v.shape[:lead]):
+                raise tracing.error(
+                    f"could not broadcast a value of shape {v.shape} into shape {selected.shape}"
+                )
+            v = tracing.apply("reshape", v, shape=v.shape[lead:])
+        try:
+            if np.broadcast_shapes(v.shape, selected.shape) != selected.shape:
+                raise ValueError
+        except ValueError:
+            raise tracing.error(
+                f"could not broadcast a value of shape {v.shape} into shape {selected.shape}"
+            ) from None
+        if self.base is not None:  # through a view: the same elements, addressed on the base
+            key, arrays = key_of_positions(selected, root.shape)
+        consts = tracing.index_arrays(arrays)
+        root._node = tracing.apply("index_update", root._node, v, *consts, key=key)
+        root.writes.append(selected.reshape(-1))
+
+    def assign_all(self, value: "Tracer") -> None:
+        """`self[...] = value` for an in-place operation's result."""
+        if value.shape != self.shape:
+            raise self.tracing.error(
+                f"an in-place operation on an array of shape {self.shape} whose result has "
+                f"shape {value.shape} (numpy: non-broadcastable output operand)",
+                "assign the result to a new name instead",
+            )
+        node = value.node
+        if self.base is None and self.param is None and node.dtype == self._node.dtype:
+            self._node = node  # the whole array is new: no need to index
+            self.writes.append(None)
+            return
+        self.write((Ellipsis,), [], self.positions, value)
+
+    def inplace(self, ufunc, other) -> "Tracer":
+        result = self.tracing.call(ufunc, (self, other))
+        if self.scalar:
+            return result
+        self.assign_all(result)
+        return self
+
+    # ---- what would silently lose the trace, unless the value is a constant
     def __bool__(self):
-        raise self.tracing.error(
-            "`if`, `while`, `and`, `or` or bool() on a traced value: the branch would depend "
-            "on the parameters' values",
-            BRANCH_HINT,
-        )
+        value = self.tracing.concrete(self.node)
+        if value is None:
+            raise self.tracing.error(
+                "`if`, `while`, `and`, `or` or bool() on a traced value: the branch would depend "
+                "on the parameters' values",
+                BRANCH_HINT,
+            )
+        return bool(value)
 
     def __float__(self):
-        raise self.tracing.error(
-            "float() or a math.* function on a traced value would drop it from the trace",
-            "use the numpy function instead (np.exp, np.sqrt, ...); they work on scalars too",
-        )
+        value = self.tracing.concrete(self.node)
+        if value is None:
+            raise self.tracing.error(
+                "float(), a math.* function, or storing into a numpy array (a[i] = t) on a "
+                "traced value would drop it from the trace",
+                "use the numpy function instead (np.exp, np.sqrt, ...); they work on scalars "
+                f"too; {CREATE_HINT}",
+            )
+        return float(value)
 
     def __int__(self):
-        raise self.tracing.error("int() of a traced value has no gradient", BRANCH_HINT)
+        value = self.tracing.concrete(self.node)
+        if value is None:
+            raise self.tracing.error("int() of a traced value has no gradient", BRANCH_HINT)
+        return int(value)
 
-    __index__ = __int__
+    def __index__(self):
+        value = self.tracing.concrete(self.node)
+        if value is None:
+            raise self.tracing.error(
+                "a traced value used as an index or a count has no gradient", BRANCH_HINT
+            )
+        if value.ndim or not np.issubdtype(value.dtype, np.integer):
+            raise self.tracing.error("only integer scalar arrays can be converted to an index")
+        return int(value)
 
     # ---- array methods and properties: the numpy functions of the same name (see METHODS)
     def __getattr__(self, attr: str):
         if attr.startswith("_"):  # numpy's and Python's protocol probes
             raise AttributeError(attr)
+        if attr in ("item", "tolist"):  # concrete Python values: constants only
+
+            def concrete(*args):
+                value = self.tracing.concrete(self.node)
+                if value is None:
+                    raise self.tracing.error(
+                        f".{attr}() of a traced value would drop it from the trace", SUPPORTED_HINT
+                    )
+                return getattr(value, attr)(*args)
+
+            return concrete
         fn = METHODS.get(attr)
         if fn is None:
             raise self.tracing.error(
@@ -194,11 +428,12 @@ class Tracer:
             return self.tracing.call(fn, (self,))
 
         def method(*args, **kwargs):
-            if attr == "reshape" and len(args) > 1:  # x.reshape(3, 4) as well as x.reshape((3, 4))
+            if attr in ("reshape", "transpose") and len(args) > 1:  # x.reshape(3, 4) too
                 args = (args,)
-            if attr == "transpose" and len(args) > 1:
-                args = (args,)
-            return self.tracing.call(fn, (self, *args), kwargs)
+            result = self.tracing.call(fn, (self, *args), kwargs)
+            if attr == "flatten":  # np.ravel's value, but always a copy, never a view
+                result = Tracer(result.node, self.tracing)
+            return result
 
         return method
 
@@ -207,13 +442,53 @@ class Tracer:
 # works once its numpy function is in the op table.
 METHODS = {
     name: getattr(np, name)
-    for name in [
-        "sum", "mean", "max", "min", "prod", "reshape", "dot", "clip", "transpose",
-        "ravel", "squeeze", "swapaxes", "cumsum", "round", "std", "var",
-    ]
+    for name in (
+        "sum mean max min prod reshape dot clip transpose ravel squeeze swapaxes cumsum round "
+        "std var copy"
+    ).split()
 }
-METHODS.update({"flatten": np.ravel, "T": np.transpose, "mT": np.matrix_transpose})
+METHODS.update({"flatten": np.ravel, "T": np.transpose})
+if hasattr(np, "matrix_transpose"):  # numpy >= 2
+    METHODS["mT"] = np.matrix_transpose
 PROPERTIES = {"T", "mT"}
+# Functions whose result may be a view of their argument (numpy decides which, per call).
+VIEWS = {
+    getattr(np, name, np.transpose)
+    for name in (
+        "reshape ravel squeeze expand_dims transpose swapaxes moveaxis matrix_transpose "
+        "broadcast_to split array_split atleast_1d atleast_2d atleast_3d"
+    ).split()
+}
+CREATE_HINT = (
+    "to fill an array with traced values, create it inside the traced function with "
+    "np.zeros / np.ones / np.empty / np.full (gradgen traces those), or build it with "
+    "np.array([...]) / np.stack / np.concatenate"
+)
+MASK_HINT = (
+    "keep the shape and select with np.where(mask, x, 0.0) (then sum or multiply); "
+    "a constant numpy mask, or integer indices, work too"
+)
+
+
+def numpy_name(fn: Any) -> str:
+    """How the user wrote a numpy function: np.sum, np.linalg.norm, np.fft.fft."""
+    module = getattr(fn, "__module__", None) or "numpy"
+    sub = module[len("numpy") :] if module.startswith("numpy.") and "._" not in module else ""
+    return f"np{sub}.{getattr(fn, '__name__', fn)}"
+
+
+def _nodes_in(obj: Any) -> list[Node]:
+    if isinstance(obj, Node):
+        return [obj]
+    if isinstance(obj, (list, tuple)):
+        return [n for o in obj for n in _nodes_in(o)]
+    return []
+
+
+def _holds_tracer(obj: Any) -> bool:
+    if isinstance(obj, Tracer):
+        return True
+    return isinstance(obj, (list, tuple)) and any(_holds_tracer(o) for o in obj)
 
 
 class Tracing:
@@ -225,7 +500,9 @@ class Tracing:
         self.graph = Graph()
         # user's module-level arrays, so constants keep the user's names
         self.global_names = {
-            id(v): k for k, v in module_globals.items() if isinstance(v, np.ndarray) and not k.startswith("__")
+            id(v): k
+            for k, v in module_globals.items()
+            if isinstance(v, np.ndarray) and not k.startswith("__")
         }
 
     # ---- errors at the user's line
@@ -251,13 +528,67 @@ class Tracing:
         if isinstance(x, (bool, int, float, np.generic)) and np.ndim(x) == 0:
             return x  # Python numbers stay as they are: weakly typed constants or attributes
         if isinstance(x, np.ndarray):
-            node = self.graph.const(x, dtype_of(np.asarray(x)) if np.asarray(x).dtype != np.float64 else None)
+            row = self._row_of_global(x)
+            if row is not None:  # XS[t] of a module constant: emit it as XS[t], not a copy
+                return self.graph.apply("index", self.lift(row[0]), key=(row[1],))
+            node = self.graph.const(
+                x, dtype_of(np.asarray(x)) if np.asarray(x).dtype != np.float64 else None
+            )
             if node.name is None and id(x) in self.global_names:
                 node.name = self.global_names[id(x)]
             return node
         if isinstance(x, (list, tuple)):
             return type(x)(self.lift(v) for v in x)  # stack, concatenate, shapes
         return x
+
+    def _row_of_global(self, x: np.ndarray) -> tuple[np.ndarray, int] | None:
+        """(G, t) when x is the view G[t] of a user's module-level array G."""
+        base = x.base
+        if base is None or id(base) not in self.global_names or base.ndim != x.ndim + 1:
+            return None
+        if x.dtype != base.dtype or x.shape != base.shape[1:] or x.strides != base.strides[1:]:
+            return None
+        offset = x.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+        if base.strides[0] <= 0 or offset % base.strides[0]:
+            return None
+        return base, offset // base.strides[0]
+
+    def value_node(self, value: Any, dtype: str) -> Node:
+        """A value to store into an array of `dtype`, as a node."""
+        if isinstance(value, (list, tuple)):
+            value = self.call(np.array, (value,)) if _holds_tracer(value) else np.asarray(value)
+        lifted = self.lift(value)
+        if isinstance(lifted, Node):
+            return lifted
+        return self.graph.const(np.asarray(lifted, dtype=np.float64), dtype)
+
+    def index_value(self, k: Any) -> Any:
+        """A part of an index key: a traced part must be a constant (and not a mask)."""
+        if not isinstance(k, Tracer):
+            return k
+        value = self.concrete(k.node)
+        if value is not None:
+            return value
+        if k.dtype == np.bool_:
+            raise self.error(
+                "indexing with a traced boolean mask (x[x > 0]): the result's shape would "
+                "depend on the parameters' values",
+                MASK_HINT,
+            )
+        raise self.error("indexing with a traced value: indices have no gradient", BRANCH_HINT)
+
+    def index_arrays(self, arrays: list[np.ndarray], key: Any = None) -> list[Node]:
+        """Index arrays as integer constants, named after the user's global when it is one."""
+        named = [
+            k for k in (key if isinstance(key, tuple) else (key,)) if isinstance(k, np.ndarray)
+        ]
+        names = [self.global_names.get(id(k)) for k in named] if len(named) == len(arrays) else []
+        nodes = []
+        for a, name in zip(arrays, names + [None] * len(arrays)):
+            node = self.graph.const(a, "i64")
+            node.name = node.name or name or "IDX"
+            nodes.append(node)
+        return nodes
 
     def wrap(self, x: Any) -> Any:
         return Tracer(x, self) if isinstance(x, Node) else x
@@ -274,22 +605,137 @@ class Tracing:
 
     def call(self, fn: Any, args: tuple, kwargs: dict | None = None) -> Any:
         """Trace `fn(*args, **kwargs)` through the op table."""
+        kwargs = dict(kwargs or {})
         front = ops.NUMPY.get(fn)
         if front is None:
-            return self.unsupported(f"np.{getattr(fn, '__name__', fn)}")
-        self.graph.src = self.src()
-        lifted = tuple(self.lift(a) for a in args)
-        try:
-            out = front(lifted, dict(kwargs or {}), self)
-        except GradgenError:
-            raise
-        except (ValueError, TypeError, IndexError) as e:
-            shapes = " and ".join(str(list(a.shape)) for a in lifted if isinstance(a, Node))
-            name = getattr(fn, "__name__", str(fn))
-            raise self.error(f"np.{name} of shapes {shapes}: {e}") from None
+            return self.fallback(numpy_name(fn), fn, args, kwargs)
+        out = self.run_front(fn, front, args, kwargs)
+        if fn in VIEWS:
+            return self.views(fn, args, kwargs, out)
         if isinstance(out, (list, tuple)):
             return type(out)(self.wrap(o) for o in out)
         return self.wrap(out)
+
+    def run_front(self, fn: Any, front, args: tuple, kwargs: dict) -> Any:
+        """The front's node(s) for `fn(*args, **kwargs)`, with errors at the user's line."""
+        self.graph.src = self.src()
+        lifted = tuple(self.lift(a) for a in args)
+        named = {k: v.node if isinstance(v, Tracer) else v for k, v in kwargs.items()}
+        try:
+            return front(lifted, named, self)
+        except GradgenError:
+            raise
+        except (ValueError, TypeError, IndexError) as e:
+            shapes = " and ".join(str(list(a.shape)) for a in _nodes_in(lifted))
+            raise self.error(f"{numpy_name(fn)} of shapes {shapes}: {e}") from None
+
+    def views(self, fn: Any, args: tuple, kwargs: dict, out: Any) -> Any:
+        """Wrap `fn`'s result(s): views where numpy's result on the positions is one."""
+        sources = [a for a in args if isinstance(a, Tracer)]
+        try:
+            probed = fn(*(a.positions if isinstance(a, Tracer) else a for a in args), **kwargs)
+        except Exception:  # numpy accepts what the front did; if not, results are copies
+            probed = None
+        many = isinstance(out, (list, tuple))
+        outs, probes = (list(out), list(probed or ())) if many else ([out], [probed])
+        front = ops.NUMPY[fn]
+        result = []
+        for i, node in enumerate(outs):
+            p = probes[i] if i < len(probes) else None
+            src = next(
+                (
+                    s
+                    for s in sources
+                    if isinstance(p, np.ndarray) and np.may_share_memory(p, s.root.positions)
+                ),
+                None,
+            )
+            if src is None or not isinstance(node, Node):
+                result.append(self.wrap(node))
+                continue
+
+            def rederive(i=i):
+                again = self.run_front(fn, front, args, kwargs)
+                return again[i] if many else again
+
+            result.append(Tracer(node, self, base=src.root, positions=p, rederive=rederive))
+        return type(out)(result) if many else result[0]
+
+    def fallback(self, what: str, fn: Any, args: tuple, kwargs: dict) -> Any:
+        """A function gradgen does not trace runs in numpy when its arguments are constants."""
+        seen: list[tuple[Tracer, np.ndarray]] = []
+        try:
+            values = self.concrete_args(args, seen), self.concrete_args(kwargs, seen)
+        except LookupError:
+            return self.unsupported(what)
+        before = [v.copy() for _, v in seen]
+        result = fn(*values[0], **values[1])
+        for (t, v), b in zip(seen, before):
+            if not np.array_equal(v, b, equal_nan=True):
+                raise self.error(f"{what} writes into its argument, which gradgen does not trace")
+            if isinstance(result, np.ndarray) and np.may_share_memory(result, v):
+                t.root.copied = t.root.copied or self.src()  # the result views a copy
+        return result
+
+    def concrete_args(self, obj: Any, seen: list) -> Any:
+        """`obj` with its Tracers as their constant values (LookupError if one is not)."""
+        if isinstance(obj, Tracer):
+            value = self.concrete(obj.node)
+            if value is None:
+                raise LookupError
+            seen.append((obj, value))
+            return value
+        if isinstance(obj, dict):
+            return {k: self.concrete_args(v, seen) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return type(obj)(self.concrete_args(v, seen) for v in obj)
+        return obj
+
+    def concrete(self, node: Node) -> np.ndarray | None:
+        """The value of a node that does not depend on the parameters (else None)."""
+        seen: dict[int, Node] = {}
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            if n.id in seen:
+                continue
+            if n.op == "param":
+                return None
+            seen[n.id] = n
+            stack.extend(n.inputs)
+        env = evaluate(self.graph, (), sorted(seen.values(), key=lambda n: n.id))
+        return np.array(env[node.id])  # a copy: a constant node's value must never change
+
+    def add_at(self, x: Any, key: Any, value: Any = None) -> None:
+        """np.add.at(x, key, value): x += value at key, repeated indices adding up."""
+        if not isinstance(x, Tracer):
+            raise self.error(
+                "np.add.at into a numpy array with a traced value would drop it from the trace",
+                CREATE_HINT,
+            )
+        norm, arrays, selected = x.key(key)
+        v = self.value_node(1.0 if value is None else value, x.node.dtype)
+        v = (
+            self.apply("broadcast_to", v, shape=np.shape(selected))
+            if v.shape != np.shape(selected)
+            else v
+        )
+        added = self.apply("scatter", v, *self.index_arrays(arrays, key), key=norm, shape=x.shape)
+        x.assign_all(self.wrap(self.apply("add", x.node, added)))
+
+    def shim(self, fn: Any):
+        """The user's np.<fn> while tracing: creating an array from traced values traces."""
+
+        @functools.wraps(fn)
+        def traced(*args, **kwargs):
+            if fn in create.NO_COPY + (np.array,) and not _holds_tracer(args[:1]):
+                return fn(*args, **kwargs)  # constants stay plain numpy arrays
+            if fn in create.NO_COPY and isinstance(args[0], Tracer):
+                if kwargs.get("dtype") in (None, args[0].dtype):
+                    return args[0]  # np.asarray of an array is that array
+            return self.call(fn, args, kwargs)
+
+        return traced
 
     # Fronts call back `apply` and `const` on what they are given, graph or tracing alike.
     def const(self, value: Any, dtype: str | None = None) -> Node:
@@ -298,6 +744,30 @@ class Tracing:
     @property
     def float_dtype(self) -> str:
         return self.graph.float_dtype
+
+
+class _NumpyProxy(types.ModuleType):
+    """numpy as the user's function sees it while traced: array creation traces."""
+
+    def __init__(self, tracing: Tracing):
+        super().__init__("numpy", np.__doc__)
+        for fn in create.SHIMS:
+            setattr(self, fn.__name__, tracing.shim(fn))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(np, name)
+
+
+def _swap_numpy(namespace: dict, tracing: Tracing) -> dict:
+    """Point the user's `np` (and names imported from numpy) at a proxy; returns the old."""
+    proxy = _NumpyProxy(tracing)
+    saved = {}
+    for name, value in list(namespace.items()):
+        if value is np:
+            saved[name], namespace[name] = value, proxy
+        elif any(value is fn for fn in create.SHIMS):
+            saved[name], namespace[name] = value, getattr(proxy, value.__name__)
+    return saved
 
 
 class _Namer:
@@ -312,8 +782,9 @@ class _Namer:
             return None
         if event in ("line", "return"):
             for name, value in frame.f_locals.items():
-                if isinstance(value, Tracer) and value.node.name is None and value.node.op not in ("const",):
-                    value.node.name = name
+                node = value._node if isinstance(value, Tracer) else None
+                if node is not None and node.name is None and node.op != "const":
+                    node.name = name
         return self
 
     def install(self):
@@ -325,13 +796,17 @@ class _Namer:
 
 
 def trace_function(loaded: Loaded, spec: FunctionSpec) -> Graph:
-    """Run `spec.fn` on Tracers for its parameters; the graph's single output is its return value."""
+    """Run `spec.fn` on Tracers for its parameters; the graph's one output is its return value."""
     tracing = Tracing(loaded.path, vars(loaded.module))
     graph = tracing.graph
     if spec.params and all(p.dtype == "f32" for p in spec.params):
         graph.float_dtype = "f32"
-    tracers = [Tracer(graph.param(p.name, p.shape, p.dtype, spec.src), tracing) for p in spec.params]
+    tracers = [
+        Tracer(graph.param(p.name, p.shape, p.dtype, spec.src), tracing, param=p.name)
+        for p in spec.params
+    ]
     namer = _Namer(loaded.path)
+    saved = _swap_numpy(spec.fn.__globals__, tracing)
     namer.install()
     try:
         result = spec.fn(*tracers)
@@ -341,14 +816,21 @@ def trace_function(loaded: Loaded, spec: FunctionSpec) -> Graph:
         raise GradgenError(f"{spec.name} recursed too deeply while tracing", spec.src) from None
     except Exception as e:
         src = user_frame_src(e.__traceback__, loaded.path) or spec.src
+        if isinstance(e, ValueError) and "setting an array element with a sequence" in str(e):
+            # numpy's message when a traced scalar is stored into a numpy array: a[i] = t
+            raise GradgenError(
+                "storing a traced value into a numpy array (a[i] = t) would drop it from the trace",
+                src,
+                CREATE_HINT,
+            ) from None
         raise GradgenError(
             f"{spec.name} raised {type(e).__name__} while tracing: {e}",
             src,
-            "the function runs once on stand-ins of its parameters' shapes; "
-            + SUPPORTED_HINT,
+            "the function runs once on stand-ins of its parameters' shapes; " + SUPPORTED_HINT,
         ) from None
     finally:
         namer.remove()
+        spec.fn.__globals__.update(saved)
     graph.outputs = [_output_node(tracing, spec, result)]
     return graph
 
@@ -356,7 +838,9 @@ def trace_function(loaded: Loaded, spec: FunctionSpec) -> Graph:
 def _output_node(tracing: Tracing, spec: FunctionSpec, result: Any) -> Node:
     if isinstance(result, Tracer):
         if result.node.dtype == "bool":
-            raise GradgenError(f"{spec.name} returns a comparison mask, which has no gradient", spec.src)
+            raise GradgenError(
+                f"{spec.name} returns a comparison mask, which has no gradient", spec.src
+            )
         return result.node
     if isinstance(result, (tuple, list)) or result is None:
         what = "None" if result is None else f"a {type(result).__name__}"
@@ -368,4 +852,6 @@ def _output_node(tracing: Tracing, spec: FunctionSpec, result: Any) -> Node:
         )
     if isinstance(result, (int, float, np.ndarray, np.generic)):
         return tracing.graph.const(np.asarray(result, dtype=np.float64))
-    raise GradgenError(f"{spec.name} returns a {type(result).__name__}, not an array or float", spec.src)
+    raise GradgenError(
+        f"{spec.name} returns a {type(result).__name__}, not an array or float", spec.src
+    )

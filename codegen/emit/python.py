@@ -202,7 +202,13 @@ class Walker:
                     self.transient[node.id] = transient + memory.nbytes(node)
                     continue
             target = self.namer.fresh(node.name)
-            direct = [i for i in node.inputs if i.id in self.exprs and i.id not in self.reads and i.op != "const"]
+            # out= candidates: named inputs read by this node alone (a view of one would
+            # still read its buffer later)
+            direct = [
+                i
+                for i in node.inputs
+                if i.id in self.exprs and i.id not in self.reads and i.op != "const" and uses.get(i.id) == 1
+            ]
             stmt = memory.Statement(node, reads, direct, node.op in ops.UFUNCS, transient)
             self.stmts.append((stmt, self._renderer(node, target, args, e if spec.py_stmts is None else None)))
             self.bind(node, target)
@@ -326,7 +332,7 @@ def emit_unit(unit: Unit, consts: ModuleConsts, comments: bool, stats: dict | No
         stats["value_and_grad peak live bytes"] = w.plan.peak_bytes
     else:
         msg = (
-            f"{unit.name} returns an array of shape {value.shape}, and value_and_grad needs a "
+            f"{unit.name} returns an array, and value_and_grad needs a "
             f"scalar output: use {unit.name}_vjp(*args, g) with g the upstream gradient"
         )
         doc = "Not available: the output is not a scalar."

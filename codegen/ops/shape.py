@@ -1,23 +1,55 @@
-"""Shape ops: reshape, broadcast_to, indexing and its transpose (scatter), pack.
+"""Shape ops: reshape, broadcast_to, concatenate, stack, pack, and indexing: `index`, its
+transpose `scatter` (np.add.at semantics for repeated indices), and `index_update`, the
+functional form of `x[key] = v`.
+
+Numpy's shape functions lower onto these at trace time: expand_dims, squeeze, ravel,
+flatten and atleast_Nd are reshapes; split / array_split are several `index` slices;
+hstack / vstack are concatenates.
 
 Index keys are stored normalized and hashable: a tuple of ints, `("slice", start, stop,
-step)` entries, `None` for a new axis.
+step)` entries, `None` for a new axis, `...`, and `("arr", k)` for the k-th integer index
+array, which is an extra (constant) input of the node, after the data inputs. Keeping index
+arrays as nodes lets the emitter define them once, as module-level constants.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import operator
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..emit.expr import ATOM, Expr, wrap
-from . import apply, defop, same_shape
+from . import NUMPY, apply, defop
 
-# ---- reshape / broadcast_to ----
+ARR = "arr"  # key entry ("arr", k): the k-th index array input
+
+
+def _probe(shape: tuple) -> np.ndarray:
+    """A zero-stride stand-in of `shape`: numpy computes result shapes on it for free."""
+    return np.broadcast_to(np.empty((), dtype=np.int8), shape)
 
 
 def _shape_text(shape: tuple) -> str:
     return f"({shape[0]},)" if len(shape) == 1 else f"({', '.join(map(str, shape))})"
+
+
+def _node(x: Any, graph, dtype: str | None = None):
+    """A front's argument as a node: numbers and arrays become constants."""
+    if hasattr(x, "graph"):
+        return x
+    if isinstance(x, np.ndarray):
+        return graph.const(x)
+    return graph.const(np.asarray(x, dtype=np.float64), dtype or graph.float_dtype)
+
+
+def _no_extras(kwargs: dict, *allowed: str) -> None:
+    for k, v in kwargs.items():
+        if k not in allowed and v is not None:
+            raise TypeError(f"the argument {k}= is not supported")
+
+
+# ---- reshape and the numpy functions that are reshapes ----
 
 
 def _simplify_reshape(x, shape):
@@ -28,22 +60,63 @@ def _simplify_reshape(x, shape):
     return None
 
 
+def _reshaped(graph, x, shape: tuple):
+    return graph.apply("reshape", x, shape=tuple(int(d) for d in shape))
+
+
 def _reshape_front(args, kwargs, graph):
     x, *rest = args
     shape = kwargs.pop("newshape", kwargs.pop("shape", rest[0] if rest else None))
-    if kwargs.get("order", "C") != "C":
+    if kwargs.pop("order", "C") != "C":
         raise TypeError("only order='C' reshapes are supported")
+    _no_extras(kwargs)
+    x = _node(x, graph)
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(d) for d in shape)
     # numpy resolves -1 and checks the size
-    resolved = np.broadcast_to(np.empty((), np.int8), x.shape).reshape(shape).shape
-    return graph.apply("reshape", x, shape=resolved)
+    return _reshaped(graph, x, _probe(x.shape).reshape(shape).shape)
+
+
+def _like_numpy(fn):
+    """A front for a numpy function that only changes the shape: numpy computes the shape."""
+
+    def front(args, kwargs, graph):
+        x, *rest = args
+        x = _node(x, graph)
+        if kwargs.get("order", "C") != "C":
+            raise TypeError("only order='C' is supported")
+        kwargs.pop("order", None)
+        return _reshaped(graph, x, fn(_probe(x.shape), *rest, **kwargs).shape)
+
+    return front
+
+
+def _atleast_front(fn):
+    def front(args, kwargs, graph):
+        _no_extras(kwargs)
+        outs = [
+            _reshaped(graph, x, fn(_probe(x.shape)).shape) for x in (_node(a, graph) for a in args)
+        ]
+        return outs[0] if len(outs) == 1 else outs
+
+    return front
 
 
 defop(
     "reshape",
+    fold=False,  # a view of a constant, not a copy of its data in the code
     numpy=(np.reshape,),
     front=_reshape_front,
-    examples=(("x: f64[2,3]", "np.reshape(x, (3, 2))"), ("x: f64[2,3]", "x.reshape(-1)")),
+    examples=(
+        ("x: f64[2,3]", "np.reshape(x, (3, 2))"),
+        ("x: f64[2,3]", "x.reshape(-1)"),
+        ("x: f64[3]", "np.expand_dims(x, 0) * np.expand_dims(x, -1)"),
+        ("x: f64[2,1,3]", "np.squeeze(x) + x.squeeze(axis=1)[0]"),
+        ("x: f64[1,1]", "np.squeeze(x, axis=(0, 1))"),
+        ("x: f64[2,3]", "np.ravel(x)[::2] + x.flatten()[1::2]"),
+        ("x: f64[3,1]", "x.ravel()"),
+        ("x: f64[]", "np.atleast_1d(x) * np.atleast_2d(x)"),
+        ("x: f64[3], y: f64[2,1]", "np.atleast_3d(x)[0, :, 0] + np.atleast_2d(y)[:, 0].sum()"),
+    ),
     eval=lambda x, shape: np.reshape(x, shape),
     shape=lambda shapes, shape: tuple(shape),
     dtype=lambda dtypes, **a: dtypes[0],
@@ -52,6 +125,15 @@ defop(
     gate="reshape gate: reshapes back",
     simplify=_simplify_reshape,
 )
+NUMPY[np.expand_dims] = _like_numpy(np.expand_dims)
+NUMPY[np.squeeze] = _like_numpy(np.squeeze)
+NUMPY[np.ravel] = _like_numpy(np.ravel)
+NUMPY[np.atleast_1d] = _atleast_front(np.atleast_1d)
+NUMPY[np.atleast_2d] = _atleast_front(np.atleast_2d)
+NUMPY[np.atleast_3d] = _atleast_front(np.atleast_3d)
+
+
+# ---- broadcast_to ----
 
 
 def _simplify_broadcast(x, shape):
@@ -60,52 +142,244 @@ def _simplify_broadcast(x, shape):
     return None
 
 
+def _broadcast_front(args, kwargs, graph):
+    x, *rest = args
+    shape = kwargs.pop("shape", rest[0] if rest else None)
+    _no_extras(kwargs, "subok")
+    x = _node(x, graph)
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(d) for d in shape)
+    return graph.apply("broadcast_to", x, shape=np.broadcast_to(_probe(x.shape), shape).shape)
+
+
 defop(
     "broadcast_to",
-    internal=True,
+    fold=False,  # a broadcast constant stays a scalar until something needs it wide
+    numpy=(np.broadcast_to,),
+    front=_broadcast_front,
+    examples=(
+        ("x: f64[3]", "np.broadcast_to(x, (2, 3))"),
+        ("x: f64[2,1]", "np.broadcast_to(x, (4, 2, 3)) * np.arange(3.0)"),
+        ("x: f64[]", "np.broadcast_to(x, 3)"),
+    ),
     eval=lambda x, shape: np.broadcast_to(x, shape),
     shape=lambda shapes, shape: tuple(shape),
     dtype=lambda dtypes, **a: dtypes[0],
     vjp=lambda g, out, x, shape: (g,),  # autodiff sums over the broadcast axes
-    py=lambda args, node: Expr(
-        f"np.broadcast_to({args[0].text}, {_shape_text(node.shape)})", ATOM
-    ),
+    py=lambda args, node: Expr(f"np.broadcast_to({args[0].text}, {_shape_text(node.shape)})", ATOM),
     gate="broadcast gate: sums back",
     simplify=_simplify_broadcast,
 )
 
+
+# ---- concatenate / stack, and what lowers onto them ----
+
+
+def _parts(arrays: Any, graph) -> list:
+    if hasattr(arrays, "graph") or isinstance(arrays, np.ndarray):
+        # numpy iterates an array along its first axis
+        x = _node(arrays, graph)
+        return [graph.apply("index", x, key=(i,)) for i in range(x.shape[0])]
+    return [_node(a, graph) for a in arrays]
+
+
+def _axis(axis: Any, ndim: int) -> int:
+    axis = operator.index(axis)
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis {axis} is out of bounds for {ndim} dimensions")
+    return axis % ndim
+
+
+def _concatenate_front(args, kwargs, graph):
+    arrays, *rest = args
+    axis = kwargs.pop("axis", rest[0] if rest else 0)
+    _no_extras(kwargs, "casting")
+    xs = _parts(arrays, graph)
+    if axis is None:  # numpy flattens first
+        xs, axis = [_reshaped(graph, x, (x.size,)) for x in xs], 0
+    if any(x.ndim == 0 for x in xs):
+        raise ValueError("zero-dimensional arrays cannot be concatenated (use np.stack)")
+    axis = _axis(axis, xs[0].ndim)
+    np.concatenate([_probe(x.shape) for x in xs], axis=axis)  # numpy checks the shapes
+    return xs[0] if len(xs) == 1 else graph.apply("concatenate", *xs, axis=axis)
+
+
+def _concatenate_vjp(g, out, *xs, axis):
+    """Each input gets its slice of g along the axis."""
+    before = (("slice", None, None, None),) * axis
+    cuts, start = [], 0
+    for x in xs:
+        stop = start + x.shape[axis]
+        cuts.append(apply("index", g, key=before + (("slice", start or None, stop, None),)))
+        start = stop
+    return tuple(cuts)
+
+
+def _list_call(fn: str, args: list[Expr], axis: int) -> Expr:
+    listed = f"[{', '.join(a.text for a in args)}]"
+    return Expr(f"{fn}({listed}{f', axis={axis}' if axis else ''})", ATOM)
+
+
+defop(
+    "concatenate",
+    numpy=(np.concatenate,),
+    front=_concatenate_front,
+    examples=(
+        ("x: f64[2], y: f64[3]", "np.concatenate([x, y, x])"),
+        ("x: f64[2,1], y: f64[2,3]", "np.concatenate((x, y), axis=-1)"),
+        ("x: f64[1,3], y: f64[2,3]", "np.concatenate([y, x * 2.0], axis=0)"),
+        ("x: f64[2,2], y: f64[3]", "np.concatenate([x, y], axis=None)"),
+        ("x: f64[2], y: f64[3]", "np.hstack([x, y, 1.0])"),
+        ("x: f64[2,1], y: f64[2,2]", "np.hstack((x, y))[:, 1:] + np.vstack([y, x.T])[1:]"),
+    ),
+    eval=lambda *xs, axis: np.concatenate(xs, axis=axis),
+    shape=lambda shapes, axis: np.concatenate([_probe(s) for s in shapes], axis=axis).shape,
+    vjp=_concatenate_vjp,
+    py=lambda args, node: _list_call("np.concatenate", args, node.attrs["axis"]),
+    gate="concatenate gate: slices back",
+    gathers=True,
+)
+
+
+def _hstack_front(args, kwargs, graph):
+    _no_extras(kwargs, "casting")
+    xs = [x if x.ndim else _reshaped(graph, x, (1,)) for x in _parts(args[0], graph)]
+    return _concatenate_front(([*xs],), {"axis": 0 if xs[0].ndim == 1 else 1}, graph)
+
+
+def _vstack_front(args, kwargs, graph):
+    _no_extras(kwargs, "casting")
+    xs = [_reshaped(graph, x, np.atleast_2d(_probe(x.shape)).shape) for x in _parts(args[0], graph)]
+    return _concatenate_front((xs,), {"axis": 0}, graph)
+
+
+NUMPY[np.hstack] = _hstack_front
+NUMPY[np.vstack] = _vstack_front
+
+
+def _stack_front(args, kwargs, graph):
+    arrays, *rest = args
+    axis = kwargs.pop("axis", rest[0] if rest else 0)
+    _no_extras(kwargs, "casting")
+    xs = _parts(arrays, graph)
+    if not xs:
+        raise ValueError("need at least one array to stack")
+    if len({x.shape for x in xs}) != 1:
+        raise ValueError(
+            f"all input arrays must have the same shape: {[list(x.shape) for x in xs]}"
+        )
+    axis = _axis(axis, xs[0].ndim + 1)
+    if xs[0].ndim == 0:  # scalars into a vector: np.array([a, b, c])
+        return graph.apply("pack", *xs, shape=(len(xs),))
+    return graph.apply("stack", *xs, axis=axis)
+
+
+def _stack_vjp(g, out, *xs, axis):
+    before = (("slice", None, None, None),) * axis
+    return tuple(apply("index", g, key=before + (i,)) for i in range(len(xs)))
+
+
+defop(
+    "stack",
+    numpy=(np.stack,),
+    front=_stack_front,
+    examples=(
+        ("x: f64[3], y: f64[3]", "np.stack([x, y * x, y])"),
+        ("x: f64[2,1], y: f64[2,1]", "np.stack((x, y), axis=1)"),
+        ("x: f64[2,3], y: f64[2,3]", "np.stack([x, y], axis=-1)"),
+        ("x: f64[2,3]", "np.stack(x)"),
+    ),
+    eval=lambda *xs, axis: np.stack(xs, axis=axis),
+    shape=lambda shapes, axis: np.stack([_probe(s) for s in shapes], axis=axis).shape,
+    vjp=_stack_vjp,
+    py=lambda args, node: _list_call("np.stack", args, node.attrs["axis"]),
+    gate="stack gate: unstacks",
+    gathers=True,
+)
+
+
 # ---- indexing ----
 
 
-def normalize_key(key: Any, shape: tuple) -> tuple:
-    """A basic-indexing key as a hashable tuple; raises IndexError/TypeError on bad keys."""
+def normalize_key(key: Any) -> tuple[tuple, list[np.ndarray]]:
+    """A numpy key as (hashable key, integer index arrays); TypeError on what cannot index.
+
+    A constant boolean mask becomes its `nonzero()` arrays, which is what numpy does.
+    The caller validates the key against the shape (by indexing with it).
+    """
     if not isinstance(key, tuple):
         key = (key,)
     out: list = []
+    arrays: list[np.ndarray] = []
     for k in key:
         if k is None or k is Ellipsis:
             out.append(k)
         elif isinstance(k, slice):
-            out.append(("slice", k.start, k.stop, k.step))
-        elif isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+            bounds = (None if v is None else operator.index(v) for v in (k.start, k.stop, k.step))
+            out.append(("slice", *bounds))
+        elif isinstance(k, (bool, np.bool_)):
+            raise TypeError("a bool index is not supported; use an integer or a slice")
+        elif isinstance(k, (int, np.integer)):
             out.append(int(k))
+        elif isinstance(k, (list, tuple, np.ndarray)):
+            a = np.asarray(k)
+            if a.size == 0 and a.dtype != bool:
+                a = a.astype(np.intp)  # numpy reads an empty list as an empty integer index
+            if a.dtype == bool:
+                if a.ndim == 0:
+                    raise TypeError("a bool index is not supported; use an integer or a slice")
+                for nz in a.nonzero():
+                    out.append((ARR, len(arrays)))
+                    arrays.append(nz.astype(np.int64))
+            elif not np.issubdtype(a.dtype, np.integer):
+                raise TypeError(f"index arrays must hold integers, not {a.dtype}")
+            elif a.ndim == 0:
+                out.append(int(a))
+            else:
+                out.append((ARR, len(arrays)))
+                arrays.append(a.astype(np.int64))
         else:
-            raise TypeError(f"index {k!r} is not supported (ints, slices, None and ... are)")
-    # Validate against the shape now, so a bad index fails at the user's line.
-    np.empty(shape)[real_key(tuple(out))] if np.prod(shape) < 1 << 16 else None
+            raise TypeError(
+                f"index {k!r} is not supported (ints, slices, None, ..., and integer arrays are)"
+            )
+    return tuple(out), arrays
+
+
+def nonnegative(key: tuple, shape: tuple) -> tuple:
+    """`key` with its negative ints counted from the start of their axes (x[-1] is x[2])."""
+    consuming = sum(1 for k in key if k is not None and k is not Ellipsis)
+    out, axis = [], 0
+    for k in key:
+        if k is Ellipsis:
+            axis += len(shape) - consuming
+        elif k is not None:
+            if isinstance(k, int) and k < 0:
+                k += shape[axis]
+            axis += 1
+        out.append(k)
     return tuple(out)
 
 
-def real_key(key: tuple) -> tuple:
-    return tuple(slice(*k[1:]) if isinstance(k, tuple) and k[0] == "slice" else k for k in key)
+def real_key(key: tuple, arrays: Sequence[Any] = ()) -> tuple:
+    """The numpy key of a normalized key, with `arrays` in place of its array entries."""
+
+    def one(k):
+        if isinstance(k, tuple):
+            return slice(*k[1:]) if k[0] == "slice" else arrays[k[1]]
+        return k
+
+    return tuple(one(k) for k in key)
 
 
-def key_text(key: tuple) -> str:
+def key_text(key: tuple, arrays: Sequence[str] = ()) -> str:
+    """The key as subscript text, `arrays` the texts of the index arrays."""
+
     def one(k):
         if k is None:
             return "None"
         if k is Ellipsis:
             return "..."
+        if isinstance(k, tuple) and k[0] == ARR:
+            return arrays[k[1]]
         if isinstance(k, tuple):
             start, stop, step = (("" if v is None else str(v)) for v in k[1:])
             return f"{start}:{stop}" + (f":{step}" if step else "")
@@ -114,30 +388,148 @@ def key_text(key: tuple) -> str:
     return ", ".join(one(k) for k in key) if key else "()"
 
 
-def _index_shape(shapes, key):
-    probe = np.broadcast_to(np.empty((), dtype=np.int8), shapes[0])
-    return probe[real_key(key)].shape
+def _slot_text(key: tuple, arrays: Sequence[str]) -> str:
+    """The key as an argument (np.add.at's): plain when it has no slices, else np.s_[...]."""
+    if len(key) == 1 and isinstance(key[0], (int, tuple)) and not _is_slice(key[0]):
+        return key_text(key, arrays)
+    if all(isinstance(k, int) or (isinstance(k, tuple) and k[0] == ARR) for k in key):
+        return f"({key_text(key, arrays)}{',' if len(key) == 1 else ''})"
+    return f"np.s_[{key_text(key, arrays)}]"
+
+
+def _is_slice(k) -> bool:
+    return isinstance(k, tuple) and k[0] == "slice"
+
+
+def _zero_arrays(shapes: Sequence[tuple]) -> list[np.ndarray]:
+    return [np.zeros(s, dtype=np.intp) for s in shapes]
+
+
+def indexed_shape(shape: tuple, key: tuple, array_shapes: Sequence[tuple] = ()) -> tuple:
+    return _probe(shape)[real_key(key, _zero_arrays(array_shapes))].shape
+
+
+def _values(nodes) -> list[np.ndarray] | None:
+    """The index arrays' values (they are constants), or None if one is not."""
+    if any(n.op != "const" for n in nodes):
+        return None
+    return [n.value for n in nodes]
+
+
+def writes_each_once(shape: tuple, key: tuple, arrays: Sequence[np.ndarray]) -> bool:
+    """Whether `x[key]` reads each element of x at most once (no repeated index)."""
+    if not any(isinstance(k, tuple) and k[0] == ARR for k in key):
+        return True  # basic indexing never repeats an element
+    positions = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)[real_key(key, arrays)]
+    return np.unique(positions).size == positions.size
+
+
+def key_of_positions(positions: np.ndarray, shape: tuple) -> tuple[tuple, list[np.ndarray]]:
+    """A key on an array of `shape` selecting exactly the flat `positions`, in their shape.
+
+    Ints, slices and None when such a key exists (a write through a view, `row[1:] = v`
+    with `row = x[2]`, reads `x[2, 1:] = v`); else one integer array per axis.
+    """
+    coords = np.unravel_index(positions, shape)
+    if positions.ndim == 0:
+        return tuple(int(c) for c in coords), []
+    if positions.size:
+        key = _basic_key(coords, positions.shape, shape)
+        probe = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)
+        if key is not None and np.array_equal(probe[real_key(key)], positions):
+            return key, []
+    return tuple((ARR, a) for a in range(len(shape))), [c.astype(np.int64) for c in coords]
+
+
+def _basic_key(coords: tuple, wshape: tuple, shape: tuple) -> tuple | None:
+    """A guess at a basic key from per-axis coordinates; the caller verifies it."""
+    varying = [
+        [j for j in range(len(wshape)) if wshape[j] > 1 and np.any(np.diff(c, axis=j))]
+        for c in coords
+    ]
+    key: list = []
+    j = 0  # the next axis of the result to account for
+    for a, c in enumerate(coords):
+        v = varying[a]
+        if len(v) > 1:
+            return None
+        while v and v[0] > j and wshape[j] == 1:  # a new axis of length 1
+            key.append(None)
+            j += 1
+        later = sum(1 for w in varying[a + 1 :] if w)
+        if v:
+            if v[0] != j:  # axes out of order (a transpose): not a basic key
+                return None
+            seq = np.moveaxis(c, j, 0).reshape(wshape[j], -1)[:, 0]
+            start, step = int(seq[0]), int(seq[1] - seq[0])
+            stop = start + step * len(seq)
+            stop = None if stop < 0 or (step > 0 and stop >= shape[a]) else stop
+            key.append(
+                ("slice", start if start or step < 0 else None, stop, None if step == 1 else step)
+            )
+            j += 1
+        elif j < len(wshape) and wshape[j] == 1 and len(wshape) - j > later:
+            key.append(("slice", int(c.flat[0]), int(c.flat[0]) + 1, None))  # kept as length 1
+            j += 1
+        else:
+            key.append(int(c.flat[0]))
+    while j < len(wshape) and wshape[j] == 1:
+        key.append(None)
+        j += 1
+    while key and key[-1] == ("slice", None, None, None):  # x[2, :] is x[2]
+        key.pop()
+    return tuple(key) if j == len(wshape) else None
+
+
+def _index_vjp(g, out, x, *arrays, key):
+    if not arrays and all(k is None or k is Ellipsis or k == ("slice", None, None, None) for k in key):
+        # only new axes and whole axes (x[:, None]): read g back with the new axes dropped,
+        # no zeros of a concrete shape, so named dims stay symbolic
+        back = tuple(0 if k is None else k for k in key)
+        return (apply("index", g, key=back),)
+    return (apply("scatter", g, *arrays, key=key, shape=x.shape),) + (None,) * len(arrays)
+
+
+def _index_py(args, node):
+    if node.inputs[0].ndim == 0:  # x may be a Python float: only new axes can index it
+        return (
+            Expr(f"np.reshape({args[0].text}, {_shape_text(node.shape)})", ATOM)
+            if node.shape
+            else args[0]
+        )
+    key = key_text(node.attrs["key"], [a.text for a in args[1:]])
+    return Expr(f"{wrap(args[0], ATOM)}[{key}]", ATOM)
 
 
 defop(
     "index",
+    fold=False,  # XS[t] of a module constant stays a view of it, not a copy in the code
     examples=(
         ("x: f64[4]", "x[1] * x[2]"),
         ("x: f64[3,4]", "x[1:, ::2]"),
         ("x: f64[3,4]", "x[-1, None, ...]"),
+        ("x: f64[5]", "x[::-2] + x[-3:]"),
+        ("x: f64[4]", "x[[0, 2, 2, -1]]"),
+        ("x: f64[3,4]", "x[[0, 2], 1:] * x[np.array([1, 1]), 2::-1]"),
+        ("x: f64[3,4]", "x[[[0, 1], [2, 2]], [[3, 3], [0, 1]]]"),
+        ("x: f64[3,4,2]", "x[:, [1, 1, 3], [0, 1, 1]]"),
+        ("x: f64[3,4,2]", "x[[0, 2], :, [1, 1]]"),
+        ("x: f64[2,3]", "x[np.array([[True, False, True], [False, True, True]])]"),
+        ("x: f64[1,3]", "x[0, [2, 0]] + x[..., 1]"),
+        ("x: f64[3]", "x[np.newaxis, :, None][0, [1, 1]]"),
     ),
-    eval=lambda x, key: x[real_key(key)],
-    shape=_index_shape,
+    eval=lambda x, *arrays, key: x[real_key(key, arrays)],
+    shape=lambda shapes, key: indexed_shape(shapes[0], key, shapes[1:]),
     dtype=lambda dtypes, **a: dtypes[0],
-    vjp=lambda g, out, x, key: (apply("scatter", g, key=key, shape=x.shape),),
-    py=lambda args, node: Expr(f"{wrap(args[0], ATOM)}[{key_text(node.attrs['key'])}]", ATOM),
+    vjp=_index_vjp,
+    py=_index_py,
     gate="index gate: scatters back",
 )
 
 
-def _scatter_eval(g, key, shape):
+def _scatter_eval(g, *arrays, key, shape):
     out = np.zeros(shape, dtype=np.result_type(g, np.float32))
-    out[real_key(key)] = g
+    np.add.at(out, real_key(key, arrays), g)  # repeated indices add up
     return out
 
 
@@ -146,20 +538,97 @@ def _zeros_text(node) -> str:
     return f"np.zeros({_shape_text(node.shape)}{dtype})"
 
 
+def _scatter_py(target, args, node):
+    key = node.attrs["key"]
+    arrays = [a.text for a in args[1:]]
+    values = _values(node.inputs[1:])
+    first = f"{target} = {_zeros_text(node)}"
+    if values is not None and writes_each_once(node.shape, key, values):
+        return [first, f"{target}[{key_text(key, arrays)}] = {args[0].text}"]
+    # repeated indices: `t[idx] += g` would add only once per index; np.add.at adds each
+    return [first, f"np.add.at({target}, {_slot_text(key, arrays)}, {args[0].text})"]
+
+
 defop(
     "scatter",
     internal=True,
     eval=_scatter_eval,
     shape=lambda shapes, key, shape: tuple(shape),
     dtype=lambda dtypes, **a: dtypes[0],
-    vjp=lambda g, out, x, key, shape: (apply("index", g, key=key),),
+    vjp=lambda g, out, x, *arrays, key, shape: (apply("index", g, *arrays, key=key),)
+    + (None,) * len(arrays),
     py=None,
-    py_stmts=lambda target, args, node: [
-        f"{target} = {_zeros_text(node)}",
-        f"{target}[{key_text(node.attrs['key'])}] = {args[0].text}",
-    ],
+    py_stmts=_scatter_py,
     gate="index gate: scatters back",
 )
+
+
+# ---- index_update: x[key] = v as a value (the tracer's setitem) ----
+
+
+def _index_update_eval(x, v, *arrays, key):
+    out = np.array(x, copy=True)
+    out[real_key(key, arrays)] = v
+    return out
+
+
+def _index_update_vjp(g, out, x, v, *arrays, key):
+    """x gets g except where it was overwritten; v gets g there (summed where broadcast)."""
+    return (
+        apply("index_update", g, 0.0, *arrays, key=key),
+        apply("index", g, *arrays, key=key),
+    ) + (None,) * len(arrays)
+
+
+def _index_update_py(target, args, node):
+    x = args[0].text
+    # np.zeros(...) and the like are new arrays already; anything else is copied, not mutated
+    fresh = node.inputs[0].op == "const" and x.startswith(("np.zeros(", "np.ones(", "np.full("))
+    key = key_text(node.attrs["key"], [a.text for a in args[2:]])
+    return [f"{target} = {x if fresh else x + '.copy()'}", f"{target}[{key}] = {args[1].text}"]
+
+
+def _covers(shape: tuple, key: tuple) -> bool:
+    """Whether x[key] is all of x, in order (x[...] or x[:, :])."""
+    return all(k is Ellipsis or k == ("slice", None, None, None) for k in key)
+
+
+def _simplify_index_update(x, v, *arrays, key):
+    if x.dtype != v.dtype:
+        return None  # the assignment casts: keep it
+    if _covers(x.shape, key) and v.ndim <= x.ndim:  # x[...] = v is a broadcast of v
+        return apply("broadcast_to", v, shape=x.shape)
+    full = len(key) == x.ndim and all(isinstance(k, int) for k in key)
+    if full and v.shape == () and x.op in ("const", "pack") and 1 < x.size <= 64:
+        # filling a small array element by element: one np.array([...]) of the elements
+        if x.op == "const":
+            elements = [x.graph.const(e, x.dtype) for e in x.value.reshape(-1)]
+        else:
+            elements = list(x.inputs)
+        elements[int(np.ravel_multi_index(key, x.shape))] = v
+        return apply("pack", *elements, shape=x.shape)
+    return None
+
+
+defop(
+    "index_update",
+    # x[key] = v is a statement: examples use `(t := x).__setitem__(key, v) or t`
+    examples=(
+        ("x: f64[3], y: f64[]", "(t := x.copy()).__setitem__(1, y * y) or t"),
+        ("x: f64[2,3], y: f64[2]", "(t := x.copy()).__setitem__((slice(None), [2, 0]), y) or t"),
+        ("x: f64[4,2], y: f64[2]", "(t := x * 2.0).__setitem__(np.s_[1::2], y) or t * t"),
+        ("x: f64[2,1,3], y: f64[1]", "(t := np.sin(x)).__setitem__((0, ..., [1]), y) or t"),
+    ),
+    eval=_index_update_eval,
+    shape=lambda shapes, key: shapes[0],
+    dtype=lambda dtypes, **a: dtypes[0],
+    vjp=_index_update_vjp,
+    py=None,
+    py_stmts=_index_update_py,
+    gate="assignment gate: routes around the overwritten part",
+    simplify=_simplify_index_update,
+)
+
 
 # ---- pack: scalars into an array, the gradient of reading every element ----
 
@@ -178,7 +647,10 @@ def _pack_py(args, node):
 
 
 def _pack_vjp(g, out, *xs, shape):
-    return tuple(apply("index", g, key=tuple(int(i) for i in np.unravel_index(k, shape))) for k in range(len(xs)))
+    return tuple(
+        apply("index", g, key=tuple(int(i) for i in np.unravel_index(k, shape)))
+        for k in range(len(xs))
+    )
 
 
 defop(
@@ -193,4 +665,49 @@ defop(
     gathers=True,
 )
 
-__all__ = ["normalize_key", "real_key", "same_shape"]
+
+# ---- split: slices along an axis ----
+
+
+def _split_front(even: bool):
+    def front(args, kwargs, graph):
+        x, *rest = args
+        sections = kwargs.pop("indices_or_sections", rest[0] if rest else None)
+        axis = kwargs.pop("axis", rest[1] if len(rest) > 1 else 0)
+        _no_extras(kwargs)
+        x = _node(x, graph)
+        axis = _axis(axis, x.ndim)
+        n = x.shape[axis]
+        if isinstance(sections, (int, np.integer)):
+            sections = operator.index(sections)
+            if sections <= 0:
+                raise ValueError("number sections must be larger than 0")
+            if even and n % sections:
+                raise ValueError("array split does not result in an equal division")
+            each, extra = divmod(n, sections)
+            sizes = [each + 1] * extra + [each] * (sections - extra)
+            bounds = np.cumsum([0] + sizes).tolist()
+        else:
+            bounds = [0] + [operator.index(i) for i in sections] + [n]
+        before = (("slice", None, None, None),) * axis
+        parts = []
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            key = before + (("slice", start or None, None if stop == n else stop, None),)
+            parts.append(graph.apply("index", x, key=key))
+        return parts
+
+    return front
+
+
+NUMPY[np.split] = _split_front(even=True)
+NUMPY[np.array_split] = _split_front(even=False)
+
+__all__ = [
+    "ARR",
+    "indexed_shape",
+    "key_of_positions",
+    "key_text",
+    "nonnegative",
+    "normalize_key",
+    "real_key",
+]
