@@ -140,8 +140,6 @@ class Graph:
 
         Python numbers among the inputs become constants of the other inputs' dtype.
         """
-        from . import ops
-
         spec = ops.OPS[op]
         dtype_hint = next(
             (x.dtype for x in inputs if isinstance(x, Node) and x.dtype in ("f64", "f32")),
@@ -164,8 +162,6 @@ class Graph:
         return node
 
     def _rewrite(self, spec, nodes, attrs) -> Node | None:
-        from . import ops
-
         if "fold" in self.rules and nodes and spec.fold and all(n.op == "const" for n in nodes):
             # evaluate now, with the same numpy call the generated code would make
             with np.errstate(all="ignore"):
@@ -259,8 +255,6 @@ def format_graph(graph: Graph, title: str = "") -> str:
 
 def evaluate(graph: Graph, args: Sequence[Any], nodes: Iterable[Node] | None = None) -> dict[int, Any]:
     """The reference interpreter: every live node's value, keyed by node id."""
-    from . import ops
-
     env: dict[int, Any] = {}
     for node in nodes if nodes is not None else graph.live_nodes():
         if node.op == "param":
@@ -305,3 +299,7 @@ def replay(graph: Graph, rules: Iterable[str] = (), dce: bool = False) -> Graph:
     new.rules = frozenset()
     new.outputs = [env[o.id] for o in graph.outputs]
     return new
+
+
+# The op table reads this module's dtypes; imported last, after they exist.
+from . import ops  # noqa: E402
