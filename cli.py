@@ -28,7 +28,9 @@ class _Parser(argparse.ArgumentParser):
 def _dim(text: str) -> tuple[str, int]:
     name, sep, size = text.partition("=")
     if not sep or not name.isidentifier() or not size.isdigit() or int(size) < 1:
-        raise argparse.ArgumentTypeError(f"--dim takes NAME=SIZE with a positive size, e.g. n=4 (got {text!r})")
+        raise argparse.ArgumentTypeError(
+            f"--dim takes NAME=SIZE with a positive size, e.g. n=4 (got {text!r})"
+        )
     return name, int(size)
 
 
@@ -40,12 +42,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("expr", metavar="EXPR.py", help="the file holding the forward function(s)")
     p.add_argument("--fn", metavar="NAME", help="trace only this function")
     p.add_argument("--target", default="python", help="python (default)")
-    p.add_argument("--out", default="generated", metavar="DIR", help="output folder (default: generated)")
-    p.add_argument("--wrt", metavar="A,B", help="differentiate with respect to these parameters only")
-    p.add_argument("--dim", action="append", type=_dim, default=[], metavar="NAME=SIZE", help="size of a named dim")
+    p.add_argument(
+        "--out", default="generated", metavar="DIR", help="output folder (default: generated)"
+    )
+    p.add_argument(
+        "--wrt", metavar="A,B", help="differentiate with respect to these parameters only"
+    )
+    p.add_argument(
+        "--dim",
+        action="append",
+        type=_dim,
+        default=[],
+        metavar="NAME=SIZE",
+        help="size of a named dim",
+    )
     p.add_argument("--no-check", action="store_true", help="skip the numeric gradient check")
     p.add_argument("--no-comments", action="store_true", help="emit no gate comments")
-    p.add_argument("--force", action="store_true", help="overwrite an output file gradgen did not write")
+    p.add_argument(
+        "--force", action="store_true", help="overwrite an output file gradgen did not write"
+    )
     p.add_argument(
         "--passes",
         metavar="LIST",
@@ -72,7 +87,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     from codegen.write import check_writable, write_atomic
 
     if args.target not in TARGETS:
-        raise GradgenError(f"unknown --target {args.target!r}", hint=f"choose one of: {', '.join(TARGETS)}")
+        raise GradgenError(
+            f"unknown --target {args.target!r}", hint=f"choose one of: {', '.join(TARGETS)}"
+        )
     wrt = [w.strip() for w in args.wrt.split(",") if w.strip()] if args.wrt else None
     if args.wrt is not None and not wrt:
         raise GradgenError("--wrt names no parameter", hint="e.g. --wrt w,b")

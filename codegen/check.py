@@ -100,7 +100,9 @@ def first_nonfinite(graph: Graph, env: dict[int, Any]):
     return None
 
 
-def draw_point(params: tuple[ParamSpec, ...], graph: Graph, rng: np.random.Generator) -> tuple[list, str | None]:
+def draw_point(
+    params: tuple[ParamSpec, ...], graph: Graph, rng: np.random.Generator
+) -> tuple[list, str | None]:
     """Arguments away from kinks and where every intermediate value is finite."""
     samplers: list[Callable[[tuple], np.ndarray]] = [
         lambda s: rng.standard_normal(s),
@@ -136,7 +138,9 @@ def _to_module_args(args: list, params: tuple[ParamSpec, ...]) -> list:
     out = []
     for a, p in zip(args, params):
         arr = a.astype(np.float32) if p.dtype == "f32" else a
-        out.append(float(arr) if p.dtype == "f64" and arr.ndim == 0 else (arr if arr.ndim else arr[()]))
+        out.append(
+            float(arr) if p.dtype == "f64" and arr.ndim == 0 else (arr if arr.ndim else arr[()])
+        )
     return out
 
 
@@ -175,11 +179,22 @@ def check_function(
             plain = forward_only(*margs)
             split = vjp(*margs, out_g.astype(np.float32) if dtype == "f32" else out_g)
         _compare_array(reports[0], np.asarray(value, np.float64), f_user, f"point {k}", atol, rtol)
-        _compare_array(reports[0], np.asarray(plain, np.float64), f_user, f"point {k} ({spec.name})", atol, rtol)
+        _compare_array(
+            reports[0],
+            np.asarray(plain, np.float64),
+            f_user,
+            f"point {k} ({spec.name})",
+            atol,
+            rtol,
+        )
         for i, name in enumerate(wrt):
             _compare_array(
-                reports[1 + i], np.asarray(split[1][i], np.float64), np.asarray(grads[i], np.float64),
-                f"point {k} (vjp vs value_and_grad)", atol, rtol,
+                reports[1 + i],
+                np.asarray(split[1][i], np.float64),
+                np.asarray(grads[i], np.float64),
+                f"point {k} (vjp vs value_and_grad)",
+                atol,
+                rtol,
             )
 
         def scalarized(xs: list) -> float:
@@ -187,16 +202,34 @@ def check_function(
 
         for i, name in enumerate(wrt):
             j = index[name]
-            _check_arg(reports[1 + i], scalarized, args, j, np.asarray(grads[i], np.float64), k, rng, atol, rtol)
+            _check_arg(
+                reports[1 + i],
+                scalarized,
+                args,
+                j,
+                np.asarray(grads[i], np.float64),
+                k,
+                rng,
+                atol,
+                rtol,
+            )
     return report
 
 
-def _compare_array(rep: ArgReport, a: np.ndarray, n: np.ndarray, where: str, atol: float, rtol: float) -> None:
+def _compare_array(
+    rep: ArgReport, a: np.ndarray, n: np.ndarray, where: str, atol: float, rtol: float
+) -> None:
     if a.shape != n.shape:
         rep.ok, rep.where, rep.excess = False, f"{where}: shape {a.shape} != {n.shape}", np.inf
         return
-    for idx in np.ndindex(a.shape) if a.size <= ELEMENTWISE_LIMIT else [np.unravel_index(np.argmax(np.abs(a - n)), a.shape)]:
-        rep.see(float(a[idx]), float(n[idx]), f"{where} {list(idx) if idx else ''}".strip(), atol, rtol)
+    for idx in (
+        np.ndindex(a.shape)
+        if a.size <= ELEMENTWISE_LIMIT
+        else [np.unravel_index(np.argmax(np.abs(a - n)), a.shape)]
+    ):
+        rep.see(
+            float(a[idx]), float(n[idx]), f"{where} {list(idx) if idx else ''}".strip(), atol, rtol
+        )
 
 
 def _check_arg(rep, f, args, j, grad, point, rng, atol, rtol) -> None:

@@ -7,7 +7,7 @@ live in `ops`; this module only stores, prints and interprets.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -253,7 +253,9 @@ def format_graph(graph: Graph, title: str = "") -> str:
     return "\n".join(lines)
 
 
-def evaluate(graph: Graph, args: Sequence[Any], nodes: Iterable[Node] | None = None) -> dict[int, Any]:
+def evaluate(
+    graph: Graph, args: Sequence[Any], nodes: Iterable[Node] | None = None
+) -> dict[int, Any]:
     """The reference interpreter: every live node's value, keyed by node id."""
     env: dict[int, Any] = {}
     for node in nodes if nodes is not None else graph.live_nodes():
@@ -264,7 +266,9 @@ def evaluate(graph: Graph, args: Sequence[Any], nodes: Iterable[Node] | None = N
         else:
             spec = ops.OPS[node.op]
             with np.errstate(all="ignore"):
-                env[node.id] = np.asarray(spec.eval(*(env[i.id] for i in node.inputs), **node.attrs))
+                env[node.id] = np.asarray(
+                    spec.eval(*(env[i.id] for i in node.inputs), **node.attrs)
+                )
     return env
 
 
@@ -274,11 +278,18 @@ def run(graph: Graph, *args: Any) -> list[Any]:
     return [env[o.id] for o in graph.outputs]
 
 
-def replay(graph: Graph, rules: Iterable[str] = (), dce: bool = False) -> Graph:
+def replay(
+    graph: Graph,
+    rules: Iterable[str] = (),
+    dce: bool = False,
+    substitute: Callable[[Node, dict[int, Node], Graph], Node | None] | None = None,
+) -> Graph:
     """A copy of the graph rebuilt through `apply` with construction-time `rules` on.
 
     Old nodes map one to one onto new ones (or onto what a rule rewrote them to), so
-    sharing already present is kept; `dce` drops the nodes the outputs do not need.
+    sharing already present is kept; `dce` drops the nodes the outputs do not need;
+    `substitute(node, env, new)` may build a node's replacement itself (env maps old ids
+    to new nodes).
     """
     new = Graph()
     new.float_dtype = graph.float_dtype
@@ -291,7 +302,9 @@ def replay(graph: Graph, rules: Iterable[str] = (), dce: bool = False) -> Graph:
             out = new.const(node.value, node.dtype)
         else:
             new.src, new.tag = node.src, node.tag
-            out = new.apply(node.op, *(env[i.id] for i in node.inputs), **node.attrs)
+            out = substitute(node, env, new) if substitute is not None else None
+            if out is None:
+                out = new.apply(node.op, *(env[i.id] for i in node.inputs), **node.attrs)
         if out.name is None:
             out.name = node.name
         env[node.id] = out

@@ -147,7 +147,9 @@ def resolve_dims(module: ModuleType, cli_dims: dict[str, int], path: Path) -> di
     return dims
 
 
-def find_functions(module: ModuleType, path: Path, fn: str | None, dims: dict[str, int]) -> tuple[FunctionSpec, ...]:
+def find_functions(
+    module: ModuleType, path: Path, fn: str | None, dims: dict[str, int]
+) -> tuple[FunctionSpec, ...]:
     """The functions to trace: public top-level functions defined in the file, or `fn`."""
     found = {}
     for name, obj in vars(module).items():

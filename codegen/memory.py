@@ -20,6 +20,19 @@ def nbytes(node: Node) -> int:
     return node.size * np.dtype(NUMPY_DTYPES.get(node.dtype, np.float64)).itemsize
 
 
+def worth_a_buffer(node: Node, user: Node, fresh: bool, user_is_ufunc: bool) -> bool:
+    """Whether a large new array should get a name rather than be inlined, so that its
+    single user, an elementwise op, can write its result into it (out=) instead of
+    allocating another: t = X @ W; t = np.add(t, b, out=t); h = np.tanh(t, out=t)."""
+    return (
+        fresh
+        and user_is_ufunc
+        and node.size >= INPLACE_MIN_ELEMENTS
+        and node.shape == user.shape
+        and node.dtype == user.dtype
+    )
+
+
 @dataclass
 class Statement:
     """One emitted assignment: the node it defines and the named nodes its text reads."""

@@ -142,7 +142,9 @@ def compile_file(
     loaded = load(path, fn, dims)
     traced = [differentiate(loaded, spec, wrt, enabled_passes) for spec in loaded.functions]
     text, memory = _emit(loaded, traced, comments, {})
-    named = sorted({d for s in loaded.functions for p in s.params for d in p.dims if isinstance(d, str)})
+    named = sorted(
+        {d for s in loaded.functions for p in s.params for d in p.dims if isinstance(d, str)}
+    )
     specialized: dict[str, int] = {}
     reasons: dict[str, str] = {}
     for dim in named:

@@ -25,13 +25,22 @@ def format_stats(compiled: Compiled) -> str:
                 out.append(f"  passes on {which}: {steps}")
         live = [n for n in graph.live_nodes() if n.op not in ("param", "const")]
         hist = Counter(n.op for n in live)
-        out.append(f"  {name} nodes: {len(live)}  ops: " + ", ".join(f"{k} {v}" for k, v in sorted(hist.items())))
+        out.append(
+            f"  {name} nodes: {len(live)}  ops: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(hist.items()))
+        )
         fwd = sum(ops.flops(n) for n in t.optimized.live_nodes() if n.op not in ("param", "const"))
         total = sum(ops.flops(n) for n in live)
         out.append(f"  flops (estimate): forward {fwd}, {name} {total}")
         mem = compiled.memory.get(t.spec.name, {})
         saved = ", ".join(mem.get("saved for backward", [])) or "nothing"
-        out.append(f"  saved for backward: {saved} ({_kib(mem.get('saved bytes', 0))} beyond the parameters)")
-        peaks = [f"{k.replace(' peak live bytes', '')} {_kib(v)}" for k, v in mem.items() if k.endswith("peak live bytes")]
+        out.append(
+            f"  saved for backward: {saved} ({_kib(mem.get('saved bytes', 0))} beyond the parameters)"
+        )
+        peaks = [
+            f"{k.replace(' peak live bytes', '')} {_kib(v)}"
+            for k, v in mem.items()
+            if k.endswith("peak live bytes")
+        ]
         out.append("  peak live bytes (estimate, parameters aside): " + ", ".join(peaks))
     return "\n".join(out)

@@ -51,7 +51,9 @@ def table() -> str:
     methods: dict[str, list[str]] = defaultdict(list)
     for meth, fn in METHODS.items():
         if fn in ops.NUMPY:
-            methods[_op_of(fn) or fn.__name__].append(f"`.{meth}{'' if meth in PROPERTIES else '()'}`")
+            methods[_op_of(fn) or fn.__name__].append(
+                f"`.{meth}{'' if meth in PROPERTIES else '()'}`"
+            )
     lines = [
         "| numpy | operators and methods | gradient |",
         "| --- | --- | --- |",
@@ -61,7 +63,9 @@ def table() -> str:
         gate = spec.gate if spec is not None else "traced into the ops of other rows"
         extra = [OPERATORS[key]] if key in OPERATORS else []
         extra += sorted(set(methods.get(key, [])))
-        lines.append(f"| {', '.join(sorted(set(rows.get(key, [])))) or '—'} | {', '.join(extra) or '—'} | {gate} |")
+        lines.append(
+            f"| {', '.join(sorted(set(rows.get(key, [])))) or '—'} | {', '.join(extra) or '—'} | {gate} |"
+        )
     return "\n".join(lines)
 
 

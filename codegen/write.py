@@ -39,7 +39,9 @@ def write_atomic(path: Path, text: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
-        raise GradgenError(f"cannot write to {path.parent}: {e.strerror}", hint="pass a writable --out DIR") from None
+        raise GradgenError(
+            f"cannot write to {path.parent}: {e.strerror}", hint="pass a writable --out DIR"
+        ) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
@@ -47,4 +49,6 @@ def write_atomic(path: Path, text: str) -> None:
         os.replace(tmp, path)
     except OSError as e:
         os.unlink(tmp)
-        raise GradgenError(f"cannot write {path}: {e.strerror}", hint="pass a writable --out DIR") from None
+        raise GradgenError(
+            f"cannot write {path}: {e.strerror}", hint="pass a writable --out DIR"
+        ) from None

@@ -53,14 +53,13 @@ def attention_value_and_grad(x, Wq, Wk, Wv):
     t10 = g_scores_1 / 4.0  # div gate: scales by 1/y
     g_q = t10 @ k  # matmul gate: swaps, transposed
     g_k = t10.T @ q  # transpose gate: permutes back
-    t11 = g_v @ Wv.T  # matmul gate: swaps, transposed
-    t12 = x.T  # matmul gate: swaps, transposed
-    g_Wv = t12 @ g_v  # matmul gate: swaps, transposed
-    t13 = g_k @ Wk.T  # matmul gate: swaps, transposed
-    g_Wk = t12 @ g_k  # matmul gate: swaps, transposed
-    t14 = g_q @ Wq.T  # matmul gate: swaps, transposed
-    g_Wq = t12 @ g_q  # matmul gate: swaps, transposed
-    g_x = t11 + t13 + t14  # copy gate: sums
+    t11 = x.T  # matmul gate: swaps, transposed
+    g_Wv = t11 @ g_v  # matmul gate: swaps, transposed
+    g_Wk = t11 @ g_k  # matmul gate: swaps, transposed
+    g_Wq = t11 @ g_q  # matmul gate: swaps, transposed
+    g_x = np.concatenate([g_q, g_k, g_v], axis=1) @ np.concatenate(
+        [Wq.T, Wk.T, Wv.T]
+    )  # copy gate: sums
     return t2, (g_x, g_Wq, g_Wk, g_Wv)
 
 
@@ -103,14 +102,13 @@ def attention_backward(saved, g):
     t11 = g_scores_1 / 4.0  # div gate: scales by 1/y
     g_q = t11 @ k  # matmul gate: swaps, transposed
     g_k = t11.T @ q  # transpose gate: permutes back
-    t12 = g_v @ Wv.T  # matmul gate: swaps, transposed
-    t13 = x.T  # matmul gate: swaps, transposed
-    g_Wv = t13 @ g_v  # matmul gate: swaps, transposed
-    t14 = g_k @ Wk.T  # matmul gate: swaps, transposed
-    g_Wk = t13 @ g_k  # matmul gate: swaps, transposed
-    t15 = g_q @ Wq.T  # matmul gate: swaps, transposed
-    g_Wq = t13 @ g_q  # matmul gate: swaps, transposed
-    g_x = t12 + t14 + t15  # copy gate: sums
+    t12 = x.T  # matmul gate: swaps, transposed
+    g_Wv = t12 @ g_v  # matmul gate: swaps, transposed
+    g_Wk = t12 @ g_k  # matmul gate: swaps, transposed
+    g_Wq = t12 @ g_q  # matmul gate: swaps, transposed
+    g_x = np.concatenate([g_q, g_k, g_v], axis=1) @ np.concatenate(
+        [Wq.T, Wk.T, Wv.T]
+    )  # copy gate: sums
     return (g_x, g_Wq, g_Wk, g_Wv)
 
 

@@ -9,203 +9,114 @@ import numpy as np
 
 def rnn(Wx, Wh, b, xs):
     """The value of rnn(Wx: f64[3,5], Wh: f64[5,5], b: f64[5], xs: f64[8,B,3])."""
-    h = np.tanh(xs[0] @ Wx + b)
-    h_1 = np.tanh(xs[1] @ Wx + h @ Wh + b)
-    h_2 = np.tanh(xs[2] @ Wx + h_1 @ Wh + b)
-    h_3 = np.tanh(xs[3] @ Wx + h_2 @ Wh + b)
-    h_4 = np.tanh(xs[4] @ Wx + h_3 @ Wh + b)
-    h_5 = np.tanh(xs[5] @ Wx + h_4 @ Wh + b)
-    h_6 = np.tanh(xs[6] @ Wx + h_5 @ Wh + b)
-    h_7 = np.tanh(xs[7] @ Wx + h_6 @ Wh + b)
-    t0 = np.sum(h_7 * h_7)
-    return t0
+    t0 = np.reshape(np.reshape(xs, (-1, 3)) @ Wx, (8, -1, 5))
+    h = np.tanh(t0[0] + b)
+    h_1 = np.tanh(t0[1] + h @ Wh + b)
+    h_2 = np.tanh(t0[2] + h_1 @ Wh + b)
+    h_3 = np.tanh(t0[3] + h_2 @ Wh + b)
+    h_4 = np.tanh(t0[4] + h_3 @ Wh + b)
+    h_5 = np.tanh(t0[5] + h_4 @ Wh + b)
+    h_6 = np.tanh(t0[6] + h_5 @ Wh + b)
+    h_7 = np.tanh(t0[7] + h_6 @ Wh + b)
+    t1 = np.sum(h_7 * h_7)
+    return t1
 
 
 def rnn_value_and_grad(Wx, Wh, b, xs):
     """The value and the gradients with respect to Wx, Wh, b, xs."""
-    t0 = xs[0]
-    h = np.tanh(t0 @ Wx + b)
-    t1 = xs[1]
-    h_1 = np.tanh(t1 @ Wx + h @ Wh + b)
-    t2 = xs[2]
-    h_2 = np.tanh(t2 @ Wx + h_1 @ Wh + b)
-    t3 = xs[3]
-    h_3 = np.tanh(t3 @ Wx + h_2 @ Wh + b)
-    t4 = xs[4]
-    h_4 = np.tanh(t4 @ Wx + h_3 @ Wh + b)
-    t5 = xs[5]
-    h_5 = np.tanh(t5 @ Wx + h_4 @ Wh + b)
-    t6 = xs[6]
-    h_6 = np.tanh(t6 @ Wx + h_5 @ Wh + b)
-    t7 = xs[7]
-    h_7 = np.tanh(t7 @ Wx + h_6 @ Wh + b)
-    t8 = h_7 * h_7
-    t9 = np.sum(t8)
+    t0 = np.reshape(xs, (-1, 3))
+    t1 = np.reshape(t0 @ Wx, (8, -1, 5))
+    h = np.tanh(t1[0] + b)
+    h_1 = np.tanh(t1[1] + h @ Wh + b)
+    h_2 = np.tanh(t1[2] + h_1 @ Wh + b)
+    h_3 = np.tanh(t1[3] + h_2 @ Wh + b)
+    h_4 = np.tanh(t1[4] + h_3 @ Wh + b)
+    h_5 = np.tanh(t1[5] + h_4 @ Wh + b)
+    h_6 = np.tanh(t1[6] + h_5 @ Wh + b)
+    h_7 = np.tanh(t1[7] + h_6 @ Wh + b)
+    t2 = h_7 * h_7
+    t3 = np.sum(t2)
     # backward
     g_h = h_7 + h_7  # copy gate: sums
-    t10 = g_h * (1.0 - t8)  # tanh gate: 1 - t^2
-    t11 = Wh.T  # matmul gate: swaps, transposed
-    g_h_1 = t10 @ t11  # matmul gate: swaps, transposed
-    t12 = h_6.T @ t10  # matmul gate: swaps, transposed
-    t13 = Wx.T  # matmul gate: swaps, transposed
-    t14 = t7.T @ t10  # matmul gate: swaps, transposed
-    t15 = g_h_1 * (1.0 - h_6 * h_6)  # tanh gate: 1 - t^2
-    g_h_2 = t15 @ t11  # matmul gate: swaps, transposed
-    t16 = h_5.T @ t15  # matmul gate: swaps, transposed
-    t17 = t6.T @ t15  # matmul gate: swaps, transposed
-    t18 = g_h_2 * (1.0 - h_5 * h_5)  # tanh gate: 1 - t^2
-    g_h_3 = t18 @ t11  # matmul gate: swaps, transposed
-    t19 = h_4.T @ t18  # matmul gate: swaps, transposed
-    t20 = t5.T @ t18  # matmul gate: swaps, transposed
-    t21 = g_h_3 * (1.0 - h_4 * h_4)  # tanh gate: 1 - t^2
-    g_h_4 = t21 @ t11  # matmul gate: swaps, transposed
-    t22 = h_3.T @ t21  # matmul gate: swaps, transposed
-    t23 = t4.T @ t21  # matmul gate: swaps, transposed
-    t24 = g_h_4 * (1.0 - h_3 * h_3)  # tanh gate: 1 - t^2
-    g_h_5 = t24 @ t11  # matmul gate: swaps, transposed
-    t25 = h_2.T @ t24  # matmul gate: swaps, transposed
-    t26 = t3.T @ t24  # matmul gate: swaps, transposed
-    t27 = g_h_5 * (1.0 - h_2 * h_2)  # tanh gate: 1 - t^2
-    g_h_6 = t27 @ t11  # matmul gate: swaps, transposed
-    t28 = h_1.T @ t27  # matmul gate: swaps, transposed
-    t29 = t2.T @ t27  # matmul gate: swaps, transposed
-    t30 = g_h_6 * (1.0 - h_1 * h_1)  # tanh gate: 1 - t^2
-    g_h_7 = t30 @ t11  # matmul gate: swaps, transposed
-    t31 = h.T @ t30  # matmul gate: swaps, transposed
-    t32 = t1.T @ t30  # matmul gate: swaps, transposed
-    t33 = g_h_7 * (1.0 - h * h)  # tanh gate: 1 - t^2
-    t34 = t0.T @ t33  # matmul gate: swaps, transposed
-    g_Wx = t14 + t17 + t20 + t23 + t26 + t29 + t32 + t34  # copy gate: sums
-    g_Wh = t12 + t16 + t19 + t22 + t25 + t28 + t31  # copy gate: sums
-    t35 = np.sum(t10, axis=0)  # broadcast: sums back
-    t36 = np.sum(t15, axis=0)  # broadcast: sums back
-    t37 = np.sum(t18, axis=0)  # broadcast: sums back
-    t38 = np.sum(t21, axis=0)  # broadcast: sums back
-    t39 = np.sum(t24, axis=0)  # broadcast: sums back
-    t40 = np.sum(t27, axis=0)  # broadcast: sums back
-    t41 = np.sum(t30, axis=0)  # broadcast: sums back
-    t42 = np.sum(t33, axis=0)  # broadcast: sums back
-    g_b = t35 + t36 + t37 + t38 + t39 + t40 + t41 + t42  # copy gate: sums
-    g_xs = np.stack(
-        [
-            t33 @ t13,
-            t30 @ t13,
-            t27 @ t13,
-            t24 @ t13,
-            t21 @ t13,
-            t18 @ t13,
-            t15 @ t13,
-            t10 @ t13,
-        ]
+    t4 = g_h * (1.0 - t2)  # tanh gate: 1 - t^2
+    t5 = Wh.T  # matmul gate: swaps, transposed
+    g_h_1 = t4 @ t5  # matmul gate: swaps, transposed
+    t6 = g_h_1 * (1.0 - h_6 * h_6)  # tanh gate: 1 - t^2
+    g_h_2 = t6 @ t5  # matmul gate: swaps, transposed
+    t7 = g_h_2 * (1.0 - h_5 * h_5)  # tanh gate: 1 - t^2
+    g_h_3 = t7 @ t5  # matmul gate: swaps, transposed
+    t8 = g_h_3 * (1.0 - h_4 * h_4)  # tanh gate: 1 - t^2
+    g_h_4 = t8 @ t5  # matmul gate: swaps, transposed
+    t9 = g_h_4 * (1.0 - h_3 * h_3)  # tanh gate: 1 - t^2
+    g_h_5 = t9 @ t5  # matmul gate: swaps, transposed
+    t10 = g_h_5 * (1.0 - h_2 * h_2)  # tanh gate: 1 - t^2
+    g_h_6 = t10 @ t5  # matmul gate: swaps, transposed
+    t11 = g_h_6 * (1.0 - h_1 * h_1)  # tanh gate: 1 - t^2
+    g_h_7 = t11 @ t5  # matmul gate: swaps, transposed
+    t12 = g_h_7 * (1.0 - h * h)  # tanh gate: 1 - t^2
+    t13 = np.stack([t12, t11, t10, t9, t8, t7, t6, t4])  # index gate: scatters back
+    t14 = np.reshape(t13, (-1, 5))  # reshape gate: reshapes back
+    t15 = t14 @ Wx.T  # matmul gate: swaps, transposed
+    g_Wx = t0.T @ t14  # matmul gate: swaps, transposed
+    g_xs = np.reshape(t15, (8, -1, 3))  # reshape gate: reshapes back
+    g_Wh = np.concatenate([h, h_1, h_2, h_3, h_4, h_5, h_6]).T @ np.concatenate(
+        [t11, t10, t9, t8, t7, t6, t4]
     )  # copy gate: sums
-    return t9, (g_Wx, g_Wh, g_b, g_xs)
+    g_b = np.sum(
+        np.concatenate([t12, t11, t10, t9, t8, t7, t6, t4]), axis=0
+    )  # copy gate: sums
+    return t3, (g_Wx, g_Wh, g_b, g_xs)
 
 
 def rnn_forward(Wx, Wh, b, xs):
     """The value and what rnn_backward reads."""
-    t0 = xs[0]
-    h = np.tanh(t0 @ Wx + b)
-    t1 = xs[1]
-    h_1 = np.tanh(t1 @ Wx + h @ Wh + b)
-    t2 = xs[2]
-    h_2 = np.tanh(t2 @ Wx + h_1 @ Wh + b)
-    t3 = xs[3]
-    h_3 = np.tanh(t3 @ Wx + h_2 @ Wh + b)
-    t4 = xs[4]
-    h_4 = np.tanh(t4 @ Wx + h_3 @ Wh + b)
-    t5 = xs[5]
-    h_5 = np.tanh(t5 @ Wx + h_4 @ Wh + b)
-    t6 = xs[6]
-    h_6 = np.tanh(t6 @ Wx + h_5 @ Wh + b)
-    t7 = xs[7]
-    h_7 = np.tanh(t7 @ Wx + h_6 @ Wh + b)
-    t8 = h_7 * h_7
-    t9 = np.sum(t8)
-    return t9, (
-        Wx,
-        Wh,
-        t0,
-        h,
-        t1,
-        h_1,
-        t2,
-        h_2,
-        t3,
-        h_3,
-        t4,
-        h_4,
-        t5,
-        h_5,
-        t6,
-        h_6,
-        t7,
-        h_7,
-        t8,
-    )
+    t0 = np.reshape(xs, (-1, 3))
+    t1 = np.reshape(t0 @ Wx, (8, -1, 5))
+    h = np.tanh(t1[0] + b)
+    h_1 = np.tanh(t1[1] + h @ Wh + b)
+    h_2 = np.tanh(t1[2] + h_1 @ Wh + b)
+    h_3 = np.tanh(t1[3] + h_2 @ Wh + b)
+    h_4 = np.tanh(t1[4] + h_3 @ Wh + b)
+    h_5 = np.tanh(t1[5] + h_4 @ Wh + b)
+    h_6 = np.tanh(t1[6] + h_5 @ Wh + b)
+    h_7 = np.tanh(t1[7] + h_6 @ Wh + b)
+    t2 = h_7 * h_7
+    t3 = np.sum(t2)
+    return t3, (Wx, Wh, t0, h, h_1, h_2, h_3, h_4, h_5, h_6, h_7, t2)
 
 
 def rnn_backward(saved, g):
     """The gradients with respect to Wx, Wh, b, xs, given the upstream gradient g."""
-    Wx, Wh, t0, h, t1, h_1, t2, h_2, t3, h_3, t4, h_4, t5, h_5, t6, h_6, t7, h_7, t8 = (
-        saved
-    )
+    Wx, Wh, t0, h, h_1, h_2, h_3, h_4, h_5, h_6, h_7, t2 = saved
     # backward
-    t10 = g * h_7  # mul gate: swaps
-    g_h = t10 + t10  # copy gate: sums
-    t11 = g_h * (1.0 - t8)  # tanh gate: 1 - t^2
-    t12 = Wh.T  # matmul gate: swaps, transposed
-    g_h_1 = t11 @ t12  # matmul gate: swaps, transposed
-    t13 = h_6.T @ t11  # matmul gate: swaps, transposed
-    t14 = Wx.T  # matmul gate: swaps, transposed
-    t15 = t7.T @ t11  # matmul gate: swaps, transposed
-    t16 = g_h_1 * (1.0 - h_6 * h_6)  # tanh gate: 1 - t^2
-    g_h_2 = t16 @ t12  # matmul gate: swaps, transposed
-    t17 = h_5.T @ t16  # matmul gate: swaps, transposed
-    t18 = t6.T @ t16  # matmul gate: swaps, transposed
-    t19 = g_h_2 * (1.0 - h_5 * h_5)  # tanh gate: 1 - t^2
-    g_h_3 = t19 @ t12  # matmul gate: swaps, transposed
-    t20 = h_4.T @ t19  # matmul gate: swaps, transposed
-    t21 = t5.T @ t19  # matmul gate: swaps, transposed
-    t22 = g_h_3 * (1.0 - h_4 * h_4)  # tanh gate: 1 - t^2
-    g_h_4 = t22 @ t12  # matmul gate: swaps, transposed
-    t23 = h_3.T @ t22  # matmul gate: swaps, transposed
-    t24 = t4.T @ t22  # matmul gate: swaps, transposed
-    t25 = g_h_4 * (1.0 - h_3 * h_3)  # tanh gate: 1 - t^2
-    g_h_5 = t25 @ t12  # matmul gate: swaps, transposed
-    t26 = h_2.T @ t25  # matmul gate: swaps, transposed
-    t27 = t3.T @ t25  # matmul gate: swaps, transposed
-    t28 = g_h_5 * (1.0 - h_2 * h_2)  # tanh gate: 1 - t^2
-    g_h_6 = t28 @ t12  # matmul gate: swaps, transposed
-    t29 = h_1.T @ t28  # matmul gate: swaps, transposed
-    t30 = t2.T @ t28  # matmul gate: swaps, transposed
-    t31 = g_h_6 * (1.0 - h_1 * h_1)  # tanh gate: 1 - t^2
-    g_h_7 = t31 @ t12  # matmul gate: swaps, transposed
-    t32 = h.T @ t31  # matmul gate: swaps, transposed
-    t33 = t1.T @ t31  # matmul gate: swaps, transposed
-    t34 = g_h_7 * (1.0 - h * h)  # tanh gate: 1 - t^2
-    t35 = t0.T @ t34  # matmul gate: swaps, transposed
-    g_Wx = t15 + t18 + t21 + t24 + t27 + t30 + t33 + t35  # copy gate: sums
-    g_Wh = t13 + t17 + t20 + t23 + t26 + t29 + t32  # copy gate: sums
-    t36 = np.sum(t11, axis=0)  # broadcast: sums back
-    t37 = np.sum(t16, axis=0)  # broadcast: sums back
-    t38 = np.sum(t19, axis=0)  # broadcast: sums back
-    t39 = np.sum(t22, axis=0)  # broadcast: sums back
-    t40 = np.sum(t25, axis=0)  # broadcast: sums back
-    t41 = np.sum(t28, axis=0)  # broadcast: sums back
-    t42 = np.sum(t31, axis=0)  # broadcast: sums back
-    t43 = np.sum(t34, axis=0)  # broadcast: sums back
-    g_b = t36 + t37 + t38 + t39 + t40 + t41 + t42 + t43  # copy gate: sums
-    g_xs = np.stack(
-        [
-            t34 @ t14,
-            t31 @ t14,
-            t28 @ t14,
-            t25 @ t14,
-            t22 @ t14,
-            t19 @ t14,
-            t16 @ t14,
-            t11 @ t14,
-        ]
+    t4 = g * h_7  # mul gate: swaps
+    g_h = t4 + t4  # copy gate: sums
+    t5 = g_h * (1.0 - t2)  # tanh gate: 1 - t^2
+    t6 = Wh.T  # matmul gate: swaps, transposed
+    g_h_1 = t5 @ t6  # matmul gate: swaps, transposed
+    t7 = g_h_1 * (1.0 - h_6 * h_6)  # tanh gate: 1 - t^2
+    g_h_2 = t7 @ t6  # matmul gate: swaps, transposed
+    t8 = g_h_2 * (1.0 - h_5 * h_5)  # tanh gate: 1 - t^2
+    g_h_3 = t8 @ t6  # matmul gate: swaps, transposed
+    t9 = g_h_3 * (1.0 - h_4 * h_4)  # tanh gate: 1 - t^2
+    g_h_4 = t9 @ t6  # matmul gate: swaps, transposed
+    t10 = g_h_4 * (1.0 - h_3 * h_3)  # tanh gate: 1 - t^2
+    g_h_5 = t10 @ t6  # matmul gate: swaps, transposed
+    t11 = g_h_5 * (1.0 - h_2 * h_2)  # tanh gate: 1 - t^2
+    g_h_6 = t11 @ t6  # matmul gate: swaps, transposed
+    t12 = g_h_6 * (1.0 - h_1 * h_1)  # tanh gate: 1 - t^2
+    g_h_7 = t12 @ t6  # matmul gate: swaps, transposed
+    t13 = g_h_7 * (1.0 - h * h)  # tanh gate: 1 - t^2
+    t14 = np.stack([t13, t12, t11, t10, t9, t8, t7, t5])  # index gate: scatters back
+    t15 = np.reshape(t14, (-1, 5))  # reshape gate: reshapes back
+    t16 = t15 @ Wx.T  # matmul gate: swaps, transposed
+    g_Wx = t0.T @ t15  # matmul gate: swaps, transposed
+    g_xs = np.reshape(t16, (8, -1, 3))  # reshape gate: reshapes back
+    g_Wh = np.concatenate([h, h_1, h_2, h_3, h_4, h_5, h_6]).T @ np.concatenate(
+        [t12, t11, t10, t9, t8, t7, t5]
+    )  # copy gate: sums
+    g_b = np.sum(
+        np.concatenate([t13, t12, t11, t10, t9, t8, t7, t5]), axis=0
     )  # copy gate: sums
     return (g_Wx, g_Wh, g_b, g_xs)
 

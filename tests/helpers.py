@@ -14,7 +14,9 @@ from codegen.write import write_atomic
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def write_expr(folder: Path, params: str, expr: str, stem: str = "expr", reduce: bool = True) -> Path:
+def write_expr(
+    folder: Path, params: str, expr: str, stem: str = "expr", reduce: bool = True
+) -> Path:
     """An expr.py with `def f(PARAMS): return np.sum(np.sin(EXPR))` (or EXPR as is)."""
     annotated = ", ".join(
         f'{p.split(":")[0].strip()}: "{p.split(":")[1].strip()}"' for p in _split(params)

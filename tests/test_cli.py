@@ -38,30 +38,42 @@ def test_no_comments(tmp_path, capsys):
 def test_show_ir_and_grad_ir(tmp_path, capsys):
     status, out, _ = run(capsys, ROOT / "examples" / "circuit.py", "--show", "ir")
     assert status == 0
-    assert "lambda x:f64[], y:f64[], z:f64[]" in out and "add %x %y" in out and "circuit.py:5" in out
+    assert (
+        "lambda x:f64[], y:f64[], z:f64[]" in out and "add %x %y" in out and "circuit.py:5" in out
+    )
     status, out, _ = run(capsys, ROOT / "examples" / "circuit.py", "--show", "grad-ir")
     assert status == 0 and "mul" in out
     assert not (tmp_path / "circuit_grad.py").exists()
 
 
 def test_wrt_selects_gradients(tmp_path, capsys):
-    status, out, err = run(capsys, ROOT / "examples" / "circuit.py", "--out", tmp_path, "--wrt", "z")
+    status, out, err = run(
+        capsys, ROOT / "examples" / "circuit.py", "--out", tmp_path, "--wrt", "z"
+    )
     assert status == 0, err
     text = (tmp_path / "circuit_grad.py").read_text()
     assert "with respect to z" in text
 
 
 def test_unused_parameter_gets_zero_gradient(tmp_path, capsys):
-    path = write_source(tmp_path, 'import numpy as np\n\ndef f(x: "f64[3]", y: "f64[2]"):\n    return np.sum(x * x)\n')
+    path = write_source(
+        tmp_path,
+        'import numpy as np\n\ndef f(x: "f64[3]", y: "f64[2]"):\n    return np.sum(x * x)\n',
+    )
     status, out, err = run(capsys, path, "--out", tmp_path / "o")
     assert status == 0, err
-    mod = __import__("codegen.check", fromlist=["import_path"]).import_path(tmp_path / "o" / "expr_grad.py")
+    mod = __import__("codegen.check", fromlist=["import_path"]).import_path(
+        tmp_path / "o" / "expr_grad.py"
+    )
     _, (gx, gy) = mod.f_value_and_grad(__import__("numpy").ones(3), __import__("numpy").ones(2))
     assert list(gy) == [0.0, 0.0] and list(gx) == [2.0, 2.0, 2.0]
 
 
 def test_dims_from_flag_and_module(tmp_path, capsys):
-    path = write_source(tmp_path, 'import numpy as np\nDIMS = {"n": 3}\n\ndef f(x: "f64[n]"):\n    return np.sum(x * x)\n')
+    path = write_source(
+        tmp_path,
+        'import numpy as np\nDIMS = {"n": 3}\n\ndef f(x: "f64[n]"):\n    return np.sum(x * x)\n',
+    )
     status, out, err = run(capsys, path, "--out", tmp_path / "a", "--no-check")
     assert status == 0, err
     assert "f64[n]" in (tmp_path / "a" / "expr_grad.py").read_text()
@@ -70,9 +82,13 @@ def test_dims_from_flag_and_module(tmp_path, capsys):
 
 
 def test_failed_check_is_status_1_and_keeps_the_module(tmp_path, capsys, monkeypatch):
-    wrong = dataclasses.replace(ops.OPS["sin"], vjp=lambda g, out, x: (g * 2.0 * ops.apply("cos", x),))
+    wrong = dataclasses.replace(
+        ops.OPS["sin"], vjp=lambda g, out, x: (g * 2.0 * ops.apply("cos", x),)
+    )
     monkeypatch.setitem(ops.OPS, "sin", wrong)
-    path = write_source(tmp_path, 'import numpy as np\n\ndef f(x: "f64[3]"):\n    return np.sum(np.sin(x))\n')
+    path = write_source(
+        tmp_path, 'import numpy as np\n\ndef f(x: "f64[3]"):\n    return np.sum(np.sin(x))\n'
+    )
     status, out, err = run(capsys, path, "--out", tmp_path / "o")
     assert status == 1
     assert "FAIL" in out and "check FAILED" in out
@@ -90,8 +106,16 @@ ERRORS = {
     "int parameter": ('def f(x: "i64[3]"):\n    return x\n', "expr.py:1", "float parameters only"),
     "returns tuple": ("def f(x):\n    return x, x\n", "expr.py:1", "returns a tuple"),
     "returns None": ("def f(x):\n    y = x * 2\n", "expr.py:1", "returns None"),
-    "if on traced": ("def f(x):\n    if x > 0:\n        return x\n    return -x\n", "expr.py:2", "np.where"),
-    "while on traced": ("def f(x):\n    while x < 3:\n        x = x * 2\n    return x\n", "expr.py:2", "np.where"),
+    "if on traced": (
+        "def f(x):\n    if x > 0:\n        return x\n    return -x\n",
+        "expr.py:2",
+        "np.where",
+    ),
+    "while on traced": (
+        "def f(x):\n    while x < 3:\n        x = x * 2\n    return x\n",
+        "expr.py:2",
+        "np.where",
+    ),
     "math on traced": ("import math\n\ndef f(x):\n    return math.exp(x)\n", "expr.py:4", "np.exp"),
     "float on traced": ("def f(x):\n    return float(x) * 2\n", "expr.py:2", "np.exp"),
     "unsupported numpy": (
@@ -146,7 +170,9 @@ def test_wrt_naming_no_parameter(tmp_path, capsys):
 
 
 def test_unknown_target_and_bad_dim(tmp_path, capsys):
-    status, _, err = run(capsys, ROOT / "examples" / "circuit.py", "--target", "fortran", "--out", tmp_path)
+    status, _, err = run(
+        capsys, ROOT / "examples" / "circuit.py", "--target", "fortran", "--out", tmp_path
+    )
     assert status == 2 and "unknown --target 'fortran'" in err
     status, _, err = run(capsys, ROOT / "examples" / "circuit.py", "--dim", "n", "--out", tmp_path)
     assert status == 2 and "NAME=SIZE" in err

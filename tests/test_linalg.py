@@ -123,7 +123,7 @@ def test_matrix_vector_gradient_is_an_outer_product(tmp_path):
     source = compile_file(
         write_expr(tmp_path, "x: f64[4], y: f64[2,4,3]", "np.matmul(x, y)")
     ).source
-    assert "np.reshape(x, (4, 1)) *" in source
+    assert "np.expand_dims(x, 1) *" in source
 
 
 def test_vector_gradients_by_hand(tmp_path):

@@ -7,13 +7,13 @@ import numpy as np
 from codegen.stats import format_stats
 from helpers import compile_and_check, write_source
 
-ELEMENTWISE = '''
+ELEMENTWISE = """
 import numpy as np
 
 
 def ew(x: "f64[100000]"):
     return np.sum(np.tanh(x) * np.exp(-x * x) + np.sin(x))
-'''
+"""
 
 
 def test_large_arrays_are_dropped_and_reused(tmp_path):
@@ -26,12 +26,16 @@ def test_large_arrays_are_dropped_and_reused(tmp_path):
     value, (g,) = module.ew_value_and_grad(x)
     t = np.tanh(x)
     e = np.exp(-x * x)
-    np.testing.assert_allclose(g, (1 - t * t) * e - 2 * x * t * e + np.cos(x), rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(
+        g, (1 - t * t) * e - 2 * x * t * e + np.cos(x), rtol=1e-9, atol=1e-15
+    )
     assert not np.shares_memory(g, x)
 
 
 def test_small_code_has_no_memory_lines(tmp_path):
-    src = write_source(tmp_path, 'import numpy as np\n\ndef f(x: "f64[5]"):\n    return np.sum(np.tanh(x) * x)\n')
+    src = write_source(
+        tmp_path, 'import numpy as np\n\ndef f(x: "f64[5]"):\n    return np.sum(np.tanh(x) * x)\n'
+    )
     compiled, _, _ = compile_and_check(src)
     assert "del " not in compiled.source and "out=" not in compiled.source
 
@@ -46,7 +50,7 @@ def test_stats_report(tmp_path):
     assert compiled.memory["ew"]["value_and_grad peak live bytes"] > 0
 
 
-VIEW_THEN_REUSE = '''
+VIEW_THEN_REUSE = """
 import numpy as np
 
 
@@ -56,7 +60,7 @@ def f(x: "f64[100,100]"):
     w = v * v
     b = np.exp(a)
     return np.sum(b) + np.sum(w) + np.sum(v)
-'''
+"""
 
 
 def test_no_out_into_a_buffer_a_view_still_reads(tmp_path):

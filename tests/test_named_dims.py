@@ -7,7 +7,7 @@ import pytest
 
 from helpers import compile_and_check, write_source
 
-POLYMORPHIC = '''
+POLYMORPHIC = """
 import numpy as np
 
 DIMS = {"n": 4}
@@ -16,9 +16,9 @@ DIMS = {"n": 4}
 def f(x: "f64[n,3]", w: "f64[3]", b: "f64[]"):
     h = np.tanh(x * w + b)
     return np.sum(h * h) + np.sum(x)
-'''
+"""
 
-SIZE_BOUND = '''
+SIZE_BOUND = """
 import numpy as np
 
 DIMS = {"n": 4}
@@ -26,7 +26,7 @@ DIMS = {"n": 4}
 
 def f(x: "f64[n]"):
     return np.sum(np.reshape(x, (2, 2)) * 3.0)
-'''
+"""
 
 
 def numeric_grad(fn, args, k, h=1e-6):
@@ -45,7 +45,9 @@ def test_module_traced_at_4_runs_at_7(tmp_path):
     compiled, module, reports = compile_and_check(write_source(tmp_path, POLYMORPHIC))
     assert all(r.ok for r in reports)
     assert compiled.specialized == {}
-    assert "raise ValueError" not in compiled.source.split("def f_value_and_grad")[1].split("def ")[0]
+    assert (
+        "raise ValueError" not in compiled.source.split("def f_value_and_grad")[1].split("def ")[0]
+    )
     rng = np.random.default_rng(0)
     fn = compiled.functions[0].spec.fn
     for n in (4, 7):

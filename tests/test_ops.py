@@ -37,7 +37,11 @@ MASKED = {
 
 def _ufunc(op: ops.Op):
     for fn, front in ops.NUMPY.items():
-        if isinstance(fn, np.ufunc) and front.__qualname__.startswith("_ufunc_front") and _op_of(fn) == op.name:
+        if (
+            isinstance(fn, np.ufunc)
+            and front.__qualname__.startswith("_ufunc_front")
+            and _op_of(fn) == op.name
+        ):
             return fn
     return None
 
@@ -54,7 +58,9 @@ def cases():
             continue
         if op.name in MASKED:
             for sx, sy in BINARY_SHAPES[:4]:
-                yield pytest.param(op.name, f"x: {sx}, y: {sy}", MASKED[op.name], id=f"{op.name}-{sx}-{sy}")
+                yield pytest.param(
+                    op.name, f"x: {sx}, y: {sy}", MASKED[op.name], id=f"{op.name}-{sx}-{sy}"
+                )
             continue
         for k, (params, expr) in enumerate(op.examples):
             yield pytest.param(op.name, params, expr, id=f"{op.name}-ex{k}")
@@ -67,7 +73,9 @@ def cases():
                 yield pytest.param(op.name, f"x: {s}", f"{name}(x)", id=f"{op.name}-{s}")
         elif fn.nin == 2:
             for sx, sy in BINARY_SHAPES:
-                yield pytest.param(op.name, f"x: {sx}, y: {sy}", f"{name}(x, y)", id=f"{op.name}-{sx}-{sy}")
+                yield pytest.param(
+                    op.name, f"x: {sx}, y: {sy}", f"{name}(x, y)", id=f"{op.name}-{sx}-{sy}"
+                )
 
 
 @pytest.mark.parametrize("pass_set", ["all", "none"])
@@ -81,9 +89,9 @@ def test_op_through_pipeline(tmp_path, op_name, params, expr, pass_set):
         assert r.ok, "\n" + "\n".join(str(a) for a in r.args)
     assert_ir_matches(compiled, module)
     used = {n.op for t in compiled.functions for n in t.forward.nodes + t.optimized.nodes}
-    assert op_name in used or (op_name in FUSED and "fuse" not in enabled), (
-        f"{expr} did not trace to {op_name}"
-    )
+    assert op_name in used or (
+        op_name in FUSED and "fuse" not in enabled
+    ), f"{expr} did not trace to {op_name}"
 
 
 def test_every_op_is_complete():
@@ -94,4 +102,6 @@ def test_every_op_is_complete():
         assert op.py is not None or op.py_stmts is not None, op.name
         assert op.gate, op.name
         assert (op.vjp is None) == (op.name in no_gradient), op.name
-        assert op.internal or op.examples or _ufunc(op) or op.name in MASKED, f"{op.name} has no test case"
+        assert (
+            op.internal or op.examples or _ufunc(op) or op.name in MASKED
+        ), f"{op.name} has no test case"

@@ -6,7 +6,7 @@ import numpy as np
 
 from codegen import passes
 from codegen.ir import Graph, format_graph, run
-from codegen.passes import cse, dce, fold, fuse, simplify
+from codegen.passes import batch, cse, dce, fold, fuse, simplify
 
 
 def body(graph: Graph) -> list[str]:
@@ -112,3 +112,44 @@ def test_pipeline_log_and_switches():
         assert "bogus" in str(e)
     else:
         raise AssertionError("an unknown pass must be refused")
+
+
+def test_batch_turns_row_products_into_one_product():
+    g = Graph()
+    w = g.param("w", (3, 5), "f64")
+    xs = g.const(np.arange(24.0).reshape(4, 2, 3))
+    total = None
+    for t in range(4):
+        p = g.apply("matmul", g.apply("index", xs, key=(t,)), w)
+        total = p if total is None else g.apply("add", total, p)
+    g.outputs = [total]
+    out = dce.run(batch.run(g))
+    assert [n.op for n in out.nodes].count("matmul") == 1
+    wv = np.random.default_rng(0).standard_normal((3, 5))
+    np.testing.assert_allclose(run(out, wv)[0], run(g, wv)[0], rtol=1e-12)
+
+
+def test_batch_turns_a_sum_of_products_into_one_product():
+    g = Graph()
+    hs = [g.param(f"h{i}", (2, 3), "f64") for i in range(4)]
+    ds = [g.param(f"d{i}", (2, 5), "f64") for i in range(4)]
+    total = None
+    for h, d in zip(hs, ds):
+        p = g.apply("matmul", g.apply("transpose", h, axes=(1, 0)), d)
+        total = p if total is None else g.apply("add", total, p)
+    g.outputs = [total]
+    out = dce.run(batch.run(g))
+    ops_used = [n.op for n in out.nodes if n.op not in ("param", "const")]
+    assert ops_used.count("matmul") == 1 and "concatenate" in ops_used
+    rng = np.random.default_rng(1)
+    args = [rng.standard_normal((2, 3)) for _ in range(4)] + [
+        rng.standard_normal((2, 5)) for _ in range(4)
+    ]
+    np.testing.assert_allclose(run(out, *args)[0], run(g, *args)[0], rtol=1e-12)
+
+
+def test_batch_leaves_two_terms_alone():
+    g = Graph()
+    a, b = g.param("a", (2, 2), "f64"), g.param("b", (2, 2), "f64")
+    g.outputs = [g.apply("add", g.apply("matmul", a, b), g.apply("matmul", b, a))]
+    assert [n.op for n in dce.run(batch.run(g)).nodes].count("matmul") == 2

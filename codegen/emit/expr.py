@@ -79,4 +79,6 @@ def call(fn: str, **fixed: str) -> Emit:
 
 def ternary(args: list[Expr], node) -> Expr:
     cond, a, b = args
-    return Expr(f"{wrap(a, TERNARY + 1)} if {wrap(cond, TERNARY + 1)} else {wrap(b, TERNARY + 1)}", TERNARY)
+    return Expr(
+        f"{wrap(a, TERNARY + 1)} if {wrap(cond, TERNARY + 1)} else {wrap(b, TERNARY + 1)}", TERNARY
+    )

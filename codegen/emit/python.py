@@ -66,7 +66,9 @@ class ModuleConsts:
 
 
 def _dtype_kw(dtype: str) -> str:
-    return {"f32": ", dtype=np.float32", "bool": ", dtype=bool", "i64": ", dtype=np.int64"}.get(dtype, "")
+    return {"f32": ", dtype=np.float32", "bool": ", dtype=bool", "i64": ", dtype=np.int64"}.get(
+        dtype, ""
+    )
 
 
 def _shape_text(shape: tuple) -> str:
@@ -108,7 +110,11 @@ def const_expr(node: Node, consts: ModuleConsts) -> Expr:
 
 def _is_scalar(node: Node) -> bool:
     """Scalar float64 code uses math and Python operators, which are faster than numpy's."""
-    return node.shape == () and node.dtype in ("f64", "bool") and all(i.shape == () for i in node.inputs)
+    return (
+        node.shape == ()
+        and node.dtype in ("f64", "bool")
+        and all(i.shape == () for i in node.inputs)
+    )
 
 
 class Walker:
@@ -142,13 +148,19 @@ class Walker:
             return self.reads[node.id]
         return set() if node.op == "const" and node.id not in self.exprs else {node.id}
 
-    def unpack_params(self, params: Iterable[Node], nodes: Sequence[Node], results: Sequence[Node]) -> None:
+    def unpack_params(
+        self, params: Iterable[Node], nodes: Sequence[Node], results: Sequence[Node]
+    ) -> None:
         """`w0, w1, w2 = w.tolist()` for small vectors read only element by element."""
         readers: dict[int, list[Node]] = {}
         other: set[int] = {r.id for r in results}
         for n in nodes:
             for i in n.inputs:
-                if n.op == "index" and len(n.attrs["key"]) == 1 and isinstance(n.attrs["key"][0], int):
+                if (
+                    n.op == "index"
+                    and len(n.attrs["key"]) == 1
+                    and isinstance(n.attrs["key"][0], int)
+                ):
                     readers.setdefault(i.id, []).append(n)
                 else:
                     other.add(i.id)
@@ -169,7 +181,9 @@ class Walker:
             target = names[0] + "," if size == 1 else ", ".join(names)
             self.lines.append(f"{target} = {self.exprs[p.id].text}{lister}")
 
-    def walk(self, nodes: Sequence[Node], results: Sequence[Node], keep: set[int] = frozenset()) -> None:
+    def walk(
+        self, nodes: Sequence[Node], results: Sequence[Node], keep: set[int] = frozenset()
+    ) -> None:
         """Emit `nodes` (topological order); `results` and `keep` get their own named lines."""
         uses: dict[int, int] = {}
         consumer: dict[int, Node] = {}
@@ -196,6 +210,7 @@ class Walker:
                     and user is not None
                     and ops.OPS[user.op].py_stmts is None
                     and _same_place(node, user)
+                    and not memory.worth_a_buffer(node, user, spec.fresh, user.op in ops.UFUNCS)
                 ):
                     self.exprs[node.id] = e
                     self.reads[node.id] = reads
@@ -207,10 +222,15 @@ class Walker:
             direct = [
                 i
                 for i in node.inputs
-                if i.id in self.exprs and i.id not in self.reads and i.op != "const" and uses.get(i.id) == 1
+                if i.id in self.exprs
+                and i.id not in self.reads
+                and i.op != "const"
+                and uses.get(i.id) == 1
             ]
-            stmt = memory.Statement(node, reads, direct, node.op in ops.UFUNCS, transient)
-            self.stmts.append((stmt, self._renderer(node, target, args, e if spec.py_stmts is None else None)))
+            stmt = memory.Statement(node, reads, direct, spec.fresh, transient)
+            self.stmts.append(
+                (stmt, self._renderer(node, target, args, e if spec.py_stmts is None else None))
+            )
             self.bind(node, target)
 
     def _renderer(self, node: Node, target: str, args: list[Expr], e: Expr | None):
@@ -266,9 +286,16 @@ def _grads_tuple(nodes: Sequence[Node], walker: Walker, params: Sequence[Node] =
     texts = []
     for k, n in enumerate(nodes):
         p = params[k] if k < len(params) else None
-        if p is not None and n.op == "broadcast_to" and n.inputs[0].op == "const" and n.shape == p.shape:
+        if (
+            p is not None
+            and n.op == "broadcast_to"
+            and n.inputs[0].op == "const"
+            and n.shape == p.shape
+        ):
             v = float(n.inputs[0].value)
-            texts.append(f"np.zeros_like({p.name})" if v == 0.0 else f"np.full_like({p.name}, {v!r})")
+            texts.append(
+                f"np.zeros_like({p.name})" if v == 0.0 else f"np.full_like({p.name}, {v!r})"
+            )
         else:
             texts.append(walker.expr(n).text)
     return _tuple(texts)
@@ -293,12 +320,16 @@ def _start(unit: Unit, consts: ModuleConsts, comments: bool, graph: Graph) -> Wa
     return walker
 
 
-def _body(walker: Walker, graph: Graph, nodes: Sequence[Node], results: Sequence[Node], keep=frozenset()):
+def _body(
+    walker: Walker, graph: Graph, nodes: Sequence[Node], results: Sequence[Node], keep=frozenset()
+):
     walker.walk(nodes, results, keep)
     return walker.finish([*graph.params, *results, *(n for n in nodes if n.id in keep)])
 
 
-def emit_unit(unit: Unit, consts: ModuleConsts, comments: bool, stats: dict | None = None) -> list[PyFunction]:
+def emit_unit(
+    unit: Unit, consts: ModuleConsts, comments: bool, stats: dict | None = None
+) -> list[PyFunction]:
     """The five functions of the generated API for one traced function.
 
     `stats`, when given, receives the memory figures (peak live bytes, saved bytes).
@@ -356,7 +387,11 @@ def emit_unit(unit: Unit, consts: ModuleConsts, comments: bool, stats: dict | No
     saved_names = [w.expr(n).text for n in saved]
     saved_tuple = _tuple(saved_names)
     doc = f"The value and what {unit.name}_backward reads."
-    fns.append(PyFunction(f"{unit.name}_forward", params, doc, lines, f"{w.expr(value).text}, {saved_tuple}"))
+    fns.append(
+        PyFunction(
+            f"{unit.name}_forward", params, doc, lines, f"{w.expr(value).text}, {saved_tuple}"
+        )
+    )
     stats["saved for backward"] = saved_names
     stats["saved bytes"] = sum(memory.nbytes(n) for n in saved if n.op != "param")
 
@@ -369,7 +404,11 @@ def emit_unit(unit: Unit, consts: ModuleConsts, comments: bool, stats: dict | No
     bw.walk(bwd_nodes, vjp.outputs[1:])
     lines = bw.finish([g, *saved, *vjp.outputs[1:]])
     doc = f"The gradients with respect to {wrt}, given the upstream gradient g."
-    fns.append(PyFunction(f"{unit.name}_backward", ["saved", "g"], doc, lines, _grads_tuple(vjp.outputs[1:], bw)))
+    fns.append(
+        PyFunction(
+            f"{unit.name}_backward", ["saved", "g"], doc, lines, _grads_tuple(vjp.outputs[1:], bw)
+        )
+    )
     stats["backward peak live bytes"] = bw.plan.peak_bytes
     fns.append(
         PyFunction(
@@ -406,7 +445,9 @@ def emit_module(
         for suffix in ("value_and_grad", "vjp", "forward", "backward"):
             consts.namer.claim(f"{u.name}_{suffix}")
     stats = {} if stats is None else stats
-    functions = [f for u in units for f in emit_unit(u, consts, comments, stats.setdefault(u.name, {}))]
+    functions = [
+        f for u in units for f in emit_unit(u, consts, comments, stats.setdefault(u.name, {}))
+    ]
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir())),
         keep_trailing_newline=True,

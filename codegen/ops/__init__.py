@@ -49,6 +49,9 @@ class Op:
     internal: bool = False
     fuses: tuple[str, Callable] | None = None  # (root op, matcher): see `defop`
     flops: Callable[..., int] | None = None  # flops(node) for --stats; default: one per element
+    # its numpy evaluation returns a new array (never a view): the emitter may write
+    # into it later with out=; every ufunc does
+    fresh: bool = False
 
 
 def broadcast_shape(shapes: list[tuple], **attrs: Any) -> tuple:
@@ -85,6 +88,8 @@ def defop(
     """
     fields.setdefault("shape", broadcast_shape)
     fields.setdefault("dtype", promote)
+    if any(isinstance(fn, np.ufunc) for fn in numpy) and front is None:
+        fields.setdefault("fresh", True)
     op = Op(name=name, fuses=fuses, **fields)
     if name in OPS:
         raise ValueError(f"op {name!r} declared twice")
@@ -100,7 +105,11 @@ def defop(
 
 def _ufunc_front(name: str) -> Callable:
     def front(args: tuple, kwargs: dict, graph) -> Any:
-        given = [k for k, v in kwargs.items() if v is not None and not (k == "casting" and v == "same_kind")]
+        given = [
+            k
+            for k, v in kwargs.items()
+            if v is not None and not (k == "casting" and v == "same_kind")
+        ]
         if given:  # where=, dtype=, ... would change the result: refuse rather than ignore
             raise TypeError(f"the keyword argument {given[0]}= is not supported")
         return graph.apply(name, *args)
@@ -117,10 +126,13 @@ def strip_broadcasts(spec: Op, nodes: tuple) -> tuple | None:
     inner = tuple(n.inputs[0] if n.op == "broadcast_to" else n for n in nodes)
     # reshape that only adds leading ones is also what broadcasting does
     inner = tuple(
-        n.inputs[0]
-        if n.op == "reshape" and n.shape[len(n.shape) - n.inputs[0].ndim :] == n.inputs[0].shape
-        and all(d == 1 for d in n.shape[: len(n.shape) - n.inputs[0].ndim])
-        else n
+        (
+            n.inputs[0]
+            if n.op == "reshape"
+            and n.shape[len(n.shape) - n.inputs[0].ndim :] == n.inputs[0].shape
+            and all(d == 1 for d in n.shape[: len(n.shape) - n.inputs[0].ndim])
+            else n
+        )
         for n in inner
     )
     if broadcast_shape([n.shape for n in inner]) != out:

@@ -248,6 +248,7 @@ defop(
     "matmul",
     numpy=(np.matmul, *_optional("linalg.matmul")),
     front=_matmul_front,
+    fresh=True,
     examples=(
         ("x: f64[2,3], y: f64[3,4]", "np.matmul(x, y)"),
         ("x: f64[3], y: f64[3]", "np.matmul(x, y)"),

@@ -101,6 +101,39 @@ def _atleast_front(fn):
     return front
 
 
+def _inserted_ones(short: tuple, long: tuple) -> tuple[int, ...] | None:
+    """Positions in `long` of size-1 axes whose removal leaves `short`, else None."""
+    j, axes = 0, []
+    for i, d in enumerate(long):
+        if j < len(short) and d == short[j]:
+            j += 1
+        elif d == 1:
+            axes.append(i)
+        else:
+            return None
+    return tuple(axes) if j == len(short) else None
+
+
+def _reshape_text(x: str, src: tuple, dst: tuple) -> str:
+    """The reshape written, where it can be, without the sizes it keeps (expand_dims,
+    squeeze, ravel, a -1), so that code traced at one size of a named dim runs at another."""
+    axis = lambda axes: axes[0] if len(axes) == 1 else axes  # noqa: E731
+    if len(dst) == 1 and len(src) > 1:
+        return f"np.ravel({x})"
+    if len(dst) > len(src) and (ones := _inserted_ones(src, dst)) is not None:
+        return f"np.expand_dims({x}, {axis(ones)})"
+    if len(dst) < len(src) and (ones := _inserted_ones(dst, src)) is not None:
+        return f"np.squeeze({x}, axis={axis(ones)})"
+    keep = min(len(src), len(dst)) - 1
+    if keep and src[len(src) - keep :] == dst[len(dst) - keep :]:
+        lead = dst[: len(dst) - keep]
+        if len(lead) == 1:  # leading axes merged into one: (-1, *kept)
+            return f"np.reshape({x}, {_shape_text((-1, *dst[1:]))})"
+        if len(lead) == 2:  # the leading axis split in two: (a, -1, *kept)
+            return f"np.reshape({x}, {_shape_text((dst[0], -1, *dst[2:]))})"
+    return f"np.reshape({x}, {_shape_text(dst)})"
+
+
 defop(
     "reshape",
     fold=False,  # a view of a constant, not a copy of its data in the code
@@ -121,7 +154,7 @@ defop(
     shape=lambda shapes, shape: tuple(shape),
     dtype=lambda dtypes, **a: dtypes[0],
     vjp=lambda g, out, x, shape: (apply("reshape", g, shape=x.shape),),
-    py=lambda args, node: Expr(f"np.reshape({args[0].text}, {_shape_text(node.shape)})", ATOM),
+    py=lambda args, node: Expr(_reshape_text(args[0].text, node.inputs[0].shape, node.shape), ATOM),
     gate="reshape gate: reshapes back",
     simplify=_simplify_reshape,
 )
@@ -482,7 +515,9 @@ def _basic_key(coords: tuple, wshape: tuple, shape: tuple) -> tuple | None:
 
 
 def _index_vjp(g, out, x, *arrays, key):
-    if not arrays and all(k is None or k is Ellipsis or k == ("slice", None, None, None) for k in key):
+    if not arrays and all(
+        k is None or k is Ellipsis or k == ("slice", None, None, None) for k in key
+    ):
         # only new axes and whole axes (x[:, None]): read g back with the new axes dropped,
         # no zeros of a concrete shape, so named dims stay symbolic
         back = tuple(0 if k is None else k for k in key)

@@ -11,13 +11,14 @@ import os
 from typing import Callable, Sequence
 
 from ..ir import Graph
-from . import cse, dce, fold, fuse, simplify
+from . import batch, cse, dce, fold, fuse, simplify
 
 Pass = Callable[[Graph], Graph]
 
 PIPELINE: list[tuple[str, Pass]] = [
     ("fold", fold.run),
     ("simplify", simplify.run),
+    ("batch", batch.run),
     ("fuse", fuse.run),
     ("cse", cse.run),
     ("dce", dce.run),
@@ -34,7 +35,9 @@ def parse(spec: str | None) -> list[str]:
     names = [s.strip() for s in spec.split(",") if s.strip()]
     unknown = [n for n in names if n not in NAMES]
     if unknown:
-        raise ValueError(f"unknown pass {', '.join(unknown)} (passes: {', '.join(NAMES)}, all, none)")
+        raise ValueError(
+            f"unknown pass {', '.join(unknown)} (passes: {', '.join(NAMES)}, all, none)"
+        )
     return names
 
 
