@@ -107,6 +107,14 @@ def run(argv: Sequence[str] | None = None) -> int:
     )
     if args.stats:
         print(format_stats(compiled))
+    from codegen.format import black_limit
+
+    if compiled.source.count("\n") > black_limit():
+        print(
+            f"note: the module has {compiled.source.count(chr(10))} lines, more than black's limit "
+            f"of {black_limit()} (GRADGEN_BLACK_MAX_LINES): it keeps the emitter's layout",
+            file=sys.stderr,
+        )
     for dim, size in compiled.specialized.items():
         print(
             f"note: the code depends on the size of {dim!r}, so it is specialized to {dim}={size} "

@@ -222,3 +222,11 @@ def test_nan_at_every_point_warns_with_the_node(tmp_path, capsys):
     )
     status, out, err = run(capsys, path, "--out", tmp_path / "o")
     assert "warning: log at expr.py:4 gives a NaN or infinity" in out
+
+
+def test_large_modules_skip_black_and_say_so(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GRADGEN_BLACK_MAX_LINES", "10")
+    status, out, err = run(capsys, ROOT / "examples" / "neuron.py", "--out", tmp_path)
+    assert status == 0, err
+    assert "more than black's limit of 10" in err
+    compile((tmp_path / "neuron_grad.py").read_text(), "neuron_grad.py", "exec")
