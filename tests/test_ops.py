@@ -105,3 +105,29 @@ def test_every_op_is_complete():
         assert (
             op.internal or op.examples or _ufunc(op) or op.name in MASKED
         ), f"{op.name} has no test case"
+
+
+@pytest.mark.parametrize("op_name, params, expr", list(cases()))
+def test_op_matches_jax(tmp_path, op_name, params, expr):
+    """The same expression differentiated by jax.grad (skipped where jax is absent)."""
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    path = write_expr(tmp_path, params, expr)
+    compiled, module, _ = compile_and_check(path)
+    spec = compiled.functions[0].spec
+    namespace: dict = {}
+    source = path.read_text().replace("import numpy as np", "")
+    try:
+        exec(compile(source, str(path), "exec"), {"np": jnp, "__name__": "jaxed"}, namespace)
+        args, _ = __import__("codegen.check", fromlist=["draw_point"]).draw_point(
+            spec.params, compiled.functions[0].forward, np.random.default_rng(5)
+        )
+        jargs = [jnp.asarray(a) for a in args]
+        want = jax.grad(namespace["f"], argnums=tuple(range(len(args))))(*jargs)
+    except (TypeError, AttributeError, NotImplementedError, IndexError) as e:
+        pytest.skip(f"jax.numpy does not take this expression: {e}")
+    _, got = module.f_value_and_grad(*[a if a.ndim else float(a) for a in args])
+    for ours, theirs in zip(got, want):
+        np.testing.assert_allclose(ours, np.asarray(theirs), rtol=1e-9, atol=1e-12)
