@@ -135,7 +135,8 @@ def draw_point(
 
 def _call_user(fn: Callable, args: list) -> np.ndarray:
     with np.errstate(all="ignore"):
-        return np.asarray(fn(*[a if a.ndim else float(a) for a in args]), dtype=np.float64)
+        # scalars as numpy scalars: they have .reshape, [None], ... as the user may expect
+        return np.asarray(fn(*[a if a.ndim else np.float64(a) for a in args]), dtype=np.float64)
 
 
 def _to_module_args(args: list, params: tuple[ParamSpec, ...]) -> list:

@@ -230,3 +230,22 @@ def test_large_modules_skip_black_and_say_so(tmp_path, capsys, monkeypatch):
     assert status == 0, err
     assert "more than black's limit of 10" in err
     compile((tmp_path / "neuron_grad.py").read_text(), "neuron_grad.py", "exec")
+
+
+def test_fuzz_regressions(tmp_path, capsys):
+    """Shrunk fuzz failures: a scalar parameter used as a numpy scalar, and dead code that
+    reads a parameter when dce is off."""
+    scalar = write_source(
+        tmp_path,
+        'import numpy as np\n\ndef f(x0: "f64[5]", x2: "f64[]"):\n'
+        "    return np.sum(np.max(x0) + x2.reshape(()) + x2[None])\n",
+        stem="scalar",
+    )
+    assert run(capsys, scalar, "--out", tmp_path / "a")[0] == 0
+    dead = write_source(
+        tmp_path,
+        'import numpy as np\n\ndef f(x1: "f64[3]", x2: "f64[]", x3: "f64[2]"):\n'
+        "    unused = np.sum(x3) * 2.0\n    return np.sum(x1 * x2)\n",
+        stem="dead",
+    )
+    assert run(capsys, dead, "--out", tmp_path / "b", "--passes", "fold,simplify,cse")[0] == 0

@@ -376,7 +376,11 @@ def emit_unit(
     forward_ids = _ancestors([value])
     # Work that backward needs but the value does not (a mask, cos x) runs in backward,
     # from saved inputs: torch's save_for_backward convention, and less to save.
-    fwd_nodes = [n for n in vjp.nodes if n.id in forward_ids and n.op != "const"]
+    fwd_nodes = [  # parameters too: dead code (with dce off) may read one the value does not
+        n
+        for n in vjp.nodes
+        if (n.id in forward_ids or n.op == "param") and n is not g and n.op != "const"
+    ]
     bwd_nodes = [n for n in vjp.nodes if n.id not in forward_ids and n.op not in ("param", "const")]
     bwd_inputs = {i.id for b in bwd_nodes for i in b.inputs} | {o.id for o in vjp.outputs[1:]}
     saved = [n for n in fwd_nodes if n.id in bwd_inputs]

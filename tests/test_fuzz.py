@@ -1,0 +1,211 @@
+"""Property-based fuzzing: random well-typed numpy programs through the whole pipeline.
+
+The programs come from `fuzzgen.py` (beside this file), which reads the op table at run
+time, so a new op is fuzzed the moment it is declared. Each program is compiled for every
+target in `fuzzgen.TARGETS`, imported, checked against central differences, compared with
+the reference IR interpreter and, when jax is importable, with `jax.vjp`.
+
+Runs:
+
+    python -m pytest tests/test_fuzz.py                     # bounded, derandomized (CI)
+    GRADGEN_FUZZ=long python -m pytest tests/test_fuzz.py   # 10,000 programs, random seed
+    python tests/fuzzgen.py --seeds 0:10000 --jobs 2 --report fuzz.md   # sweep, every failure
+
+A failure shrinks (hypothesis) to a small program; paste its source into REGRESSIONS,
+with an `xfail(strict=True)` mark while the bug stands.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import textwrap
+
+import pytest
+from hypothesis import HealthCheck, assume, given, note, settings
+from hypothesis import strategies as st
+
+import fuzzgen
+from fuzzgen import TARGETS, Target
+
+LONG = os.environ.get("GRADGEN_FUZZ", "").lower() == "long"
+
+_COMMON = dict(
+    deadline=None,
+    database=None,  # nothing written into the checkout; failures print their source
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
+)
+settings.register_profile("gradgen-fuzz", max_examples=250, derandomize=True, **_COMMON)
+settings.register_profile("gradgen-fuzz-long", max_examples=10_000, derandomize=False, **_COMMON)
+FUZZ = settings.get_profile("gradgen-fuzz-long" if LONG else "gradgen-fuzz")
+# jax.vjp compiles every program (~0.3 s): every program in long runs, every 10th by default.
+JAX_EVERY = 1 if LONG else 10
+HAS_JAX = fuzzgen.jax_available()
+
+
+def _target_params():
+    return [
+        pytest.param(t, id=t.name, marks=() if t.available() else pytest.mark.skip("unavailable"))
+        for t in TARGETS
+    ]
+
+
+def _assert_ok(verdict: fuzzgen.Verdict, source: str, passes) -> None:
+    assert verdict.status in ("ok", "suspect"), (
+        f"{verdict.kind} failure (passes: {'all' if passes is None else passes})\n"
+        f"{verdict.detail}\n--- program ---\n{source}"
+    )
+
+
+_seen = {"programs": 0}
+
+
+@pytest.mark.parametrize("target", _target_params())
+@FUZZ
+@given(data=st.data())
+def test_random_programs(target: Target, data):
+    """Every generated program compiles, and its gradients agree with every oracle we have."""
+    program = fuzzgen.generate(fuzzgen.HypothesisChooser(data))
+    note(program.source)
+    note(f"passes: {program.passes}")
+    _seen["programs"] += 1
+    use_jax = HAS_JAX and _seen["programs"] % JAX_EVERY == 0
+    verdict = fuzzgen.judge(program.source, program.passes, target, use_jax=use_jax)
+    assume(verdict.status != "rejected")  # the program left its domain at the check's points
+    _assert_ok(verdict, program.source, program.passes)
+
+
+# ---- regressions: shrunk failures, kept as explicit sources -----------------------------
+
+
+def _bug(source: str, passes, id: str, reason: str):
+    """A regression for an open bug: xfail(strict), so fixing it turns the test red until
+    the mark is removed."""
+    return pytest.param(source, passes, id=id, marks=pytest.mark.xfail(strict=True, reason=reason))
+
+
+REGRESSIONS = [
+    _bug(
+        """
+        import numpy as np
+
+
+        def f(math: "f64[]"):
+            return np.tanh(math)
+        """,
+        None,
+        "param-named-math",
+        "a parameter named `math` shadows the math module that scalar code calls "
+        "(codegen/emit/python.py claims parameter names without checking naming.RESERVED); "
+        "AVOID_PARAM_NAMES in fuzzgen.py keeps the fuzzer off it meanwhile",
+    ),
+    _bug(
+        """
+        import numpy as np
+
+
+        def f(math: "f64[]", x0: "f64[2,1]"):
+            return np.sum(1 / (1 + np.exp(-math)) + x0)
+        """,
+        None,
+        "param-named-math-sigmoid",
+        "as param-named-math, through the fused sigmoid",
+    ),
+    _bug(
+        """
+        import numpy as np
+
+
+        def f(x: "f64[]"):
+            return np.hypot(0.0, x - x)
+        """,
+        None,
+        "hypot-at-origin-scalar",
+        "hypot's VJP divides by r = hypot(x, y) = 0: scalar code raises ZeroDivisionError; the "
+        "gradient is 0 (f is constant; jax.grad gives 0)",
+    ),
+    _bug(
+        """
+        import numpy as np
+
+
+        def f(x: "f64[3]"):
+            return np.sum(np.hypot(x - x, 0.0) + x)
+        """,
+        None,
+        "hypot-at-origin-array",
+        "hypot's VJP divides by r = 0: the array gradient is NaN instead of 1",
+    ),
+    _bug(
+        """
+        import numpy as np
+
+
+        def f(x: "f64[]", y: "f64[]"):
+            dead = np.sin(y)
+            return x * 2.0
+        """,
+        [],
+        "dead-code-without-dce",
+        "with dce off, dead forward nodes are classified as backward nodes by the "
+        "forward/backward split in codegen/emit/python.py emit_unit, and emitting them "
+        "reads a parameter that is not saved: KeyError",
+    ),
+]
+
+
+@pytest.mark.parametrize("target", _target_params())
+@pytest.mark.parametrize("source, passes", REGRESSIONS)
+def test_regression(target: Target, source: str, passes):
+    source = textwrap.dedent(source).lstrip()
+    _assert_ok(fuzzgen.judge(source, passes, target), source, passes)
+
+
+# ---- the generator itself ----------------------------------------------------------------
+
+
+def test_every_op_is_reachable():
+    """Every op users can call has a form: a ufunc, an operator, an example or a generic form."""
+    uncovered = fuzzgen.catalog().uncovered
+    assert not uncovered, (
+        f"the fuzzer cannot write {uncovered}: give each op `examples=` in its defop "
+        "(tests/fuzzgen.py turns examples into templates)"
+    )
+
+
+def _forms():
+    cat = fuzzgen.catalog()
+    return [pytest.param(f, id=f.label) for fs in cat.forms.values() for f in fs]
+
+
+@pytest.mark.parametrize("form", _forms())
+def test_each_form(form: fuzzgen.Form):
+    """A small program rooted at each form compiles and checks (no jax: kept fast)."""
+    program = fuzzgen.Generator(fuzzgen.ReplayChooser(random.Random(1))).program_with(form)
+    verdict = fuzzgen.judge(program.source, None, TARGETS[0], use_jax=False)
+    assert verdict.status != "rejected", verdict.detail
+    _assert_ok(verdict, program.source, None)
+
+
+def test_generator_is_deterministic():
+    assert fuzzgen.from_seed(11).source == fuzzgen.from_seed(11).source
+    assert len({fuzzgen.from_seed(s).source for s in range(20)}) > 15
+
+
+def test_replay_reproduces_a_program():
+    program = fuzzgen.from_seed(5)
+    again = fuzzgen.generate(fuzzgen.ReplayChooser(None, program.choices))
+    assert again.source == program.source and again.passes == program.passes
+
+
+def test_shrink_finds_a_smaller_program():
+    """The sweep's shrinker keeps a property while making the program smaller."""
+    seed = next(s for s in range(200) if "np.sin(" in fuzzgen.from_seed(s).source)
+    program = fuzzgen.from_seed(seed)
+    small = fuzzgen.shrink(program.choices, lambda p: "np.sin(" in p.source, budget=300)
+    assert "np.sin(" in small.source
+    assert len(small.source) <= len(program.source)
