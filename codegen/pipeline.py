@@ -98,7 +98,7 @@ def _emit(loaded: Loaded, traced: list[Traced], comments: bool, specialized: dic
                     f"{t.spec.name} was generated for {sizes} and its code depends on it: "
                     f"regenerate with gradgen {loaded.path.name} --dim ..."
                 )
-                guards.append(f"if np.shape({p.name}) != {p.shape!r}:")
+                guards.append(f"if np.shape({emit_python.arg_name(p.name)}) != {p.shape!r}:")
                 guards.append(f"    raise ValueError({msg!r})")
         signature = ", ".join(f"{p.name}: {p.type_str()}" for p in t.spec.params)
         units.append(

@@ -312,11 +312,21 @@ def _ancestors(roots: Iterable[Node]) -> set[int]:
     return seen
 
 
+# Names the generated code itself calls: a parameter of one of these names is renamed in
+# the generated signature (arguments are positional, so callers do not notice).
+SHADOWING = {"np", "math", "max", "min", "abs", "float"}
+
+
+def arg_name(name: str) -> str:
+    """The generated function's name for a parameter."""
+    return f"{name}_" if name in SHADOWING else name
+
+
 def _start(unit: Unit, consts: ModuleConsts, comments: bool, graph: Graph) -> Walker:
     namer = Namer(set(consts.names.values()) | set(consts.namer.taken))
     walker = Walker(consts, namer, comments)
     for p in graph.params:
-        walker.bind(p, namer.claim(p.name))
+        walker.bind(p, namer.claim(arg_name(p.name)))
     return walker
 
 
@@ -335,7 +345,7 @@ def emit_unit(
     `stats`, when given, receives the memory figures (peak live bytes, saved bytes).
     """
     fns: list[PyFunction] = []
-    params = unit.params
+    params = [arg_name(p) for p in unit.params]
     wrt = ", ".join(unit.wrt)
     stats = {} if stats is None else stats
 

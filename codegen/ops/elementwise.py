@@ -334,7 +334,9 @@ _unary(
 
 
 def _hypot_vjp(g, out, x, y):
-    s = g / out  # one division shared by both sides
+    # one division shared by both sides; at the origin (r = 0, so x = y = 0) divide by 1
+    # instead, giving the gradient 0 that jax gives rather than 0/0
+    s = g / (out + apply("eq", out, 0.0))
     return (s * x, s * y)
 
 
