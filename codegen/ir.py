@@ -7,6 +7,7 @@ live in `ops`; this module only stores, prints and interprets.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -14,6 +15,8 @@ import numpy as np
 from .errors import Src
 
 Shape = tuple[int, ...]
+# Constant folding writes arrays up to this size into the code; larger ones stay computed.
+FOLD_MAX_ELEMENTS = 64
 
 
 def _freeze(value: Any) -> Any:
@@ -61,7 +64,7 @@ class Node:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     def __repr__(self) -> str:
         return f"%{self.id}"
@@ -150,7 +153,7 @@ class Graph:
             rewritten = self._rewrite(spec, nodes, attrs)
             if rewritten is not None:
                 return rewritten
-        key = (op, tuple(n.id for n in nodes), _freeze(attrs))
+        key = (op, tuple(n.id for n in nodes), _freeze(attrs) if attrs else ())
         if "intern" in self.rules:
             node = self._interned.get(key)
             if node is not None:
@@ -172,6 +175,8 @@ class Graph:
             if flat.size > 1 and np.all(flat == flat[0]):
                 # a uniform array stays a broadcast scalar: cheap, and free of sizes
                 return self.apply("broadcast_to", self.const(flat[0], dtype), shape=shape)
+            if flat.size > FOLD_MAX_ELEMENTS or any(n.name for n in nodes):
+                return None  # keep `-0.5 * Y` readable rather than a new block of data
             return self.const(np.broadcast_to(value, shape), dtype)
         if "fuse" in self.rules:
             for fusion in ops.FUSIONS.get(spec.name, ()):

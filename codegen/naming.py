@@ -15,6 +15,7 @@ class Namer:
     def __init__(self, taken: set[str] | None = None):
         self.taken: set[str] = set(RESERVED) | set(taken or ())
         self.temps = 0
+        self._next: dict[str, int] = {}
 
     def claim(self, name: str) -> str:
         """Reserve a name that must be used exactly as given (a parameter)."""
@@ -28,10 +29,13 @@ class Namer:
         base = re.sub(r"\W", "_", hint)
         if not base or base[0].isdigit():
             base = "v_" + base
-        name, k = base, 0
+        name, k = base, self._next.get(base, 0)
+        if k:
+            name = f"{base}_{k}"
         while name in self.taken:
             k += 1
             name = f"{base}_{k}"
+        self._next[base] = k + 1  # the next request for this base starts here: O(1)
         self.taken.add(name)
         return name
 

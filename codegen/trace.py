@@ -17,6 +17,7 @@ numpy functions gradgen does not trace work on it as in numpy.
 from __future__ import annotations
 
 import functools
+import ast
 import sys
 import types
 from pathlib import Path
@@ -771,16 +772,58 @@ def _swap_numpy(namespace: dict, tracing: Tracing) -> dict:
 
 
 class _Namer:
-    """Names nodes after the user's local variables, read at each line of their code."""
+    """Names nodes after the user's local variables.
 
-    def __init__(self, path: Path):
+    When a statement `name = ...` (or `name += ...`) of the user's file has run, the last
+    node it made is the value bound to `name`. Reading the frame's locals at every line
+    would cost O(locals) a line (quadratic for long unrolled code); statements are mapped
+    once, from the file's AST, and locals are read only when a function returns.
+    """
+
+    def __init__(self, path: Path, graph: Graph):
         self.path = str(path.resolve())
-        self.taken: dict[str, int] = {}
+        self.graph = graph
+        self.statement: dict[int, int] = {}  # line -> first line of its statement
+        self.target: dict[int, str] = {}  # first line of `name = ...` -> name
+        try:
+            tree = ast.parse(Path(self.path).read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, ValueError):
+            tree = ast.Module(body=[], type_ignores=[])
+        for stmt in ast.walk(tree):
+            if not isinstance(stmt, ast.stmt) or isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
+                continue
+            if not isinstance(stmt, (ast.For, ast.While, ast.If, ast.With, ast.Try)):
+                for line in range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1):
+                    self.statement.setdefault(line, stmt.lineno)
+            target = None
+            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+                target = stmt.targets[0]
+            elif isinstance(stmt, (ast.AugAssign, ast.AnnAssign)):
+                target = stmt.target
+            if isinstance(target, ast.Name):
+                self.target[stmt.lineno] = target.id
+        self.current: dict[int, tuple[int, int]] = {}  # frame id -> (statement, nodes then)
+
+    def _finish_statement(self, frame) -> None:
+        stmt, count = self.current.get(id(frame), (None, 0))
+        name = self.target.get(stmt)
+        if name is not None and len(self.graph.nodes) > count:
+            node = self.graph.nodes[-1]
+            if node.name is None and node.op not in ("const", "param"):
+                node.name = name
 
     def __call__(self, frame, event, arg):
         if frame.f_code.co_filename != self.path:
             return None
-        if event in ("line", "return"):
+        if event == "line":
+            stmt = self.statement.get(frame.f_lineno, frame.f_lineno)
+            previous = self.current.get(id(frame))
+            if previous is None or previous[0] != stmt:
+                self._finish_statement(frame)
+                self.current[id(frame)] = (stmt, len(self.graph.nodes))
+        elif event == "return":
+            self._finish_statement(frame)
+            self.current.pop(id(frame), None)
             for name, value in frame.f_locals.items():
                 node = value._node if isinstance(value, Tracer) else None
                 if node is not None and node.name is None and node.op != "const":
@@ -805,7 +848,7 @@ def trace_function(loaded: Loaded, spec: FunctionSpec) -> Graph:
         Tracer(graph.param(p.name, p.shape, p.dtype, spec.src), tracing, param=p.name)
         for p in spec.params
     ]
-    namer = _Namer(loaded.path)
+    namer = _Namer(loaded.path, graph)
     saved = _swap_numpy(spec.fn.__globals__, tracing)
     namer.install()
     try:

@@ -145,6 +145,17 @@ REGRESSIONS = [
         [],
         id="dead-code-without-dce",
     ),
+    pytest.param(
+        """
+        import numpy as np
+
+
+        def f(x: "f64[3]", math: "f64[3]"):
+            return np.sum(x * x)
+        """,
+        None,
+        id="renamed-param-zero-gradient",
+    ),
 ]
 
 

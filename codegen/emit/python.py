@@ -294,7 +294,9 @@ def _grads_tuple(nodes: Sequence[Node], walker: Walker, params: Sequence[Node] =
         ):
             v = float(n.inputs[0].value)
             texts.append(
-                f"np.zeros_like({p.name})" if v == 0.0 else f"np.full_like({p.name}, {v!r})"
+                f"np.zeros_like({walker.expr(p).text})"
+                if v == 0.0
+                else f"np.full_like({walker.expr(p).text}, {v!r})"
             )
         else:
             texts.append(walker.expr(n).text)

@@ -55,7 +55,21 @@ class Op:
 
 
 def broadcast_shape(shapes: list[tuple], **attrs: Any) -> tuple:
-    return tuple(np.broadcast_shapes(*shapes))
+    """numpy's broadcasting of shapes (with a fast path: tracing calls this for every node)."""
+    first = shapes[0]
+    if all(s == first for s in shapes):
+        return tuple(first)
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for axis in range(-ndim, 0):
+        sizes = {s[axis] for s in shapes if len(s) >= -axis} - {1}
+        if len(sizes) > 1:
+            raise ValueError(
+                "shape mismatch: objects cannot be broadcast to a single shape: "
+                + " and ".join(str(tuple(s)) for s in shapes)
+            )
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
 
 
 def promote(dtypes: list[str], **attrs: Any) -> str:

@@ -139,8 +139,22 @@ def _batched_sum(
     return total
 
 
+def _worth_batching(leaves: list[Node], uses: dict[int, int]) -> bool:
+    """Whether a sum has enough products (or row sums) of one shape to batch."""
+    groups: dict[tuple, int] = defaultdict(int)
+    for leaf in leaves:
+        if uses[leaf.id] != 1:
+            continue
+        if leaf.op == "matmul" and all(i.ndim == 2 for i in leaf.inputs):
+            groups[("matmul", leaf.inputs[0].shape, leaf.inputs[1].shape)] += 1
+        elif leaf.op == "sum" and leaf.inputs[0].ndim == 2 and leaf.attrs["axis"] == (0,):
+            groups[("sum", leaf.inputs[0].shape)] += 1
+    return any(n >= MIN_TERMS for n in groups.values())
+
+
 def run(graph: Graph) -> Graph:
     uses = _uses(graph)
+    graph_nodes = {n.id: n for n in graph.nodes}
     rows: dict[tuple[int, int], set[int]] = defaultdict(set)
     for n in graph.nodes:
         found = _row_product(n)
@@ -171,4 +185,7 @@ def run(graph: Graph) -> Graph:
             return _batched_sum(_sum_leaves(node, uses), uses, env, new)
         return None
 
-    return replay(graph, substitute=substitute)
+    roots = {r for r in roots if _worth_batching(_sum_leaves(graph_nodes[r], uses), uses)}
+    if not roots and not any(len(ts) >= MIN_ROWS for ts in rows.values()):
+        return graph  # nothing to batch: skip the rebuild
+    return replay(graph, {"intern"}, substitute=substitute)
