@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from codegen.pipeline import compile_file
-from helpers import ROOT
+from helpers import ROOT, needs_passes
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+@needs_passes
 def test_golden_is_current(example):
     golden = ROOT / "generated" / f"{example.stem}_grad.py"
     assert golden.exists(), f"{golden} missing: run gradgen {example} to create it"

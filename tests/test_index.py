@@ -16,7 +16,7 @@ import pytest
 
 from codegen.errors import GradgenError
 from codegen.pipeline import compile_file
-from helpers import assert_ir_matches, compile_and_check, write_expr, write_source
+from helpers import assert_ir_matches, compile_and_check, write_expr, write_source, needs_passes
 
 READS = [
     ("x: f64[5]", "x[-1] * x[::-2][1] + x[-4:-1:2]"),
@@ -252,6 +252,7 @@ def test_writes(tmp_path, name):
     _source(tmp_path, "import numpy as np\n" + textwrap.dedent(WRITES[name]))
 
 
+@needs_passes
 def test_filled_vector_reads_as_one_array(tmp_path):
     compiled, _ = _source(
         tmp_path,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from codegen.stats import format_stats
-from helpers import compile_and_check, write_source
+from helpers import compile_and_check, write_source, needs_passes
 
 ELEMENTWISE = """
 import numpy as np
@@ -40,6 +40,7 @@ def test_small_code_has_no_memory_lines(tmp_path):
     assert "del " not in compiled.source and "out=" not in compiled.source
 
 
+@needs_passes
 def test_stats_report(tmp_path):
     compiled, _, _ = compile_and_check(write_source(tmp_path, ELEMENTWISE))
     text = format_stats(compiled)

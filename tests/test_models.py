@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import ROOT, compile_and_check
+from helpers import ROOT, compile_and_check, needs_passes
 
 MODELS = ["mlp", "attention", "rnn", "layernorm"]
 
@@ -58,6 +58,7 @@ def test_mlp_matches_hand_written_backprop(built):
         np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-10)
 
 
+@needs_passes
 def test_mlp_saves_only_what_backward_reads(built):
     """The forward/backward split saves no intermediate that backward never uses."""
     compiled, module, _ = built["mlp"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import compile_and_check, write_source
+from helpers import compile_and_check, write_source, needs_passes
 
 POLYMORPHIC = """
 import numpy as np
@@ -41,6 +41,7 @@ def numeric_grad(fn, args, k, h=1e-6):
     return g
 
 
+@needs_passes
 def test_module_traced_at_4_runs_at_7(tmp_path):
     compiled, module, reports = compile_and_check(write_source(tmp_path, POLYMORPHIC))
     assert all(r.ok for r in reports)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from codegen.surface import table
-from helpers import ROOT
+from helpers import ROOT, needs_passes
 
 
 @pytest.mark.skipif(np.__version__ < "2", reason="the table lists numpy 2 names")
@@ -16,6 +16,7 @@ def test_surface_table_is_current():
     assert inside == table(), "regenerate it: python -m codegen.surface"
 
 
+@needs_passes
 def test_readme_shows_the_current_neuron_code():
     text = (ROOT / "README.md").read_text()
     golden = (ROOT / "generated" / "neuron_grad.py").read_text()
