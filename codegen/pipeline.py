@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -139,6 +140,18 @@ def compile_file(
     tested by compiling again with each named dim at another size. Where the code does
     depend on a size, the module is specialized to it and guards its inputs' shapes.
     """
+    # The graphs are large and acyclic in what matters; the cyclic collector would walk all
+    # of them again and again (superlinear on 100k-node graphs), so it waits until the end.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _compile(path, fn, wrt, dims, comments, enabled_passes)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _compile(path, fn, wrt, dims, comments, enabled_passes) -> Compiled:
     loaded = load(path, fn, dims)
     traced = [differentiate(loaded, spec, wrt, enabled_passes) for spec in loaded.functions]
     text, memory = _emit(loaded, traced, comments, {})
