@@ -453,7 +453,7 @@ LOCAL_NAMES = ["a", "b", "t0", "t1", "g_x0", "tmp", "value", "saved", "grads", "
 PARAM_NAMES = ["w", "b", "t0", "g_x0", "f", "value", "saved", "grads", "math"]
 # Parameter names that trigger a known, open bug (each has an xfail regression test in
 # test_fuzz.py): left out so that fuzzing finds new bugs. Remove a name once it is fixed.
-AVOID_PARAM_NAMES: set[str] = {"math"}  # renamed-param-zero-gradient (test_fuzz.py)
+AVOID_PARAM_NAMES: set[str] = set()
 
 
 @dataclass
