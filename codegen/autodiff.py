@@ -2,7 +2,9 @@
 
 The reverse walk visits nodes from the output back; each op's VJP rule (in `ops`) builds
 its inputs' cotangents. Two things happen here, once, rather than in every rule:
-- the copy gate: a value used several times receives the sum of its branches' cotangents;
+- the copy gate: a value used several times receives the sum of its branches' cotangents,
+  added up as they arrive (a running sum, as hand-written backprop keeps `g_w += ...`), so
+  that each branch's cotangent dies at once rather than waiting for one long sum at the end;
 - unbroadcasting: a cotangent wider than its value is summed over the broadcast axes.
 """
 
@@ -85,9 +87,33 @@ def _accumulate(graph: Graph, node: Node, parts: list[Node], start: int) -> Node
         graph.tag, graph.src = COPY_GATE, node.src
         for p in parts[1:]:
             total = total + p
-    if total.name is None and node.name is not None and total.id >= start:
-        total.name = f"g_{node.name}"
+    _name_gradient(total, node, start)
     return total
+
+
+def _summable(part: Node, value: Node) -> bool:
+    """A cotangent that can join the running sum as it is: no unbroadcast, no packing."""
+    return part.shape == value.shape and part.op != "scatter"
+
+
+def _add_branch(graph: Graph, value: Node, parts: list[Node], c: Node, start: int) -> None:
+    """Add the cotangent `c` of one more branch of `value` to the running sum in `parts`."""
+    if not (parts and _summable(parts[-1], value) and _summable(c, value)):
+        parts.append(c)
+        return
+    tag, src = graph.tag, graph.src
+    graph.tag, graph.src = COPY_GATE, value.src
+    total = parts[-1] + c
+    graph.tag, graph.src = tag, src
+    _name_gradient(total, value, start)
+    parts[-1] = total
+
+
+def _name_gradient(total: Node, value: Node, start: int) -> None:
+    """`g_w` for a new node holding (part of) the gradient of `w`; constants keep theirs."""
+    if total.name is None and value.name is not None and total.id >= start:
+        if total.op != "const":
+            total.name = f"g_{value.name}"
 
 
 def vjp_graph(forward: Graph, wrt: Sequence[str], seed: str | float = "g") -> Graph:
@@ -125,7 +151,7 @@ def vjp_graph(forward: Graph, wrt: Sequence[str], seed: str | float = "g") -> Gr
         contributions = spec.vjp(ct, node, *node.inputs, **node.attrs)
         for inp, c in zip(node.inputs, contributions):
             if c is not None and inp.id in needs:
-                cotangents.setdefault(inp.id, []).append(c)
+                _add_branch(graph, inp, cotangents.setdefault(inp.id, []), c, start)
 
     grads = []
     for t in targets:

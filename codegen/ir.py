@@ -144,16 +144,19 @@ class Graph:
         Python numbers among the inputs become constants of the other inputs' dtype.
         """
         spec = ops.OPS[op]
-        dtype_hint = next(
-            (x.dtype for x in inputs if isinstance(x, Node) and x.dtype in ("f64", "f32")),
-            self.float_dtype,
-        )
-        nodes = tuple(x if isinstance(x, Node) else self.const(x, dtype_hint) for x in inputs)
+        if all(type(x) is Node for x in inputs):
+            nodes = inputs
+        else:
+            dtype_hint = next(
+                (x.dtype for x in inputs if isinstance(x, Node) and x.dtype in ("f64", "f32")),
+                self.float_dtype,
+            )
+            nodes = tuple(x if isinstance(x, Node) else self.const(x, dtype_hint) for x in inputs)
         if self.rules:
             rewritten = self._rewrite(spec, nodes, attrs)
             if rewritten is not None:
                 return rewritten
-        key = (op, tuple(n.id for n in nodes), _freeze(attrs) if attrs else ())
+        key = (op, tuple([n.id for n in nodes]), _freeze(attrs) if attrs else ())
         if "intern" in self.rules:
             node = self._interned.get(key)
             if node is not None:
@@ -288,30 +291,44 @@ def replay(
     rules: Iterable[str] = (),
     dce: bool = False,
     substitute: Callable[[Node, dict[int, Node], Graph], Node | None] | None = None,
+    constants: dict[str, Any] | None = None,
 ) -> Graph:
     """A copy of the graph rebuilt through `apply` with construction-time `rules` on.
 
     Old nodes map one to one onto new ones (or onto what a rule rewrote them to), so
     sharing already present is kept; `dce` drops the nodes the outputs do not need;
     `substitute(node, env, new)` may build a node's replacement itself (env maps old ids
-    to new nodes).
+    to new nodes); `constants` turns the parameters it names into those constant values.
     """
     new = Graph()
     new.float_dtype = graph.float_dtype
     new.rules = frozenset(rules)
     env: dict[int, Node] = {}
+    copy = not rules and substitute is None
     for node in graph.live_nodes() if dce else graph.nodes:
-        if node.op == "param":
+        if node.op == "param" and constants and node.name in constants:
+            out = new.const(np.full(node.shape, constants[node.name]), node.dtype)
+        elif node.op == "param":
             out = new.param(node.name, node.shape, node.dtype, node.src)
         elif node.op == "const":
             out = new.const(node.value, node.dtype)
+        elif copy:  # nothing can change: keep the shape and dtype already worked out
+            out = new._new(
+                node.op,
+                tuple([env[i.id] for i in node.inputs]),
+                node.attrs,
+                node.shape,
+                node.dtype,
+                node.src,
+            )
+            out.tag = node.tag
         else:
             new.src, new.tag = node.src, node.tag
             out = substitute(node, env, new) if substitute is not None else None
             if out is None:
                 out = new.apply(node.op, *(env[i.id] for i in node.inputs), **node.attrs)
-        if out.name is None:
-            out.name = node.name
+        if out.name is None and (out.op != "const" or node.op == "const"):
+            out.name = node.name  # a value folded to a constant is not the user's global
         env[node.id] = out
     new.src = new.tag = None
     new.rules = frozenset()

@@ -16,8 +16,11 @@ DEL_MIN_ELEMENTS = 256  # smaller arrays are not worth a `del` line
 INPLACE_MIN_ELEMENTS = 4096  # below this, numpy's allocation is cheaper than a longer line
 
 
+_ITEMSIZE = {name: np.dtype(t).itemsize for name, t in NUMPY_DTYPES.items()}
+
+
 def nbytes(node: Node) -> int:
-    return node.size * np.dtype(NUMPY_DTYPES.get(node.dtype, np.float64)).itemsize
+    return node.size * _ITEMSIZE.get(node.dtype, 8)
 
 
 def worth_a_buffer(node: Node, user: Node, fresh: bool, user_is_ufunc: bool) -> bool:
@@ -51,6 +54,7 @@ class Plan:
     dels: dict[int, list[Node]]  # statement index -> named arrays dead after it
     inplace: dict[int, Node]  # statement index -> the dead input whose buffer takes the result
     peak_bytes: int  # the most bytes held at once, temporaries included (parameters excluded)
+    last: dict[int, int] = field(default_factory=dict)  # named node id -> last statement reading it
 
 
 def plan(stmts: list[Statement], protected: set[int], ufunc_ops: set[str]) -> Plan:
@@ -107,4 +111,4 @@ def plan(stmts: list[Statement], protected: set[int], ufunc_ops: set[str]) -> Pl
             if last.get(r) == k and r in defined and r not in protected and not handed_on:
                 dying[k] = dying.get(k, 0) + nbytes(defined[r].node)
         live -= dying.get(k, 0)
-    return Plan(dels, inplace, peak)
+    return Plan(dels, inplace, peak, last)

@@ -15,7 +15,7 @@ from .autodiff import vjp_graph
 from .emit import python as emit_python
 from .errors import GradgenError
 from .format import format_python
-from .ir import Graph
+from .ir import Graph, replay
 from .load import FunctionSpec, Loaded, load
 from .trace import trace_function
 
@@ -75,14 +75,17 @@ def differentiate(
     log: dict[str, list] = {"forward": [], "value_and_grad": [], "vjp": []}
     # Optimize the forward first: fusions decide which forward values backward reuses.
     optimized = passes.run_pipeline(forward, enabled, log["forward"])
-    vg = vjp_graph(optimized, names, seed=1.0) if scalar else None
+    vjp = passes.run_pipeline(vjp_graph(optimized, names, seed="g"), enabled, log["vjp"])
+    # value_and_grad is the vjp seeded with g = 1, optimized again (g * x becomes x):
+    # the gradient is built once
+    vg = replay(vjp, constants={"g": 1.0}) if scalar else None
     return Traced(
         spec,
         names,
         forward,
         optimized,
         passes.run_pipeline(vg, enabled, log["value_and_grad"]) if scalar else None,
-        passes.run_pipeline(vjp_graph(optimized, names, seed="g"), enabled, log["vjp"]),
+        vjp,
         log,
     )
 

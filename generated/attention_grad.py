@@ -13,10 +13,10 @@ def attention(x, Wq, Wk, Wv):
     k = x @ Wk
     v = x @ Wv
     scores = q @ k.T / 4.0
-    scores_1 = scores - np.max(scores, axis=1, keepdims=True)
-    weights = np.exp(scores_1)
-    weights_1 = weights / np.sum(weights, axis=1, keepdims=True)
-    out = weights_1 @ v
+    scores = scores - np.max(scores, axis=1, keepdims=True)
+    weights = np.exp(scores)
+    weights = weights / np.sum(weights, axis=1, keepdims=True)
+    out = weights @ v
     t0 = np.sum(out * out)
     return t0
 
@@ -40,23 +40,21 @@ def attention_value_and_grad(x, Wq, Wk, Wv):
     g_v = weights_1.T @ g_out  # matmul gate: swaps, transposed
     t3 = g_weights / t1  # div gate: scales by 1/y
     t4 = -(g_weights * weights_1) / t1  # div gate: scales by 1/y
-    t5 = np.sum(t4, axis=1, keepdims=True)  # broadcast: sums back
-    g_weights_1 = t3 + t5  # copy gate: sums
-    g_scores = g_weights_1 * weights  # exp gate: times its output
-    t6 = -g_scores  # sub gate: distributes, negated
-    t7 = np.sum(t6, axis=1, keepdims=True)  # broadcast: sums back
-    t8 = np.where(scores == t0, 1.0, 0.0)  # max gate: routes to the winners
-    t9 = t8 * (
-        t7 / np.sum(t8, axis=1, keepdims=True)
+    g_weights = t3 + np.sum(t4, axis=1, keepdims=True)  # broadcast: sums back
+    g_scores = g_weights * weights  # exp gate: times its output
+    t4 = -g_scores  # sub gate: distributes, negated
+    t4 = np.sum(t4, axis=1, keepdims=True)  # broadcast: sums back
+    t3 = np.where(scores == t0, 1.0, 0.0)  # max gate: routes to the winners
+    g_scores = g_scores + t3 * (
+        t4 / np.sum(t3, axis=1, keepdims=True)
     )  # max gate: routes to the winners
-    g_scores_1 = g_scores + t9  # copy gate: sums
-    t10 = g_scores_1 / 4.0  # div gate: scales by 1/y
-    g_q = t10 @ k  # matmul gate: swaps, transposed
-    g_k = t10.T @ q  # transpose gate: permutes back
-    t11 = x.T  # matmul gate: swaps, transposed
-    g_Wv = t11 @ g_v  # matmul gate: swaps, transposed
-    g_Wk = t11 @ g_k  # matmul gate: swaps, transposed
-    g_Wq = t11 @ g_q  # matmul gate: swaps, transposed
+    t3 = g_scores / 4.0  # div gate: scales by 1/y
+    g_q = t3 @ k  # matmul gate: swaps, transposed
+    g_k = t3.T @ q  # transpose gate: permutes back
+    t3 = x.T  # matmul gate: swaps, transposed
+    g_Wv = t3 @ g_v  # matmul gate: swaps, transposed
+    g_Wk = t3 @ g_k  # matmul gate: swaps, transposed
+    g_Wq = t3 @ g_q  # matmul gate: swaps, transposed
     g_x = np.concatenate([g_q, g_k, g_v], axis=1) @ np.concatenate(
         [Wq.T, Wk.T, Wv.T]
     )  # copy gate: sums
@@ -87,25 +85,23 @@ def attention_backward(saved, g):
     g_out = t3 + t3  # copy gate: sums
     g_weights = g_out @ v.T  # matmul gate: swaps, transposed
     g_v = weights_1.T @ g_out  # matmul gate: swaps, transposed
-    t4 = g_weights / t1  # div gate: scales by 1/y
-    t5 = -(g_weights * weights_1) / t1  # div gate: scales by 1/y
-    t6 = np.sum(t5, axis=1, keepdims=True)  # broadcast: sums back
-    g_weights_1 = t4 + t6  # copy gate: sums
-    g_scores = g_weights_1 * weights  # exp gate: times its output
-    t7 = -g_scores  # sub gate: distributes, negated
-    t8 = np.sum(t7, axis=1, keepdims=True)  # broadcast: sums back
-    t9 = np.where(scores == t0, 1.0, 0.0)  # max gate: routes to the winners
-    t10 = t9 * (
-        t8 / np.sum(t9, axis=1, keepdims=True)
+    t3 = g_weights / t1  # div gate: scales by 1/y
+    t4 = -(g_weights * weights_1) / t1  # div gate: scales by 1/y
+    g_weights = t3 + np.sum(t4, axis=1, keepdims=True)  # broadcast: sums back
+    g_scores = g_weights * weights  # exp gate: times its output
+    t4 = -g_scores  # sub gate: distributes, negated
+    t4 = np.sum(t4, axis=1, keepdims=True)  # broadcast: sums back
+    t3 = np.where(scores == t0, 1.0, 0.0)  # max gate: routes to the winners
+    g_scores = g_scores + t3 * (
+        t4 / np.sum(t3, axis=1, keepdims=True)
     )  # max gate: routes to the winners
-    g_scores_1 = g_scores + t10  # copy gate: sums
-    t11 = g_scores_1 / 4.0  # div gate: scales by 1/y
-    g_q = t11 @ k  # matmul gate: swaps, transposed
-    g_k = t11.T @ q  # transpose gate: permutes back
-    t12 = x.T  # matmul gate: swaps, transposed
-    g_Wv = t12 @ g_v  # matmul gate: swaps, transposed
-    g_Wk = t12 @ g_k  # matmul gate: swaps, transposed
-    g_Wq = t12 @ g_q  # matmul gate: swaps, transposed
+    t3 = g_scores / 4.0  # div gate: scales by 1/y
+    g_q = t3 @ k  # matmul gate: swaps, transposed
+    g_k = t3.T @ q  # transpose gate: permutes back
+    t3 = x.T  # matmul gate: swaps, transposed
+    g_Wv = t3 @ g_v  # matmul gate: swaps, transposed
+    g_Wk = t3 @ g_k  # matmul gate: swaps, transposed
+    g_Wq = t3 @ g_q  # matmul gate: swaps, transposed
     g_x = np.concatenate([g_q, g_k, g_v], axis=1) @ np.concatenate(
         [Wq.T, Wk.T, Wv.T]
     )  # copy gate: sums

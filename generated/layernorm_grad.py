@@ -41,16 +41,14 @@ def layernorm_backward(saved, g):
     t3 = g * gamma  # mul gate: swaps
     t4 = g * t1  # mul gate: swaps
     t5 = t3 / t0  # div gate: scales by 1/y
-    t6 = -(t3 * t1) / t0  # div gate: scales by 1/y
-    t7 = np.sum(t6, axis=1, keepdims=True)  # broadcast: sums back
-    g_var = t7 / (2.0 * t0)  # sqrt gate: 1/(2 sqrt x)
-    t8 = g_var / 6.0  # mean gate: distributes 1/n
-    t9 = t8 * (2.0 * centered)  # pow gate
-    g_centered = t5 + t9  # copy gate: sums
-    t10 = -g_centered  # sub gate: distributes, negated
-    g_mu = np.sum(t10, axis=1, keepdims=True)  # broadcast: sums back
-    t11 = g_mu / 6.0  # mean gate: distributes 1/n
-    g_x = g_centered + t11  # copy gate: sums
+    t3 = -(t3 * t1) / t0  # div gate: scales by 1/y
+    t3 = np.sum(t3, axis=1, keepdims=True)  # broadcast: sums back
+    g_var = t3 / (2.0 * t0)  # sqrt gate: 1/(2 sqrt x)
+    t3 = g_var / 6.0  # mean gate: distributes 1/n
+    g_centered = t5 + t3 * (2.0 * centered)  # pow gate
+    t5 = -g_centered  # sub gate: distributes, negated
+    g_mu = np.sum(t5, axis=1, keepdims=True)  # broadcast: sums back
+    g_x = g_centered + g_mu / 6.0  # mean gate: distributes 1/n
     g_gamma = np.sum(t4, axis=0)  # broadcast: sums back
     g_beta = np.sum(g, axis=0)  # broadcast: sums back
     return (g_x, g_gamma, g_beta)

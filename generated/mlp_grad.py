@@ -17,120 +17,107 @@ Y = np.frombuffer(
 def mlp(W1, b1, W2, b2, X):
     """The value of mlp(W1: f64[784,256], b1: f64[256], W2: f64[256,10], b2: f64[10], X: f64[64,784])."""
     t0 = X @ W1
-    t1 = np.add(t0, b1, out=t0)
-    h = np.tanh(t1, out=t1)
+    t0 += b1
+    h = np.tanh(t0, out=t0)
     logits = h @ W2 + b2
     del h
     z = logits - np.max(logits, axis=1, keepdims=True)
     del logits
     logp = z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
     del z
-    t2 = -np.sum(Y * logp) / 64.0
+    t0 = -np.sum(Y * logp) / 64.0
     del logp
-    return t2
+    return t0
 
 
 def mlp_value_and_grad(W1, b1, W2, b2, X):
     """The value and the gradients with respect to W1, b1, W2, b2, X."""
     t0 = X @ W1
-    t1 = np.add(t0, b1, out=t0)
-    h = np.tanh(t1, out=t1)
+    t0 += b1
+    h = np.tanh(t0, out=t0)
     logits = h @ W2 + b2
-    t2 = np.max(logits, axis=1, keepdims=True)
-    z = logits - t2
-    t3 = np.exp(z)
-    t4 = np.sum(t3, axis=1, keepdims=True)
-    logp = z - np.log(t4)
+    t0 = np.max(logits, axis=1, keepdims=True)
+    z = logits - t0
+    t1 = np.exp(z)
+    t2 = np.sum(t1, axis=1, keepdims=True)
+    logp = z - np.log(t2)
     del z
-    t5 = -np.sum(Y * logp) / 64.0
+    t3 = -np.sum(Y * logp) / 64.0
     del logp
     # backward
-    g_logp = -0.015625 * Y  # mul gate: swaps
-    t6 = -g_logp  # sub gate: distributes, negated
-    t7 = np.sum(t6, axis=1, keepdims=True)  # broadcast: sums back
-    del t6
-    t8 = t7 / t4  # log gate: 1/x
-    t9 = t8 * t3  # exp gate: times its output
-    del t3
-    g_z = g_logp + t9  # copy gate: sums
-    del g_logp, t9
-    t10 = -g_z  # sub gate: distributes, negated
-    t11 = np.sum(t10, axis=1, keepdims=True)  # broadcast: sums back
-    del t10
-    t12 = np.where(logits == t2, 1.0, 0.0)  # max gate: routes to the winners
+    t4 = 0.015625 * Y  # mul gate: swaps
+    g_logp = -t4  # mul gate: swaps
+    t4 = np.sum(t4, axis=1, keepdims=True)  # broadcast: sums back
+    t4 = t4 / t2  # log gate: 1/x
+    g_z = g_logp + t4 * t1  # exp gate: times its output
+    del g_logp, t1
+    t4 = -g_z  # sub gate: distributes, negated
+    t4 = np.sum(t4, axis=1, keepdims=True)  # broadcast: sums back
+    t5 = np.where(logits == t0, 1.0, 0.0)  # max gate: routes to the winners
     del logits
-    t13 = t12 * (
-        t11 / np.sum(t12, axis=1, keepdims=True)
+    g_logits = g_z + t5 * (
+        t4 / np.sum(t5, axis=1, keepdims=True)
     )  # max gate: routes to the winners
-    del t12
-    g_logits = g_z + t13  # copy gate: sums
-    del t13, g_z
+    del t5, g_z
     g_h = g_logits @ W2.T  # matmul gate: swaps, transposed
     g_W2 = h.T @ g_logits  # matmul gate: swaps, transposed
-    t14 = h * h  # tanh gate: 1 - t^2
+    t4 = h * h  # tanh gate: 1 - t^2
     del h
-    t15 = np.subtract(1.0, t14, out=t14)  # tanh gate: 1 - t^2
-    t16 = np.multiply(g_h, t15, out=g_h)  # tanh gate: 1 - t^2
-    del t15
-    g_X = t16 @ W1.T  # matmul gate: swaps, transposed
-    g_W1 = X.T @ t16  # matmul gate: swaps, transposed
-    g_b1 = np.sum(t16, axis=0)  # broadcast: sums back
-    del t16
+    np.subtract(1.0, t4, out=t4)  # tanh gate: 1 - t^2
+    t4 = np.multiply(g_h, t4, out=g_h)  # tanh gate: 1 - t^2
+    g_X = t4 @ W1.T  # matmul gate: swaps, transposed
+    g_W1 = X.T @ t4  # matmul gate: swaps, transposed
+    g_b1 = np.sum(t4, axis=0)  # broadcast: sums back
+    del t4
     g_b2 = np.sum(g_logits, axis=0)  # broadcast: sums back
     del g_logits
-    return t5, (g_W1, g_b1, g_W2, g_b2, g_X)
+    return t3, (g_W1, g_b1, g_W2, g_b2, g_X)
 
 
 def mlp_forward(W1, b1, W2, b2, X):
     """The value and what mlp_backward reads."""
     t0 = X @ W1
-    t1 = np.add(t0, b1, out=t0)
-    h = np.tanh(t1, out=t1)
+    t0 += b1
+    h = np.tanh(t0, out=t0)
     logits = h @ W2 + b2
-    t2 = np.max(logits, axis=1, keepdims=True)
-    z = logits - t2
-    t3 = np.exp(z)
-    t4 = np.sum(t3, axis=1, keepdims=True)
-    logp = z - np.log(t4)
+    t0 = np.max(logits, axis=1, keepdims=True)
+    z = logits - t0
+    t1 = np.exp(z)
+    t2 = np.sum(t1, axis=1, keepdims=True)
+    logp = z - np.log(t2)
     del z
-    t5 = -np.sum(Y * logp) / 64.0
+    t3 = -np.sum(Y * logp) / 64.0
     del logp
-    return t5, (W1, W2, X, h, logits, t2, t3, t4)
+    return t3, (W1, W2, X, h, logits, t0, t1, t2)
 
 
 def mlp_backward(saved, g):
     """The gradients with respect to W1, b1, W2, b2, X, given the upstream gradient g."""
-    W1, W2, X, h, logits, t2, t3, t4 = saved
+    W1, W2, X, h, logits, t0, t1, t2 = saved
     # backward
-    t6 = g / 64.0  # div gate: scales by 1/y
-    t7 = t6 * Y  # mul gate: swaps
-    g_logp = -t7  # mul gate: swaps
-    t8 = np.sum(t7, axis=1, keepdims=True)  # broadcast: sums back
-    del t7
-    t9 = t8 / t4  # log gate: 1/x
-    t10 = t9 * t3  # exp gate: times its output
-    g_z = g_logp + t10  # copy gate: sums
-    del g_logp, t10
-    t11 = -g_z  # sub gate: distributes, negated
-    t12 = np.sum(t11, axis=1, keepdims=True)  # broadcast: sums back
-    del t11
-    t13 = np.where(logits == t2, 1.0, 0.0)  # max gate: routes to the winners
-    t14 = t13 * (
-        t12 / np.sum(t13, axis=1, keepdims=True)
+    t4 = g / 64.0  # div gate: scales by 1/y
+    t4 = t4 * Y  # mul gate: swaps
+    g_logp = -t4  # mul gate: swaps
+    t4 = np.sum(t4, axis=1, keepdims=True)  # broadcast: sums back
+    t4 = t4 / t2  # log gate: 1/x
+    g_z = g_logp + t4 * t1  # exp gate: times its output
+    del g_logp
+    t4 = -g_z  # sub gate: distributes, negated
+    t4 = np.sum(t4, axis=1, keepdims=True)  # broadcast: sums back
+    t5 = np.where(logits == t0, 1.0, 0.0)  # max gate: routes to the winners
+    g_logits = g_z + t5 * (
+        t4 / np.sum(t5, axis=1, keepdims=True)
     )  # max gate: routes to the winners
-    del t13
-    g_logits = g_z + t14  # copy gate: sums
-    del g_z, t14
+    del t5, g_z
     g_h = g_logits @ W2.T  # matmul gate: swaps, transposed
     g_W2 = h.T @ g_logits  # matmul gate: swaps, transposed
-    t15 = h * h  # tanh gate: 1 - t^2
-    t16 = np.subtract(1.0, t15, out=t15)  # tanh gate: 1 - t^2
-    t17 = np.multiply(g_h, t16, out=g_h)  # tanh gate: 1 - t^2
-    del t16
-    g_X = t17 @ W1.T  # matmul gate: swaps, transposed
-    g_W1 = X.T @ t17  # matmul gate: swaps, transposed
-    g_b1 = np.sum(t17, axis=0)  # broadcast: sums back
-    del t17
+    t4 = h * h  # tanh gate: 1 - t^2
+    np.subtract(1.0, t4, out=t4)  # tanh gate: 1 - t^2
+    t4 = np.multiply(g_h, t4, out=g_h)  # tanh gate: 1 - t^2
+    g_X = t4 @ W1.T  # matmul gate: swaps, transposed
+    g_W1 = X.T @ t4  # matmul gate: swaps, transposed
+    g_b1 = np.sum(t4, axis=0)  # broadcast: sums back
+    del t4
     g_b2 = np.sum(g_logits, axis=0)  # broadcast: sums back
     del g_logits
     return (g_W1, g_b1, g_W2, g_b2, g_X)

@@ -11,15 +11,15 @@ def rnn(Wx, Wh, b, xs):
     """The value of rnn(Wx: f64[3,5], Wh: f64[5,5], b: f64[5], xs: f64[8,B,3])."""
     t0 = np.reshape(np.reshape(xs, (-1, 3)) @ Wx, (8, -1, 5))
     h = np.tanh(t0[0] + b)
-    h_1 = np.tanh(t0[1] + h @ Wh + b)
-    h_2 = np.tanh(t0[2] + h_1 @ Wh + b)
-    h_3 = np.tanh(t0[3] + h_2 @ Wh + b)
-    h_4 = np.tanh(t0[4] + h_3 @ Wh + b)
-    h_5 = np.tanh(t0[5] + h_4 @ Wh + b)
-    h_6 = np.tanh(t0[6] + h_5 @ Wh + b)
-    h_7 = np.tanh(t0[7] + h_6 @ Wh + b)
-    t1 = np.sum(h_7 * h_7)
-    return t1
+    h = np.tanh(t0[1] + h @ Wh + b)
+    h = np.tanh(t0[2] + h @ Wh + b)
+    h = np.tanh(t0[3] + h @ Wh + b)
+    h = np.tanh(t0[4] + h @ Wh + b)
+    h = np.tanh(t0[5] + h @ Wh + b)
+    h = np.tanh(t0[6] + h @ Wh + b)
+    h = np.tanh(t0[7] + h @ Wh + b)
+    t0 = np.sum(h * h)
+    return t0
 
 
 def rnn_value_and_grad(Wx, Wh, b, xs):
@@ -34,38 +34,38 @@ def rnn_value_and_grad(Wx, Wh, b, xs):
     h_5 = np.tanh(t1[5] + h_4 @ Wh + b)
     h_6 = np.tanh(t1[6] + h_5 @ Wh + b)
     h_7 = np.tanh(t1[7] + h_6 @ Wh + b)
-    t2 = h_7 * h_7
-    t3 = np.sum(t2)
+    t1 = h_7 * h_7
+    t2 = np.sum(t1)
     # backward
     g_h = h_7 + h_7  # copy gate: sums
-    t4 = g_h * (1.0 - t2)  # tanh gate: 1 - t^2
-    t5 = Wh.T  # matmul gate: swaps, transposed
-    g_h_1 = t4 @ t5  # matmul gate: swaps, transposed
-    t6 = g_h_1 * (1.0 - h_6 * h_6)  # tanh gate: 1 - t^2
-    g_h_2 = t6 @ t5  # matmul gate: swaps, transposed
-    t7 = g_h_2 * (1.0 - h_5 * h_5)  # tanh gate: 1 - t^2
-    g_h_3 = t7 @ t5  # matmul gate: swaps, transposed
-    t8 = g_h_3 * (1.0 - h_4 * h_4)  # tanh gate: 1 - t^2
-    g_h_4 = t8 @ t5  # matmul gate: swaps, transposed
-    t9 = g_h_4 * (1.0 - h_3 * h_3)  # tanh gate: 1 - t^2
-    g_h_5 = t9 @ t5  # matmul gate: swaps, transposed
-    t10 = g_h_5 * (1.0 - h_2 * h_2)  # tanh gate: 1 - t^2
-    g_h_6 = t10 @ t5  # matmul gate: swaps, transposed
-    t11 = g_h_6 * (1.0 - h_1 * h_1)  # tanh gate: 1 - t^2
-    g_h_7 = t11 @ t5  # matmul gate: swaps, transposed
-    t12 = g_h_7 * (1.0 - h * h)  # tanh gate: 1 - t^2
-    t13 = np.stack([t12, t11, t10, t9, t8, t7, t6, t4])  # index gate: scatters back
-    t14 = np.reshape(t13, (-1, 5))  # reshape gate: reshapes back
-    t15 = t14 @ Wx.T  # matmul gate: swaps, transposed
-    g_Wx = t0.T @ t14  # matmul gate: swaps, transposed
-    g_xs = np.reshape(t15, (8, -1, 3))  # reshape gate: reshapes back
+    t3 = g_h * (1.0 - t1)  # tanh gate: 1 - t^2
+    t4 = Wh.T  # matmul gate: swaps, transposed
+    g_h = t3 @ t4  # matmul gate: swaps, transposed
+    t5 = g_h * (1.0 - h_6 * h_6)  # tanh gate: 1 - t^2
+    g_h = t5 @ t4  # matmul gate: swaps, transposed
+    t6 = g_h * (1.0 - h_5 * h_5)  # tanh gate: 1 - t^2
+    g_h = t6 @ t4  # matmul gate: swaps, transposed
+    t7 = g_h * (1.0 - h_4 * h_4)  # tanh gate: 1 - t^2
+    g_h = t7 @ t4  # matmul gate: swaps, transposed
+    t8 = g_h * (1.0 - h_3 * h_3)  # tanh gate: 1 - t^2
+    g_h = t8 @ t4  # matmul gate: swaps, transposed
+    t9 = g_h * (1.0 - h_2 * h_2)  # tanh gate: 1 - t^2
+    g_h = t9 @ t4  # matmul gate: swaps, transposed
+    t10 = g_h * (1.0 - h_1 * h_1)  # tanh gate: 1 - t^2
+    g_h = t10 @ t4  # matmul gate: swaps, transposed
     g_Wh = np.concatenate([h, h_1, h_2, h_3, h_4, h_5, h_6]).T @ np.concatenate(
-        [t11, t10, t9, t8, t7, t6, t4]
+        [t10, t9, t8, t7, t6, t5, t3]
     )  # copy gate: sums
+    t4 = g_h * (1.0 - h * h)  # tanh gate: 1 - t^2
+    t11 = np.stack([t4, t10, t9, t8, t7, t6, t5, t3])  # index gate: scatters back
+    t11 = np.reshape(t11, (-1, 5))  # reshape gate: reshapes back
+    t12 = t11 @ Wx.T  # matmul gate: swaps, transposed
+    g_Wx = t0.T @ t11  # matmul gate: swaps, transposed
+    g_xs = np.reshape(t12, (8, -1, 3))  # reshape gate: reshapes back
     g_b = np.sum(
-        np.concatenate([t12, t11, t10, t9, t8, t7, t6, t4]), axis=0
+        np.concatenate([t4, t10, t9, t8, t7, t6, t5, t3]), axis=0
     )  # copy gate: sums
-    return t3, (g_Wx, g_Wh, g_b, g_xs)
+    return t2, (g_Wx, g_Wh, g_b, g_xs)
 
 
 def rnn_forward(Wx, Wh, b, xs):
@@ -80,43 +80,43 @@ def rnn_forward(Wx, Wh, b, xs):
     h_5 = np.tanh(t1[5] + h_4 @ Wh + b)
     h_6 = np.tanh(t1[6] + h_5 @ Wh + b)
     h_7 = np.tanh(t1[7] + h_6 @ Wh + b)
-    t2 = h_7 * h_7
-    t3 = np.sum(t2)
-    return t3, (Wx, Wh, t0, h, h_1, h_2, h_3, h_4, h_5, h_6, h_7, t2)
+    t1 = h_7 * h_7
+    t2 = np.sum(t1)
+    return t2, (Wx, Wh, t0, h, h_1, h_2, h_3, h_4, h_5, h_6, h_7, t1)
 
 
 def rnn_backward(saved, g):
     """The gradients with respect to Wx, Wh, b, xs, given the upstream gradient g."""
-    Wx, Wh, t0, h, h_1, h_2, h_3, h_4, h_5, h_6, h_7, t2 = saved
+    Wx, Wh, t0, h, h_1, h_2, h_3, h_4, h_5, h_6, h_7, t1 = saved
     # backward
-    t4 = g * h_7  # mul gate: swaps
-    g_h = t4 + t4  # copy gate: sums
-    t5 = g_h * (1.0 - t2)  # tanh gate: 1 - t^2
-    t6 = Wh.T  # matmul gate: swaps, transposed
-    g_h_1 = t5 @ t6  # matmul gate: swaps, transposed
-    t7 = g_h_1 * (1.0 - h_6 * h_6)  # tanh gate: 1 - t^2
-    g_h_2 = t7 @ t6  # matmul gate: swaps, transposed
-    t8 = g_h_2 * (1.0 - h_5 * h_5)  # tanh gate: 1 - t^2
-    g_h_3 = t8 @ t6  # matmul gate: swaps, transposed
-    t9 = g_h_3 * (1.0 - h_4 * h_4)  # tanh gate: 1 - t^2
-    g_h_4 = t9 @ t6  # matmul gate: swaps, transposed
-    t10 = g_h_4 * (1.0 - h_3 * h_3)  # tanh gate: 1 - t^2
-    g_h_5 = t10 @ t6  # matmul gate: swaps, transposed
-    t11 = g_h_5 * (1.0 - h_2 * h_2)  # tanh gate: 1 - t^2
-    g_h_6 = t11 @ t6  # matmul gate: swaps, transposed
-    t12 = g_h_6 * (1.0 - h_1 * h_1)  # tanh gate: 1 - t^2
-    g_h_7 = t12 @ t6  # matmul gate: swaps, transposed
-    t13 = g_h_7 * (1.0 - h * h)  # tanh gate: 1 - t^2
-    t14 = np.stack([t13, t12, t11, t10, t9, t8, t7, t5])  # index gate: scatters back
-    t15 = np.reshape(t14, (-1, 5))  # reshape gate: reshapes back
-    t16 = t15 @ Wx.T  # matmul gate: swaps, transposed
-    g_Wx = t0.T @ t15  # matmul gate: swaps, transposed
-    g_xs = np.reshape(t16, (8, -1, 3))  # reshape gate: reshapes back
+    t3 = g * h_7  # mul gate: swaps
+    g_h = t3 + t3  # copy gate: sums
+    t3 = g_h * (1.0 - t1)  # tanh gate: 1 - t^2
+    t4 = Wh.T  # matmul gate: swaps, transposed
+    g_h = t3 @ t4  # matmul gate: swaps, transposed
+    t5 = g_h * (1.0 - h_6 * h_6)  # tanh gate: 1 - t^2
+    g_h = t5 @ t4  # matmul gate: swaps, transposed
+    t6 = g_h * (1.0 - h_5 * h_5)  # tanh gate: 1 - t^2
+    g_h = t6 @ t4  # matmul gate: swaps, transposed
+    t7 = g_h * (1.0 - h_4 * h_4)  # tanh gate: 1 - t^2
+    g_h = t7 @ t4  # matmul gate: swaps, transposed
+    t8 = g_h * (1.0 - h_3 * h_3)  # tanh gate: 1 - t^2
+    g_h = t8 @ t4  # matmul gate: swaps, transposed
+    t9 = g_h * (1.0 - h_2 * h_2)  # tanh gate: 1 - t^2
+    g_h = t9 @ t4  # matmul gate: swaps, transposed
+    t10 = g_h * (1.0 - h_1 * h_1)  # tanh gate: 1 - t^2
+    g_h = t10 @ t4  # matmul gate: swaps, transposed
     g_Wh = np.concatenate([h, h_1, h_2, h_3, h_4, h_5, h_6]).T @ np.concatenate(
-        [t12, t11, t10, t9, t8, t7, t5]
+        [t10, t9, t8, t7, t6, t5, t3]
     )  # copy gate: sums
+    t4 = g_h * (1.0 - h * h)  # tanh gate: 1 - t^2
+    t11 = np.stack([t4, t10, t9, t8, t7, t6, t5, t3])  # index gate: scatters back
+    t11 = np.reshape(t11, (-1, 5))  # reshape gate: reshapes back
+    t12 = t11 @ Wx.T  # matmul gate: swaps, transposed
+    g_Wx = t0.T @ t11  # matmul gate: swaps, transposed
+    g_xs = np.reshape(t12, (8, -1, 3))  # reshape gate: reshapes back
     g_b = np.sum(
-        np.concatenate([t13, t12, t11, t10, t9, t8, t7, t5]), axis=0
+        np.concatenate([t4, t10, t9, t8, t7, t6, t5, t3]), axis=0
     )  # copy gate: sums
     return (g_Wx, g_Wh, g_b, g_xs)
 

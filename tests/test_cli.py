@@ -191,6 +191,42 @@ def test_output_folder_not_writable(tmp_path, capsys):
     assert status == 2 and "is a file" in err
 
 
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes through permissions"
+)
+def test_output_folder_without_write_permission(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        status, _, err = run(capsys, ROOT / "examples" / "circuit.py", "--out", locked)
+    finally:
+        locked.chmod(0o700)
+    assert status == 2 and f"cannot write to {locked}: Permission denied" in err
+    assert "--out" in err and not any(locked.iterdir())
+
+
+@pytest.mark.parametrize("fails", ["mkstemp", "replace"])
+def test_output_folder_refusing_writes(tmp_path, capsys, monkeypatch, fails):
+    """The same refusal for root too (which permissions do not stop): the OS says no when
+    the temporary file is made, or when it is renamed into place; nothing is left behind."""
+    import codegen.write as write
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    if fails == "mkstemp":
+        monkeypatch.setattr(write.tempfile, "mkstemp", refuse)
+    else:
+        monkeypatch.setattr(write.os, "replace", refuse)
+    out = tmp_path / "o"
+    out.mkdir()
+    status, _, err = run(capsys, ROOT / "examples" / "circuit.py", "--out", out)
+    assert status == 2 and "Permission denied" in err and "pass a writable --out DIR" in err
+    assert "Traceback" not in err
+    assert not any(out.iterdir())
+
+
 def test_never_clobbers_a_foreign_file(tmp_path, capsys):
     target = tmp_path / "circuit_grad.py"
     target.write_text("# my own code\n")

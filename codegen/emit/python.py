@@ -8,6 +8,7 @@ the user's line and a backward line is one gate. Per-op text comes from the op t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -16,9 +17,10 @@ import jinja2
 import numpy as np
 
 from .. import __version__, memory, ops
+from ..autodiff import COPY_GATE
 from ..ir import Graph, Node
 from ..naming import Namer
-from .expr import ATOM, Expr, literal, name
+from .expr import ATOM, Expr, literal, name, wrap
 
 UNPACK_LIMIT = 16  # 1-D parameters up to this size are unpacked into scalars when read so
 
@@ -134,6 +136,7 @@ class Walker:
         self.lines: list[str] = []  # lines before the statements (unpacking)
         self.stmts: list[tuple[memory.Statement, Callable[[str | None], list[str]]]] = []
         self.plan: memory.Plan | None = None
+        self.comment: dict[int, str | None] = {}  # statement node -> its gate comment
 
     def bind(self, node: Node, text: str) -> None:
         self.exprs[node.id] = name(text)
@@ -143,10 +146,26 @@ class Walker:
             return const_expr(node, self.consts)
         return self.exprs[node.id]
 
-    def _reads_of(self, node: Node) -> set[int]:
-        if node.id in self.reads:
-            return self.reads[node.id]
-        return set() if node.op == "const" and node.id not in self.exprs else {node.id}
+    def _reads_of_all(self, inputs: Sequence[Node]) -> set[int]:
+        """The named nodes read by an expression over `inputs`.
+
+        An inlined input's set has exactly one reader, this node, so the largest one is
+        extended in place rather than copied: a long inlined chain stays linear.
+        """
+        inlined = self.reads
+        out: set[int] | None = None
+        for i in inputs:
+            if i.id in inlined and (out is None or len(inlined[i.id]) > len(out)):
+                out = inlined[i.id]
+        if out is None:
+            out = set()
+        for i in inputs:
+            if i.id in inlined:
+                if inlined[i.id] is not out:
+                    out |= inlined[i.id]
+            elif i.op != "const" or i.id in self.exprs:
+                out.add(i.id)
+        return out
 
     def unpack_params(
         self, params: Iterable[Node], nodes: Sequence[Node], results: Sequence[Node]
@@ -193,12 +212,13 @@ class Walker:
                 consumer[i.id] = n
         for r in results:
             uses[r.id] = uses.get(r.id, 0) + 2
+        exprs = self.exprs
         for node in nodes:
             if node.id in self.exprs or node.op in ("param", "const"):
                 continue
             spec = ops.OPS[node.op]
-            args = [self.expr(i) for i in node.inputs]
-            reads = set().union(*(self._reads_of(i) for i in node.inputs)) if node.inputs else set()
+            args = [exprs[i.id] if i.id in exprs else self.expr(i) for i in node.inputs]
+            reads = self._reads_of_all(node.inputs)
             transient = sum(self.transient.get(i.id, 0) for i in node.inputs)
             if spec.py_stmts is None:
                 emit = spec.py_scalar if (spec.py_scalar and _is_scalar(node)) else spec.py
@@ -216,7 +236,7 @@ class Walker:
                     self.reads[node.id] = reads
                     self.transient[node.id] = transient + memory.nbytes(node)
                     continue
-            target = self.namer.fresh(node.name)
+            target = _placeholder(node)
             # out= candidates: named inputs read by this node alone (a view of one would
             # still read its buffer later)
             direct = [
@@ -228,6 +248,7 @@ class Walker:
                 and uses.get(i.id) == 1
             ]
             stmt = memory.Statement(node, reads, direct, spec.fresh, transient)
+            self.comment[node.id] = _comment(node, self.reads.keys())
             self.stmts.append(
                 (stmt, self._renderer(node, target, args, e if spec.py_stmts is None else None))
             )
@@ -236,44 +257,114 @@ class Walker:
     def _renderer(self, node: Node, target: str, args: list[Expr], e: Expr | None):
         spec = ops.OPS[node.op]
 
-        def render(out: str | None) -> list[str]:
+        def render(out: str | None, into_itself: bool = False) -> list[str]:
             if e is None:
                 return spec.py_stmts(target, args, node)
-            if out is not None:  # reuse the dead input's buffer
-                ufunc = f"np.{ops.UFUNCS[node.op].__name__}"
-                return [f"{target} = {ufunc}({', '.join(a.text for a in args)}, out={out})"]
-            return [f"{target} = {e.text}"]
+            if out is None:
+                return [f"{target} = {e.text}"]
+            # reuse the dead input's buffer; when it keeps its name, it is updated in place
+            ufunc = ops.UFUNCS[node.op]
+            if into_itself and ufunc in _AUGMENTED and args[0].text == out:
+                return [f"{target} {_AUGMENTED[ufunc]}= {args[1].text}"]
+            call = f"np.{ufunc.__name__}({', '.join(a.text for a in args)}, out={out})"
+            return [call if into_itself else f"{target} = {call}"]
 
         return render
 
     def finish(self, protected: Iterable[Node]) -> list[str]:
-        """Plan memory and render: the function body's lines."""
+        """Plan memory, name the statements and render: the function body's lines."""
         keep = {n.id for n in protected}
         self.plan = memory.plan([s for s, _ in self.stmts], keep, set(ops.UFUNCS))
+        names = self._name_statements(keep)
         lines = list(self.lines)
+        body: list[str] = []
         in_backward = False
         for k, (stmt, render) in enumerate(self.stmts):
             reuse = self.plan.inplace.get(k)
-            stmts = render(self.exprs[reuse.id].text if reuse is not None else None)
-            if self.comments and stmt.node.tag is not None:
+            if reuse is None:
+                stmts = render(None)
+            else:
+                stmts = render(self.exprs[reuse.id].text, names[reuse.id] == names[stmt.node.id])
+            tag = self.comment[stmt.node.id]
+            if self.comments and tag is not None:
                 if not in_backward:
-                    lines.append("# backward")
+                    body.append("# backward")
                     in_backward = True
-                stmts = stmts[:-1] + [f"{stmts[-1]}  # {stmt.node.tag}"]
-            lines.extend(stmts)
-            dead = self.plan.dels.get(k)
+                stmts = stmts[:-1] + [f"{stmts[-1]}  # {tag}"]
+            body.extend(stmts)
+            target = names[stmt.node.id]
+            # a dead array whose name this statement took over is gone already
+            dead = [n for n in self.plan.dels.get(k, ()) if names[n.id] != target]
             if dead:
-                lines.append("del " + ", ".join(self.exprs[n.id].text for n in dead))
+                body.append("del " + ", ".join(self.exprs[n.id].text for n in dead))
+        for nid, nm in names.items():
+            self.exprs[nid] = name(nm)
+        lines.extend(_PLACEHOLDER.sub(lambda m: names[int(m.group(1))], ln) for ln in body)
         return lines
+
+    def _name_statements(self, protected: set[int]) -> dict[int, str]:
+        """A name for each statement's node, reusing the name of a dead value with the same
+        hint (`g_s = g_s * a`, a temporary `t1` again): the user's own style of rebinding,
+        and a dead float is freed at once, so long scalar code runs on a few hot objects.
+        """
+        dying: dict[int, list[Node]] = {}
+        defined = {stmt.node.id: stmt.node for stmt, _ in self.stmts}
+        for nid, k in self.plan.last.items():
+            if nid in defined and nid not in protected:
+                dying.setdefault(k, []).append(defined[nid])
+        self.namer.taken.update(self.consts.names.values())  # constants the walk referred to
+        names: dict[int, str] = {}
+        # keyed by hint and by side: a forward name is not reused for a backward value
+        free: dict[tuple[str | None, bool], list[str]] = {}
+
+        def release(k: int) -> None:
+            for n in dying.get(k, ()):
+                free.setdefault((n.name, n.tag is not None), []).append(names[n.id])
+
+        for k, (stmt, _) in enumerate(self.stmts):
+            node = stmt.node
+            one_line = ops.OPS[node.op].py_stmts is None
+            if one_line:  # it reads its inputs before it binds: a dying input's name is free
+                release(k)
+            pool = free.get((node.name, node.tag is not None))
+            names[node.id] = pool.pop() if pool else self.namer.fresh(node.name)
+            if not one_line:
+                release(k)
+        return names
+
+
+# in-place operators for `out=` into the first operand under its own name: t += b
+_AUGMENTED = {np.add: "+", np.subtract: "-", np.multiply: "*", np.true_divide: "/"}
+
+_PLACEHOLDER = re.compile("\x00([0-9]+)\x00")
+
+
+def _placeholder(node: Node) -> str:
+    """A statement's name until `finish` knows which names are free (never valid Python)."""
+    return f"\x00{node.id}\x00"
 
 
 def _same_place(node: Node, user: Node) -> bool:
-    """Inline into the user when both come from the same user line and the same gate."""
+    """Inline into the user when both come from the same user line and the same gate, or
+    when the user adds this branch's cotangent to a running sum: `g_w = g_w + x * g`."""
     if node.name is not None:
         return False
-    if ops.OPS[user.op].gathers:
+    if ops.OPS[user.op].gathers or _summed_branch(node, user):
         return True
     return node.src == user.src and node.tag == user.tag
+
+
+def _summed_branch(node: Node, user: Node) -> bool:
+    """`node` is the branch cotangent that the copy gate `user` adds to its running sum."""
+    return user.tag == COPY_GATE and user.op == "add" and user.inputs[-1] is node
+
+
+def _comment(node: Node, inlined: set[int]) -> str | None:
+    """A line's gate: a running sum's line is the gate whose cotangent it adds up."""
+    branch = node.inputs[-1] if node.inputs else None
+    if branch is not None and branch.id in inlined and _summed_branch(branch, node):
+        return branch.tag
+    return node.tag
 
 
 def _returned(nodes: Sequence[Node], walker: Walker) -> str:
@@ -282,8 +373,11 @@ def _returned(nodes: Sequence[Node], walker: Walker) -> str:
 
 def _grads_tuple(nodes: Sequence[Node], walker: Walker, params: Sequence[Node] = ()) -> str:
     """The gradients; a constant one of its parameter's shape is written like the parameter
-    (np.zeros_like(x)), so that it holds at any size of a named dim."""
+    (np.zeros_like(x)), so that it holds at any size of a named dim. Each gradient array is
+    the caller's own: one that would share memory with a parameter, a module constant or
+    another gradient (g_x = y, g_b = a read-only broadcast) is returned as a copy."""
     texts = []
+    owners: set[int] = set()
     for k, n in enumerate(nodes):
         p = params[k] if k < len(params) else None
         if (
@@ -298,9 +392,25 @@ def _grads_tuple(nodes: Sequence[Node], walker: Walker, params: Sequence[Node] =
                 if v == 0.0
                 else f"np.full_like({walker.expr(p).text}, {v!r})"
             )
-        else:
-            texts.append(walker.expr(n).text)
+            continue
+        text = walker.expr(n).text
+        if n.shape != ():
+            base, shared = _buffer_of(n)
+            if shared or base.id in owners:
+                text = f"{wrap(walker.expr(n), ATOM)}.copy()"
+            owners.add(base.id)
+        texts.append(text)
     return _tuple(texts)
+
+
+def _buffer_of(node: Node) -> tuple[Node, bool]:
+    """The node whose buffer `node` may be a view of, and whether that buffer is not ours
+    to hand out (a parameter, a constant, or read-only through a broadcast)."""
+    shared = False
+    while node.op in ops.OPS and ops.OPS[node.op].view:
+        shared = shared or node.op == "broadcast_to"
+        node = node.inputs[0]
+    return node, shared or node.op in ("param", "const")
 
 
 def _ancestors(roots: Iterable[Node]) -> set[int]:

@@ -52,6 +52,8 @@ class Op:
     # its numpy evaluation returns a new array (never a view): the emitter may write
     # into it later with out=; every ufunc does
     fresh: bool = False
+    # its numpy evaluation may return a view of its first input (x.T, x[1:], reshape)
+    view: bool = False
 
 
 def broadcast_shape(shapes: list[tuple], **attrs: Any) -> tuple:
@@ -174,7 +176,11 @@ def is_const(node: Any, value: float | None = None) -> bool:
         node = node.inputs[0]
     if getattr(node, "op", None) != "const":
         return False
-    return value is None or bool(np.all(node.value == value))
+    if value is None:
+        return True
+    if node.value.ndim == 0:  # the common case, and 20x faster than np.all
+        return bool(node.value.item() == value)
+    return bool(np.all(node.value == value))
 
 
 # Importing the op modules fills the table.

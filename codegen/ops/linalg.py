@@ -175,6 +175,7 @@ def _optional(*names: str) -> tuple:
 
 defop(
     "transpose",
+    view=True,
     fold=False,  # a view of a constant, not a copy of its data in the code
     numpy=(np.transpose,),
     front=_transpose_front,

@@ -136,6 +136,7 @@ def _reshape_text(x: str, src: tuple, dst: tuple) -> str:
 
 defop(
     "reshape",
+    view=True,
     fold=False,  # a view of a constant, not a copy of its data in the code
     numpy=(np.reshape,),
     front=_reshape_front,
@@ -186,6 +187,7 @@ def _broadcast_front(args, kwargs, graph):
 
 defop(
     "broadcast_to",
+    view=True,
     fold=False,  # a broadcast constant stays a scalar until something needs it wide
     numpy=(np.broadcast_to,),
     front=_broadcast_front,
@@ -538,6 +540,7 @@ def _index_py(args, node):
 
 defop(
     "index",
+    view=True,
     fold=False,  # XS[t] of a module constant stays a view of it, not a copy in the code
     examples=(
         ("x: f64[4]", "x[1] * x[2]"),

@@ -10,4 +10,7 @@ from ..ir import Graph, replay
 
 
 def run(graph: Graph) -> Graph:
+    live = graph.live_ids()
+    if all(n.id in live or n.op == "param" for n in graph.nodes):
+        return graph  # nothing dead: skip the rebuild
     return replay(graph, dce=True)
