@@ -79,6 +79,9 @@ def _pack_scatters(parts: list[Node], shape: tuple[int, ...]) -> list[Node]:
 
 
 def _accumulate(graph: Graph, node: Node, parts: list[Node], start: int) -> Node:
+    if len(parts) == 1 and parts[0].shape == node.shape:  # one branch, nothing to sum
+        _name_gradient(parts[0], node, start)
+        return parts[0]
     if any(p.shape != node.shape for p in parts):
         graph.tag, graph.src = UNBROADCAST, node.src
     parts = _pack_scatters([unbroadcast(p, node.shape) for p in parts], node.shape)

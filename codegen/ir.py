@@ -144,7 +144,7 @@ class Graph:
         Python numbers among the inputs become constants of the other inputs' dtype.
         """
         spec = ops.OPS[op]
-        if all(type(x) is Node for x in inputs):
+        if all([type(x) is Node for x in inputs]):
             nodes = inputs
         else:
             dtype_hint = next(
@@ -292,6 +292,7 @@ def replay(
     dce: bool = False,
     substitute: Callable[[Node, dict[int, Node], Graph], Node | None] | None = None,
     constants: dict[str, Any] | None = None,
+    settled: Callable[[Node], bool] | None = None,
 ) -> Graph:
     """A copy of the graph rebuilt through `apply` with construction-time `rules` on.
 
@@ -299,29 +300,38 @@ def replay(
     sharing already present is kept; `dce` drops the nodes the outputs do not need;
     `substitute(node, env, new)` may build a node's replacement itself (env maps old ids
     to new nodes); `constants` turns the parameters it names into those constant values.
+    `settled(node)` says a node was optimized already: while its inputs are unchanged it is
+    copied as it is, without trying the rules again (it still takes part in CSE).
     """
     new = Graph()
     new.float_dtype = graph.float_dtype
     new.rules = frozenset(rules)
     env: dict[int, Node] = {}
     copy = not rules and substitute is None
+    intern = "intern" in new.rules
+    same: set[int] = set()  # old nodes rebuilt as plain copies
     for node in graph.live_nodes() if dce else graph.nodes:
         if node.op == "param" and constants and node.name in constants:
             out = new.const(np.full(node.shape, constants[node.name]), node.dtype)
         elif node.op == "param":
             out = new.param(node.name, node.shape, node.dtype, node.src)
+            same.add(node.id)
         elif node.op == "const":
             out = new.const(node.value, node.dtype)
-        elif copy:  # nothing can change: keep the shape and dtype already worked out
-            out = new._new(
-                node.op,
-                tuple([env[i.id] for i in node.inputs]),
-                node.attrs,
-                node.shape,
-                node.dtype,
-                node.src,
-            )
-            out.tag = node.tag
+            same.add(node.id)
+        elif copy or (
+            settled is not None and settled(node) and all(i.id in same for i in node.inputs)
+        ):  # nothing can change: keep the shape and dtype already worked out
+            inputs = tuple([env[i.id] for i in node.inputs])
+            key = (node.op, tuple([n.id for n in inputs]), _freeze(node.attrs)) if intern else None
+            out = new._interned.get(key) if intern else None
+            if out is None:
+                out = new._new(node.op, inputs, node.attrs, node.shape, node.dtype, node.src)
+                out.tag = node.tag
+                if intern:
+                    new._interned[key] = out
+                same.add(node.id)
+            # else CSE: an identical node stands in for it
         else:
             new.src, new.tag = node.src, node.tag
             out = substitute(node, env, new) if substitute is not None else None

@@ -15,7 +15,7 @@ from .autodiff import vjp_graph
 from .emit import python as emit_python
 from .errors import GradgenError
 from .format import format_python
-from .ir import Graph, replay
+from .ir import Graph
 from .load import FunctionSpec, Loaded, load
 from .trace import trace_function
 
@@ -75,19 +75,25 @@ def differentiate(
     log: dict[str, list] = {"forward": [], "value_and_grad": [], "vjp": []}
     # Optimize the forward first: fusions decide which forward values backward reuses.
     optimized = passes.run_pipeline(forward, enabled, log["forward"])
-    vjp = passes.run_pipeline(vjp_graph(optimized, names, seed="g"), enabled, log["vjp"])
-    # value_and_grad is the vjp seeded with g = 1, optimized again (g * x becomes x):
-    # the gradient is built once
-    vg = replay(vjp, constants={"g": 1.0}) if scalar else None
-    return Traced(
-        spec,
-        names,
-        forward,
-        optimized,
-        passes.run_pipeline(vg, enabled, log["value_and_grad"]) if scalar else None,
-        vjp,
-        log,
+    # the forward part is optimized already: only backward nodes try the rules again
+    vjp = passes.run_pipeline(
+        vjp_graph(optimized, names, seed="g"), enabled, log["vjp"], settled=_forward_node
     )
+    # value_and_grad is the vjp seeded with g = 1, optimized again where g was read
+    # (g * x becomes x): the gradient is built once
+    vg = None
+    if scalar:
+        seed = {"g": 1.0}
+        vg = passes.run_pipeline(vjp, enabled, log["value_and_grad"], seed, settled=_any_node)
+    return Traced(spec, names, forward, optimized, vg, vjp, log)
+
+
+def _forward_node(node) -> bool:
+    return node.tag is None  # backward nodes carry their gate
+
+
+def _any_node(node) -> bool:
+    return True
 
 
 def _emit(loaded: Loaded, traced: list[Traced], comments: bool, specialized: dict[str, int]):

@@ -6,6 +6,7 @@ import numpy as np
 
 from codegen import passes
 from codegen.ir import Graph, format_graph, run
+from codegen.ir import replay as ir_replay
 from codegen.passes import batch, cse, dce, fold, fuse, simplify
 
 
@@ -154,3 +155,37 @@ def test_batch_leaves_two_terms_alone():
     a, b = g.param("a", (2, 2), "f64"), g.param("b", (2, 2), "f64")
     g.outputs = [g.apply("add", g.apply("matmul", a, b), g.apply("matmul", b, a))]
     assert [n.op for n in dce.run(batch.run(g)).nodes].count("matmul") == 2
+
+
+def test_seeding_a_parameter_with_a_constant():
+    """value_and_grad is the vjp with g = 1: g * x becomes x once g is a constant."""
+    g, x = vector_graph()
+    seed = g.param("g", (3,), "f64")
+    g.outputs = [g.apply("sin", g.apply("mul", seed, x))]
+    out = passes.run_pipeline(g, constants={"g": 1.0})
+    assert [p.name for p in out.params] == ["x"]
+    assert body(out) == ["%1:f64[3] = sin %x", "in ( %1 ) }"]
+    # with every pass off the constant is still put in
+    bare = passes.run_pipeline(g, enabled=[], constants={"g": 1.0})
+    assert [p.name for p in bare.params] == ["x"]
+    np.testing.assert_allclose(run(bare, np.arange(3.0))[0], np.sin(np.arange(3.0)))
+
+
+def test_settled_nodes_are_copied_until_an_input_changes():
+    """A settled node is not optimized again while its inputs are as they were; one whose
+    input a rule rewrote is; and both still meet in CSE."""
+    g, x = vector_graph()
+    seed = g.param("g", (), "f64")
+    kept = g.apply("mul", x, 1.0)  # settled and unchanged: left as it is
+    scaled = g.apply("mul", x, seed)  # reads g: rewritten once g = 1
+    again = g.apply("exp", scaled)  # its input changed: rules and CSE apply
+    g.outputs = [g.apply("add", g.apply("exp", x), g.apply("add", kept, again))]
+    rules = {"fold", "simplify", "intern"}
+    out = ir_replay(g, rules, constants={"g": 1.0}, settled=lambda n: True)
+    lines = body(out)
+    assert "mul %x 1.0" in " ".join(lines)  # the settled x * 1 was not simplified
+    exps = [ln for ln in lines if "= exp %x" in ln]
+    assert len(exps) == 1  # exp(x * g) with g = 1 met the existing exp(x)
+    ref = ir_replay(g, rules, constants={"g": 1.0})
+    xs = [np.array([0.1, 0.2, 0.3])]
+    np.testing.assert_allclose(run(out, *xs)[0], run(ref, *xs)[0])

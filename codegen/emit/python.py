@@ -219,7 +219,7 @@ class Walker:
             spec = ops.OPS[node.op]
             args = [exprs[i.id] if i.id in exprs else self.expr(i) for i in node.inputs]
             reads = self._reads_of_all(node.inputs)
-            transient = sum(self.transient.get(i.id, 0) for i in node.inputs)
+            transient = sum([self.transient.get(i.id, 0) for i in node.inputs])
             if spec.py_stmts is None:
                 emit = spec.py_scalar if (spec.py_scalar and _is_scalar(node)) else spec.py
                 e = emit(args, node)

@@ -59,7 +59,7 @@ class Op:
 def broadcast_shape(shapes: list[tuple], **attrs: Any) -> tuple:
     """numpy's broadcasting of shapes (with a fast path: tracing calls this for every node)."""
     first = shapes[0]
-    if all(s == first for s in shapes):
+    if len(shapes) == 2 and shapes[1] == first or shapes.count(first) == len(shapes):
         return tuple(first)
     ndim = max(len(s) for s in shapes)
     out = []

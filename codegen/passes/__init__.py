@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Callable, Sequence
 
-from ..ir import Graph, replay
+from ..ir import Graph, Node, replay
 from . import batch, cse, dce, fold, fuse, simplify
 
 Pass = Callable[[Graph], Graph]
@@ -55,11 +55,17 @@ def count(graph: Graph) -> int:
 
 
 def run_pipeline(
-    graph: Graph, enabled: Sequence[str] | None = None, log: list | None = None
+    graph: Graph,
+    enabled: Sequence[str] | None = None,
+    log: list | None = None,
+    constants: dict[str, float] | None = None,
+    settled: Callable[[Node], bool] | None = None,
 ) -> Graph:
     """Run the passes of PIPELINE that are enabled (all by default), in order.
 
-    `log` receives (pass names, nodes before, nodes after) for each rebuild.
+    `log` receives (pass names, nodes before, nodes after) for each rebuild. `constants`
+    (parameter name -> value) and `settled` (nodes optimized already, see `ir.replay`) go
+    to the first rebuild.
     """
     enabled = default_enabled() if enabled is None else enabled
     steps: list[tuple[list[str], Pass]] = []
@@ -70,10 +76,15 @@ def run_pipeline(
             steps[-1][0].append(name)
         else:
             steps.append(([name], run))
-    for names, run in steps:
+    if constants and not (steps and len(steps[0][0]) > 1):
+        graph = replay(graph, constants=constants)
+    for k, (names, run) in enumerate(steps):
         before = count(graph)
         if len(names) > 1:
-            graph = replay(graph, {RULES[n] for n in names})
+            # dead input nodes are dropped on the way when dce is on: the same result, and
+            # then dce usually finds nothing left to rebuild for
+            first = {"constants": constants, "settled": settled} if k == 0 else {}
+            graph = replay(graph, {RULES[n] for n in names}, dce="dce" in enabled, **first)
         else:
             graph = run(graph)
         if log is not None:
