@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Container, Iterable, Sequence
 
 import jinja2
 import numpy as np
@@ -359,7 +359,7 @@ def _summed_branch(node: Node, user: Node) -> bool:
     return user.tag == COPY_GATE and user.op == "add" and user.inputs[-1] is node
 
 
-def _comment(node: Node, inlined: set[int]) -> str | None:
+def _comment(node: Node, inlined: Container[int]) -> str | None:
     """A line's gate: a running sum's line is the gate whose cotangent it adds up."""
     branch = node.inputs[-1] if node.inputs else None
     if branch is not None and branch.id in inlined and _summed_branch(branch, node):
