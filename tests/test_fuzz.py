@@ -42,8 +42,10 @@ _COMMON = dict(
 settings.register_profile("gradgen-fuzz", max_examples=250, derandomize=True, **_COMMON)
 settings.register_profile("gradgen-fuzz-long", max_examples=10_000, derandomize=False, **_COMMON)
 FUZZ = settings.get_profile("gradgen-fuzz-long" if LONG else "gradgen-fuzz")
-# jax.vjp compiles every program (~0.3 s): every program in long runs, every 10th by default.
-JAX_EVERY = 1 if LONG else 10
+# jax.vjp compiles every program (~0.8 s, ten times the rest of a program's cost): every
+# 4th program in long runs, as in the fuzzgen sweeps (10,000 programs take about 45 min on
+# one core; with jax on every program they took over 2 h), every 10th by default.
+JAX_EVERY = 4 if LONG else 10
 HAS_JAX = fuzzgen.jax_available()
 
 
