@@ -28,6 +28,11 @@ def _freeze(value: Any) -> Any:
     return value
 
 
+def _key(op: str, inputs: tuple, attrs: dict) -> tuple:
+    """What makes two nodes the same for CSE: op, input ids and attributes."""
+    return (op, tuple([n.id for n in inputs]), _freeze(attrs) if attrs else ())
+
+
 class Node:
     """One SSA value: `op(*inputs; attrs)` of a known shape and dtype."""
 
@@ -156,7 +161,7 @@ class Graph:
             rewritten = self._rewrite(spec, nodes, attrs)
             if rewritten is not None:
                 return rewritten
-        key = (op, tuple([n.id for n in nodes]), _freeze(attrs) if attrs else ())
+        key = _key(op, nodes, attrs)
         if "intern" in self.rules:
             node = self._interned.get(key)
             if node is not None:
@@ -323,7 +328,7 @@ def replay(
             settled is not None and settled(node) and all(i.id in same for i in node.inputs)
         ):  # nothing can change: keep the shape and dtype already worked out
             inputs = tuple([env[i.id] for i in node.inputs])
-            key = (node.op, tuple([n.id for n in inputs]), _freeze(node.attrs)) if intern else None
+            key = _key(node.op, inputs, node.attrs) if intern else None
             out = new._interned.get(key) if intern else None
             if out is None:
                 out = new._new(node.op, inputs, node.attrs, node.shape, node.dtype, node.src)
