@@ -33,6 +33,20 @@ def _key(op: str, inputs: tuple, attrs: dict) -> tuple:
     return (op, tuple([n.id for n in inputs]), _freeze(attrs) if attrs else ())
 
 
+def _all_const(nodes: Sequence[Node]) -> bool:
+    for n in nodes:
+        if n.op != "const":
+            return False
+    return True
+
+
+def _any_broadcast(nodes: Sequence[Node]) -> bool:
+    for n in nodes:
+        if n.op == "broadcast_to":
+            return True
+    return False
+
+
 class Node:
     """One SSA value: `op(*inputs; attrs)` of a known shape and dtype."""
 
@@ -157,23 +171,26 @@ class Graph:
                 self.float_dtype,
             )
             nodes = tuple(x if isinstance(x, Node) else self.const(x, dtype_hint) for x in inputs)
-        if self.rules:
+        rules = self.rules
+        if rules:
             rewritten = self._rewrite(spec, nodes, attrs)
             if rewritten is not None:
                 return rewritten
         key = _key(op, nodes, attrs)
-        if "intern" in self.rules:
-            node = self._interned.get(key)
+        interned = self._interned
+        if "intern" in rules:
+            node = interned.get(key)
             if node is not None:
                 return node
         shape = spec.shape([n.shape for n in nodes], **attrs)
         dtype = spec.dtype([n.dtype for n in nodes], **attrs)
         node = self._new(op, nodes, attrs, tuple(shape), dtype, src or self.src)
-        self._interned.setdefault(key, node)
+        if key not in interned:
+            interned[key] = node
         return node
 
     def _rewrite(self, spec, nodes, attrs) -> Node | None:
-        if "fold" in self.rules and nodes and spec.fold and all(n.op == "const" for n in nodes):
+        if "fold" in self.rules and nodes and spec.fold and _all_const(nodes):
             # evaluate now, with the same numpy call the generated code would make
             with np.errstate(all="ignore"):
                 value = np.asarray(spec.eval(*(n.value for n in nodes), **attrs))
@@ -192,7 +209,7 @@ class Graph:
                 if fused is not None:
                     return fused
         if "simplify" in self.rules:
-            stripped = ops.strip_broadcasts(spec, nodes)
+            stripped = ops.strip_broadcasts(spec, nodes) if _any_broadcast(nodes) else None
             if stripped is not None:
                 return self.apply(spec.name, *stripped, **attrs)
             if spec.simplify:
@@ -305,8 +322,10 @@ def replay(
     sharing already present is kept; `dce` drops the nodes the outputs do not need;
     `substitute(node, env, new)` may build a node's replacement itself (env maps old ids
     to new nodes); `constants` turns the parameters it names into those constant values.
-    `settled(node)` says a node was optimized already: while its inputs are unchanged it is
-    copied as it is, without trying the rules again (it still takes part in CSE).
+    `settled(node)` says a node was optimized already: the rules are not tried on it again
+    unless the rebuilt graph differs from the old one within `ops.RULE_DEPTH` levels below
+    it (deeper than any rule looks); otherwise it is copied, keeping its shape and dtype.
+    It still takes part in CSE.
     """
     new = Graph()
     new.float_dtype = graph.float_dtype
@@ -314,34 +333,53 @@ def replay(
     env: dict[int, Node] = {}
     copy = not rules and substitute is None
     intern = "intern" in new.rules
-    same: set[int] = set()  # old nodes rebuilt as plain copies
+    depth = ops.RULE_DEPTH
+    same: set[int] = set()  # old nodes whose whole subgraph is rebuilt exactly as it was
+    # old node -> levels below its new node where the rebuilt graph first differs from the
+    # old one, for nodes that are plain copies of the old one at their own level (absent,
+    # and not in `same`: it differs at the node itself)
+    below: dict[int, int] = {}
     for node in graph.live_nodes() if dce else graph.nodes:
-        if node.op == "param" and constants and node.name in constants:
+        op = node.op
+        if op == "param" and constants and node.name in constants:
             out = new.const(np.full(node.shape, constants[node.name]), node.dtype)
-        elif node.op == "param":
+        elif op == "param":
             out = new.param(node.name, node.shape, node.dtype, node.src)
             same.add(node.id)
-        elif node.op == "const":
+        elif op == "const":
             out = new.const(node.value, node.dtype)
             same.add(node.id)
-        elif copy or (
-            settled is not None and settled(node) and all(i.id in same for i in node.inputs)
-        ):  # nothing can change: keep the shape and dtype already worked out
-            inputs = tuple([env[i.id] for i in node.inputs])
-            key = _key(node.op, inputs, node.attrs) if intern else None
-            out = new._interned.get(key) if intern else None
-            if out is None:
-                out = new._new(node.op, inputs, node.attrs, node.shape, node.dtype, node.src)
-                out.tag = node.tag
-                if intern:
-                    new._interned[key] = out
-                same.add(node.id)
-            # else CSE: an identical node stands in for it
         else:
-            new.src, new.tag = node.src, node.tag
-            out = substitute(node, env, new) if substitute is not None else None
-            if out is None:
-                out = new.apply(node.op, *(env[i.id] for i in node.inputs), **node.attrs)
+            near = None  # levels down to the nearest difference; None: none, or not settled
+            if not copy and settled is not None and settled(node):
+                near = 0
+                for i in node.inputs:
+                    if i.id not in same:
+                        d = below.get(i.id, 0) + 1
+                        near = d if near == 0 or d < near else near
+            if copy or (near is not None and (near == 0 or near > depth)):
+                # no rule could see a difference: keep the shape and dtype worked out
+                inputs = tuple([env[i.id] for i in node.inputs])
+                key = _key(op, inputs, node.attrs) if intern else None
+                out = new._interned.get(key) if intern else None
+                if out is None:
+                    out = new._new(op, inputs, node.attrs, node.shape, node.dtype, node.src)
+                    out.tag = node.tag
+                    if intern:
+                        new._interned[key] = out
+                    if near:
+                        below[node.id] = near
+                    else:
+                        same.add(node.id)
+                # else CSE: an identical node stands in for it
+            else:
+                new.src, new.tag = node.src, node.tag
+                out = substitute(node, env, new) if substitute is not None else None
+                if out is None:
+                    inputs = tuple([env[i.id] for i in node.inputs])
+                    out = new.apply(op, *inputs, **node.attrs)
+                    if near and _built_as(out, op, inputs, node.attrs):
+                        below[node.id] = near  # no rule fired: it differs only below
         if out.name is None and (out.op != "const" or node.op == "const"):
             out.name = node.name  # a value folded to a constant is not the user's global
         env[node.id] = out
@@ -349,6 +387,13 @@ def replay(
     new.rules = frozenset()
     new.outputs = [env[o.id] for o in graph.outputs]
     return new
+
+
+def _built_as(node: Node, op: str, inputs: tuple, attrs: dict) -> bool:
+    """Whether `node` is `op(*inputs; attrs)` exactly: no rule rewrote it."""
+    if node.op != op or len(node.inputs) != len(inputs) or node.attrs != attrs:
+        return False
+    return all(a is b for a, b in zip(node.inputs, inputs))
 
 
 # The op table reads this module's dtypes; imported last, after they exist.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import inspect
 import re
@@ -59,19 +60,91 @@ def user_frame_src(tb, path: Path) -> Src | None:
     return src
 
 
+# Hooks compiled into the user's functions, so that the tracer can name values after the
+# user's variables: `name = ...` is followed by `BOUND("name", name)`, and `return v`
+# becomes `return RETURNING(v)`. Outside a trace they hand the value back and do nothing.
+BOUND = "__gradgen_bound__"
+RETURNING = "__gradgen_returning__"
+
+
+def _unbound(name: str, value: object) -> object:
+    return value
+
+
+def _returning(value: object) -> object:
+    return value
+
+
+def _blocks(stmt: ast.stmt) -> list[list[ast.stmt]]:
+    """The statement lists nested directly in `stmt` (bodies, else-blocks, handlers, cases)."""
+    out = [getattr(stmt, f) for f in ("body", "orelse", "finalbody") if hasattr(stmt, f)]
+    out += [part.body for part in [*getattr(stmt, "handlers", ()), *getattr(stmt, "cases", ())]]
+    return [b for b in out if isinstance(b, list)]
+
+
+def _at(node: ast.AST, where: ast.AST) -> ast.AST:
+    """`node` placed at `where`'s position (cheaper than ast.fix_missing_locations, which
+    walks the whole tree)."""
+    return ast.copy_location(node, where)
+
+
+def _hook(hook: str, args: list[ast.expr], where: ast.AST) -> ast.Expr:
+    """`hook(*args)` as an expression statement at `where`'s position."""
+    call = _at(ast.Call(_at(ast.Name(hook, ast.Load()), where), args, []), where)
+    return _at(ast.Expr(call), where)
+
+
+def _instrument(body: list[ast.stmt], in_function: bool) -> list[ast.stmt]:
+    """`body` with the naming hooks after each `name = ...` and around each returned value.
+
+    Only function bodies get hooks (module and class level run once, untraced). The walk
+    visits statements only, never expressions: linear in the number of lines.
+    """
+    out: list[ast.stmt] = []
+    for stmt in body:
+        function = isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
+        inner = function or (in_function and not isinstance(stmt, ast.ClassDef))
+        for block in _blocks(stmt):
+            block[:] = _instrument(block, inner)
+        if function and not isinstance(stmt.body[-1], ast.Return):
+            # falling off the end returns None: the locals are named all the same
+            last = stmt.body[-1]
+            stmt.body.append(_hook(RETURNING, [_at(ast.Constant(None), last)], last))
+        out.append(stmt)
+        if not in_function:
+            continue
+        target = None
+        if isinstance(stmt, ast.Return):
+            value = stmt.value or _at(ast.Constant(None), stmt)
+            stmt.value = _hook(RETURNING, [value], value).value
+        elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            target = stmt.targets[0]
+        elif isinstance(stmt, ast.AugAssign) or (
+            isinstance(stmt, ast.AnnAssign) and stmt.value is not None
+        ):
+            target = stmt.target
+        if isinstance(target, ast.Name):
+            args = [_at(ast.Constant(target.id), stmt), _at(ast.Name(target.id, ast.Load()), stmt)]
+            out.append(_hook(BOUND, args, stmt))
+    return out
+
+
 def load_module(path: Path) -> ModuleType:
     """Import expr.py as a fresh module, turning its failures into user errors."""
     if not path.is_file():
         raise GradgenError(f"no such file: {path}", hint="give the path of a Python file")
     try:
         source = path.read_text(encoding="utf-8")
-        code = compile(source, str(path.resolve()), "exec", dont_inherit=True)
+        tree = ast.parse(source, str(path.resolve()))
+        tree.body = _instrument(tree.body, in_function=False)
+        code = compile(tree, str(path.resolve()), "exec", dont_inherit=True)
     except SyntaxError as e:
         raise GradgenError(f"syntax error: {e.msg}", Src(path.name, e.lineno or 0)) from None
     except UnicodeDecodeError as e:
         raise GradgenError(f"{path} is not UTF-8 text: {e}") from None
     module = ModuleType("_gradgen_user_" + re.sub(r"\W", "_", path.stem))
     module.__file__ = str(path.resolve())
+    module.__dict__.update({BOUND: _unbound, RETURNING: _returning})
     try:
         exec(code, module.__dict__)
     except Exception as e:  # the user's code failed: show their frame, not ours

@@ -6,6 +6,7 @@ because inlining decides which values get a name and so can be dropped or reused
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +21,8 @@ _ITEMSIZE = {name: np.dtype(t).itemsize for name, t in NUMPY_DTYPES.items()}
 
 
 def nbytes(node: Node) -> int:
-    return node.size * _ITEMSIZE.get(node.dtype, 8)
+    shape = node.shape
+    return (math.prod(shape) if shape else 1) * _ITEMSIZE.get(node.dtype, 8)
 
 
 def worth_a_buffer(node: Node, user: Node, fresh: bool, user_is_ufunc: bool) -> bool:
@@ -66,49 +68,38 @@ def plan(stmts: list[Statement], protected: set[int], ufunc_ops: set[str]) -> Pl
     defined = {st.node.id: st for st in stmts if st.node is not None}
     dels: dict[int, list[Node]] = {}
     inplace: dict[int, Node] = {}
-    reused: set[int] = set()
+    live = 0  # bytes of the named, non-parameter arrays alive after each statement
+    peak = 0
     for k, st in enumerate(stmts):
         node = st.node
-        if node is None:
-            continue
-        if node.op in ufunc_ops and node.size >= INPLACE_MIN_ELEMENTS:
-            for cand in st.direct:
-                src = defined.get(cand.id)
-                if (
-                    src is not None
-                    and src.fresh
-                    and cand.id not in protected
-                    and cand.id not in reused
-                    and last.get(cand.id) == k
-                    and cand.shape == node.shape
-                    and cand.dtype == node.dtype
-                ):
-                    inplace[k] = cand
-                    reused.add(cand.id)
-                    st.fresh = True  # it owns the buffer it writes
-                    break
-        for r in st.reads:
-            n = defined.get(r)
-            if (
-                n is not None
-                and last[r] == k
-                and r not in protected
-                and r not in reused
-                and n.node.size >= DEL_MIN_ELEMENTS
-                and n.node.shape != ()
-            ):
-                dels.setdefault(k, []).append(n.node)
-    # peak: named, non-parameter arrays alive after each statement
-    live = 0
-    peak = 0
-    dying: dict[int, int] = {}
-    for k, st in enumerate(stmts):
-        if st.node is not None and k not in inplace:
-            live += nbytes(st.node)
+        handed_on = None  # the dead input whose buffer lives on as this statement's result
+        if node is not None:
+            if node.op in ufunc_ops and node.size >= INPLACE_MIN_ELEMENTS:
+                for cand in st.direct:
+                    src = defined.get(cand.id)
+                    if (
+                        src is not None
+                        and src.fresh
+                        and cand.id not in protected
+                        and last.get(cand.id) == k
+                        and cand.shape == node.shape
+                        and cand.dtype == node.dtype
+                    ):
+                        inplace[k] = cand
+                        handed_on = cand.id
+                        st.fresh = True  # it owns the buffer it writes
+                        break
+            if handed_on is None:
+                live += nbytes(node)
         peak = max(peak, live + st.transient)
         for r in st.reads:
-            handed_on = k in inplace and inplace[k].id == r  # its buffer lives on as st.node
-            if last.get(r) == k and r in defined and r not in protected and not handed_on:
-                dying[k] = dying.get(k, 0) + nbytes(defined[r].node)
-        live -= dying.get(k, 0)
+            if last[r] != k or r in protected or r == handed_on:
+                continue
+            dead = defined.get(r)
+            if dead is None:
+                continue
+            dead_node = dead.node
+            if dead_node.shape != () and dead_node.size >= DEL_MIN_ELEMENTS:
+                dels.setdefault(k, []).append(dead_node)
+            live -= nbytes(dead_node)
     return Plan(dels, inplace, peak, last)

@@ -16,6 +16,7 @@ class Namer:
         self.taken: set[str] = set(RESERVED) | set(taken or ())
         self.temps = 0
         self._next: dict[str, int] = {}
+        self._bases: dict[str, str] = {}  # hint -> its identifier form
 
     def claim(self, name: str) -> str:
         """Reserve a name that must be used exactly as given (a parameter)."""
@@ -26,9 +27,12 @@ class Namer:
         """`hint` made unique (`h`, `h_1`, `h_2`, ...), or the next temporary `tN`."""
         if not hint:
             return self.temp()
-        base = re.sub(r"\W", "_", hint)
-        if not base or base[0].isdigit():
-            base = "v_" + base
+        base = self._bases.get(hint)
+        if base is None:
+            base = re.sub(r"\W", "_", hint)
+            if not base or base[0].isdigit():
+                base = "v_" + base
+            self._bases[hint] = base
         name, k = base, self._next.get(base, 0)
         if k:
             name = f"{base}_{k}"

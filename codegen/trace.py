@@ -16,8 +16,8 @@ numpy functions gradgen does not trace work on it as in numpy.
 
 from __future__ import annotations
 
+import bisect
 import functools
-import ast
 import sys
 import types
 from pathlib import Path
@@ -28,7 +28,7 @@ import numpy as np
 from . import ops
 from .errors import GradgenError, Src
 from .ir import NUMPY_DTYPES, Graph, Node, dtype_of, evaluate
-from .load import FunctionSpec, Loaded, user_frame_src
+from .load import BOUND, RETURNING, FunctionSpec, Loaded, user_frame_src
 from .ops import create
 from .ops.shape import key_of_positions, nonnegative, normalize_key, real_key
 
@@ -499,6 +499,8 @@ class Tracing:
         self.path = str(path.resolve())
         self.file = path.name
         self.graph = Graph()
+        self._line_tables: dict[int, tuple[list[int], list[int | None], types.CodeType]] = {}
+        self._srcs: dict[int, Src] = {}  # one Src a line, shared by its nodes
         # user's module-level arrays, so constants keep the user's names
         self.global_names = {
             id(v): k
@@ -510,10 +512,28 @@ class Tracing:
     def src(self) -> Src | None:
         frame = sys._getframe(1)
         while frame is not None:
-            if frame.f_code.co_filename == self.path:
-                return Src(self.file, frame.f_lineno)
+            code = frame.f_code
+            if code.co_filename == self.path:
+                return self._src_at(code, frame.f_lasti)
             frame = frame.f_back
         return None
+
+    def _src_at(self, code: types.CodeType, offset: int) -> Src:
+        """The line of bytecode `offset` in `code`. `frame.f_lineno` would give it too, but
+        outside a debugger it scans the function's line table from the start: quadratic
+        over a long unrolled function. The table is read once per function instead."""
+        table = self._line_tables.get(id(code))  # a code object hashes its whole body
+        if table is None:
+            ranges = list(code.co_lines())
+            starts, lines = [r[0] for r in ranges], [r[2] for r in ranges]
+            table = self._line_tables[id(code)] = (starts, lines, code)  # code kept: id stays its
+        k = bisect.bisect_right(table[0], offset) - 1
+        line = table[1][k] if k >= 0 else None
+        line = code.co_firstlineno if line is None else line
+        src = self._srcs.get(line)
+        if src is None:
+            src = self._srcs[line] = Src(self.file, line)
+        return src
 
     def error(self, message: str, hint: str | None = None) -> GradgenError:
         return GradgenError(message, self.src(), hint)
@@ -772,70 +792,24 @@ def _swap_numpy(namespace: dict, tracing: Tracing) -> dict:
 
 
 class _Namer:
-    """Names nodes after the user's local variables.
+    """Names nodes after the user's variables, through the hooks that load compiled into
+    the user's functions: after `name = ...` the value bound to `name` takes that name, and
+    when a function returns, each of its locals still unnamed takes its local's name (a
+    helper's parameters, loop variables, unpacked tuples)."""
 
-    When a statement `name = ...` (or `name += ...`) of the user's file has run, the last
-    node it made is the value bound to `name`. Reading the frame's locals at every line
-    would cost O(locals) a line (quadratic for long unrolled code); statements are mapped
-    once, from the file's AST, and locals are read only when a function returns.
-    """
-
-    def __init__(self, path: Path, graph: Graph):
-        self.path = str(path.resolve())
-        self.graph = graph
-        self.statement: dict[int, int] = {}  # line -> first line of its statement
-        self.target: dict[int, str] = {}  # first line of `name = ...` -> name
-        try:
-            tree = ast.parse(Path(self.path).read_text(encoding="utf-8"))
-        except (OSError, SyntaxError, ValueError):
-            tree = ast.Module(body=[], type_ignores=[])
-        for stmt in ast.walk(tree):
-            if not isinstance(stmt, ast.stmt) or isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
-                continue
-            if not isinstance(stmt, (ast.For, ast.While, ast.If, ast.With, ast.Try)):
-                for line in range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1):
-                    self.statement.setdefault(line, stmt.lineno)
-            target = None
-            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-                target = stmt.targets[0]
-            elif isinstance(stmt, (ast.AugAssign, ast.AnnAssign)):
-                target = stmt.target
-            if isinstance(target, ast.Name):
-                self.target[stmt.lineno] = target.id
-        self.current: dict[int, tuple[int, int]] = {}  # frame id -> (statement, nodes then)
-
-    def _finish_statement(self, frame) -> None:
-        stmt, count = self.current.get(id(frame), (None, 0))
-        name = self.target.get(stmt)
-        if name is not None and len(self.graph.nodes) > count:
-            node = self.graph.nodes[-1]
+    def bound(self, name: str, value: Any) -> Any:
+        if isinstance(value, Tracer):
+            node = value._node
             if node.name is None and node.op not in ("const", "param"):
                 node.name = name
+        return value
 
-    def __call__(self, frame, event, arg):
-        if frame.f_code.co_filename != self.path:
-            return None
-        if event == "line":
-            stmt = self.statement.get(frame.f_lineno, frame.f_lineno)
-            previous = self.current.get(id(frame))
-            if previous is None or previous[0] != stmt:
-                self._finish_statement(frame)
-                self.current[id(frame)] = (stmt, len(self.graph.nodes))
-        elif event == "return":
-            self._finish_statement(frame)
-            self.current.pop(id(frame), None)
-            for name, value in frame.f_locals.items():
-                node = value._node if isinstance(value, Tracer) else None
-                if node is not None and node.name is None and node.op != "const":
-                    node.name = name
-        return self
-
-    def install(self):
-        self.previous = sys.gettrace()
-        sys.settrace(self)
-
-    def remove(self):
-        sys.settrace(self.previous)
+    def returning(self, value: Any) -> Any:
+        for name, local in sys._getframe(1).f_locals.items():
+            node = local._node if isinstance(local, Tracer) else None
+            if node is not None and node.name is None and node.op != "const":
+                node.name = name
+        return value
 
 
 def trace_function(loaded: Loaded, spec: FunctionSpec) -> Graph:
@@ -848,9 +822,11 @@ def trace_function(loaded: Loaded, spec: FunctionSpec) -> Graph:
         Tracer(graph.param(p.name, p.shape, p.dtype, spec.src), tracing, param=p.name)
         for p in spec.params
     ]
-    namer = _Namer(loaded.path, graph)
+    namer = _Namer()
     saved = _swap_numpy(spec.fn.__globals__, tracing)
-    namer.install()
+    hooks = {BOUND: namer.bound, RETURNING: namer.returning}
+    saved.update({k: spec.fn.__globals__.get(k) for k in hooks})
+    spec.fn.__globals__.update(hooks)
     try:
         result = spec.fn(*tracers)
     except GradgenError:
@@ -872,7 +848,6 @@ def trace_function(loaded: Loaded, spec: FunctionSpec) -> Graph:
             "the function runs once on stand-ins of its parameters' shapes; " + SUPPORTED_HINT,
         ) from None
     finally:
-        namer.remove()
         spec.fn.__globals__.update(saved)
     graph.outputs = [_output_node(tracing, spec, result)]
     return graph

@@ -8,7 +8,6 @@ the user's line and a backward line is one gate. Per-op text comes from the op t
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Container, Iterable, Sequence
@@ -112,11 +111,12 @@ def const_expr(node: Node, consts: ModuleConsts) -> Expr:
 
 def _is_scalar(node: Node) -> bool:
     """Scalar float64 code uses math and Python operators, which are faster than numpy's."""
-    return (
-        node.shape == ()
-        and node.dtype in ("f64", "bool")
-        and all(i.shape == () for i in node.inputs)
-    )
+    if node.shape or node.dtype not in ("f64", "bool"):
+        return False
+    for i in node.inputs:
+        if i.shape:
+            return False
+    return True
 
 
 class Walker:
@@ -131,6 +131,7 @@ class Walker:
         self.namer = namer
         self.comments = comments
         self.exprs: dict[int, Expr] = {}
+        self.const_exprs: dict[int, Expr] = {}  # constants are read often: their text once
         self.reads: dict[int, set[int]] = {}  # inlined node -> the named nodes its text reads
         self.transient: dict[int, int] = {}  # inlined node -> bytes its text allocates
         self.lines: list[str] = []  # lines before the statements (unpacking)
@@ -143,7 +144,10 @@ class Walker:
 
     def expr(self, node: Node) -> Expr:
         if node.id not in self.exprs and node.op == "const":
-            return const_expr(node, self.consts)
+            e = self.const_exprs.get(node.id)
+            if e is None:
+                e = self.const_exprs[node.id] = const_expr(node, self.consts)
+            return e
         return self.exprs[node.id]
 
     def _reads_of_all(self, inputs: Sequence[Node]) -> set[int]:
@@ -171,6 +175,9 @@ class Walker:
         self, params: Iterable[Node], nodes: Sequence[Node], results: Sequence[Node]
     ) -> None:
         """`w0, w1, w2 = w.tolist()` for small vectors read only element by element."""
+        params = [p for p in params if p.ndim == 1 and p.shape[0] <= UNPACK_LIMIT]
+        if not params:
+            return
         readers: dict[int, list[Node]] = {}
         other: set[int] = {r.id for r in results}
         for n in nodes:
@@ -184,7 +191,7 @@ class Walker:
                 else:
                     other.add(i.id)
         for p in params:
-            if p.ndim != 1 or p.shape[0] > UNPACK_LIMIT or p.id in other or p.id not in readers:
+            if p.id in other or p.id not in readers:
                 continue
             size = p.shape[0]
             by_pos = {n.attrs["key"][0] % size: n for n in readers[p.id]}
@@ -212,47 +219,55 @@ class Walker:
                 consumer[i.id] = n
         for r in results:
             uses[r.id] = uses.get(r.id, 0) + 2
-        exprs = self.exprs
+        exprs, reads_of, transient_of, table = self.exprs, self.reads, self.transient, ops.OPS
         for node in nodes:
-            if node.id in self.exprs or node.op in ("param", "const"):
+            nid = node.id
+            if nid in exprs or node.op in ("param", "const"):
                 continue
-            spec = ops.OPS[node.op]
-            args = [exprs[i.id] if i.id in exprs else self.expr(i) for i in node.inputs]
-            reads = self._reads_of_all(node.inputs)
-            transient = sum([self.transient.get(i.id, 0) for i in node.inputs])
+            spec = table[node.op]
+            inputs = node.inputs
+            args = [exprs[i.id] if i.id in exprs else self.expr(i) for i in inputs]
+            reads = self._reads_of_all(inputs)
+            transient = 0
+            for i in inputs:
+                transient += transient_of.get(i.id, 0)
             if spec.py_stmts is None:
                 emit = spec.py_scalar if (spec.py_scalar and _is_scalar(node)) else spec.py
                 e = emit(args, node)
-                user = consumer.get(node.id)
+                user = consumer.get(nid)
                 if (
-                    uses.get(node.id, 0) == 1
-                    and node.id not in keep
-                    and user is not None
-                    and ops.OPS[user.op].py_stmts is None
+                    user is not None
+                    and uses[nid] == 1
+                    and nid not in keep
+                    and table[user.op].py_stmts is None
                     and _same_place(node, user)
-                    and not memory.worth_a_buffer(node, user, spec.fresh, user.op in ops.UFUNCS)
+                    and not (
+                        spec.fresh
+                        and node.shape  # a scalar is never worth a buffer
+                        and memory.worth_a_buffer(node, user, spec.fresh, user.op in ops.UFUNCS)
+                    )
                 ):
-                    self.exprs[node.id] = e
-                    self.reads[node.id] = reads
-                    self.transient[node.id] = transient + memory.nbytes(node)
+                    exprs[nid] = e
+                    reads_of[nid] = reads
+                    transient_of[nid] = transient + memory.nbytes(node)
                     continue
             target = _placeholder(node)
             # out= candidates: named inputs read by this node alone (a view of one would
             # still read its buffer later)
             direct = [
                 i
-                for i in node.inputs
-                if i.id in self.exprs
-                and i.id not in self.reads
+                for i in inputs
+                if i.id in exprs
+                and i.id not in reads_of
                 and i.op != "const"
                 and uses.get(i.id) == 1
             ]
             stmt = memory.Statement(node, reads, direct, spec.fresh, transient)
-            self.comment[node.id] = _comment(node, self.reads.keys())
+            self.comment[nid] = _comment(node, reads_of)
             self.stmts.append(
                 (stmt, self._renderer(node, target, args, e if spec.py_stmts is None else None))
             )
-            self.bind(node, target)
+            exprs[nid] = Expr(target, ATOM)
 
     def _renderer(self, node: Node, target: str, args: list[Expr], e: Expr | None):
         spec = ops.OPS[node.op]
@@ -297,9 +312,14 @@ class Walker:
             dead = [n for n in self.plan.dels.get(k, ()) if names[n.id] != target]
             if dead:
                 body.append("del " + ", ".join(self.exprs[n.id].text for n in dead))
-        for nid, nm in names.items():
-            self.exprs[nid] = name(nm)
-        lines.extend(_PLACEHOLDER.sub(lambda m: names[int(m.group(1))], ln) for ln in body)
+        for nid in keep:  # what the caller reads back: results, saved values
+            if nid in names:
+                self.exprs[nid] = name(names[nid])
+        # placeholders are "\x00id\x00": split, every odd part is an id
+        parts = "\n".join(body).split("\x00")
+        parts[1::2] = [names[int(p)] for p in parts[1::2]]
+        if body:
+            lines.extend("".join(parts).split("\n"))
         return lines
 
     def _name_statements(self, protected: set[int]) -> dict[int, str]:
@@ -336,9 +356,6 @@ class Walker:
 # in-place operators for `out=` into the first operand under its own name: t += b
 _AUGMENTED = {np.add: "+", np.subtract: "-", np.multiply: "*", np.true_divide: "/"}
 
-_PLACEHOLDER = re.compile("\x00([0-9]+)\x00")
-
-
 def _placeholder(node: Node) -> str:
     """A statement's name until `finish` knows which names are free (never valid Python)."""
     return f"\x00{node.id}\x00"
@@ -351,7 +368,7 @@ def _same_place(node: Node, user: Node) -> bool:
         return False
     if ops.OPS[user.op].gathers or _summed_branch(node, user):
         return True
-    return node.src == user.src and node.tag == user.tag
+    return (node.src is user.src or node.src == user.src) and node.tag == user.tag
 
 
 def _summed_branch(node: Node, user: Node) -> bool:

@@ -22,6 +22,11 @@ NUMPY: dict[Any, Callable] = {}
 UFUNCS: dict[str, np.ufunc] = {}
 # op name -> patterns rooted at that op which a fused op replaces (the fuse pass)
 FUSIONS: dict[str, list[Callable]] = {}
+# How far below the node they rewrite the rules (simplify, fusions, strip_broadcasts) may
+# look at ops, attributes and constant values: sigmoid's pattern, 1 / (1 + exp(-z)), reads
+# three levels. `ir.replay` relies on it to skip optimized nodes that no rule could change;
+# a rule that looks deeper must raise it.
+RULE_DEPTH = 3
 
 
 @dataclass(frozen=True)
@@ -75,10 +80,10 @@ def broadcast_shape(shapes: list[tuple], **attrs: Any) -> tuple:
 
 
 def promote(dtypes: list[str], **attrs: Any) -> str:
-    floats = [d for d in dtypes if d in ("f64", "f32")]
-    if not floats:
+    """f64 if any input is, else f32 if any is; f64 when none is a float."""
+    if "f64" in dtypes:
         return "f64"
-    return "f64" if "f64" in floats else "f32"
+    return "f32" if "f32" in dtypes else "f64"
 
 
 def to_bool(dtypes: list[str], **attrs: Any) -> str:
@@ -172,9 +177,11 @@ def apply(op: str, *inputs: Any, **attrs: Any):
 
 def is_const(node: Any, value: float | None = None) -> bool:
     """Whether `node` is a constant (equal everywhere to `value`, if given)."""
-    if getattr(node, "op", None) == "broadcast_to":
+    op = getattr(node, "op", None)
+    if op == "broadcast_to":
         node = node.inputs[0]
-    if getattr(node, "op", None) != "const":
+        op = node.op
+    if op != "const":
         return False
     if value is None:
         return True

@@ -78,8 +78,8 @@ def run_pipeline(
             steps.append(([name], run))
     if constants and not (steps and len(steps[0][0]) > 1):
         graph = replay(graph, constants=constants)
+    counted = (graph, count(graph)) if log is not None else None
     for k, (names, run) in enumerate(steps):
-        before = count(graph)
         if len(names) > 1:
             # dead input nodes are dropped on the way when dce is on: the same result, and
             # then dce usually finds nothing left to rebuild for
@@ -87,6 +87,9 @@ def run_pipeline(
             graph = replay(graph, {RULES[n] for n in names}, dce="dce" in enabled, **first)
         else:
             graph = run(graph)
-        if log is not None:
-            log.append(("+".join(names), before, count(graph)))
+        if counted is not None:
+            # a pass that changed nothing returns its input: no need to count it again
+            before = counted[1]
+            counted = (graph, before if graph is counted[0] else count(graph))
+            log.append(("+".join(names), before, counted[1]))
     return graph

@@ -152,7 +152,18 @@ def _worth_batching(leaves: list[Node], uses: dict[int, int]) -> bool:
     return any(n >= MIN_TERMS for n in groups.values())
 
 
+def _candidates(graph: Graph) -> int:
+    """Products and row sums, the only nodes either rewrite starts from."""
+    return sum(
+        1
+        for n in graph.nodes
+        if n.op == "matmul" or (n.op == "sum" and n.inputs[0].ndim == 2)
+    )
+
+
 def run(graph: Graph) -> Graph:
+    if _candidates(graph) < min(MIN_ROWS, MIN_TERMS):
+        return graph  # scalar and elementwise code: nothing to batch, and no scan for it
     uses = _uses(graph)
     graph_nodes = {n.id: n for n in graph.nodes}
     rows: dict[tuple[int, int], set[int]] = defaultdict(set)

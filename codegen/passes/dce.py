@@ -11,6 +11,8 @@ from ..ir import Graph, replay
 
 def run(graph: Graph) -> Graph:
     live = graph.live_ids()
-    if all(n.id in live or n.op == "param" for n in graph.nodes):
-        return graph  # nothing dead: skip the rebuild
+    if all(n.id in live or n.op in ("param", "const") for n in graph.nodes):
+        # nothing dead but constants (a seed folded away), which no stage emits unless read:
+        # skip the rebuild
+        return graph
     return replay(graph, dce=True)
