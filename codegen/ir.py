@@ -8,6 +8,7 @@ live in `ops`; this module only stores, prints and interprets.
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -29,8 +30,14 @@ def _freeze(value: Any) -> Any:
 
 
 def _key(op: str, inputs: tuple, attrs: dict) -> tuple:
-    """What makes two nodes the same for CSE: op, input ids and attributes."""
-    return (op, tuple([n.id for n in inputs]), _freeze(attrs) if attrs else ())
+    """What makes two nodes the same for CSE: op, attributes and input ids (one flat tuple:
+    a graph keeps one a node)."""
+    frozen = _freeze(attrs) if attrs else ()
+    if len(inputs) == 1:
+        return (op, frozen, inputs[0].id)
+    if len(inputs) == 2:
+        return (op, frozen, inputs[0].id, inputs[1].id)
+    return (op, frozen, *[n.id for n in inputs])
 
 
 def _all_const(nodes: Sequence[Node]) -> bool:
@@ -58,14 +65,17 @@ class Node:
         "shape",
         "dtype",
         "src",
-        "graph",
+        "_graph",
         "name",
         "tag",
         "value",
     )
 
     def __init__(self, graph, id, op, inputs, attrs, shape, dtype, src, tag, value=None):
-        self.graph = graph
+        # A weak reference: the graph holds its nodes, and a cycle back from every node
+        # would leave each dropped graph for the cyclic collector to find, a walk over
+        # millions of objects in a large compile; without it, refcounting frees them.
+        self._graph = graph._ref
         self.id: int = id
         self.op: str = op
         self.inputs: tuple[Node, ...] = inputs
@@ -76,6 +86,14 @@ class Node:
         self.tag: str | None = tag  # the gate that made a backward node, for comments
         self.name: str | None = None  # a name hint: the user's variable or parameter
         self.value = value  # constants only
+
+    @property
+    def graph(self) -> "Graph":
+        """The graph the node belongs to (alive as long as anything uses it)."""
+        graph = self._graph()
+        if graph is None:
+            raise RuntimeError(f"the graph of node %{self.id} is gone")
+        return graph
 
     @property
     def ndim(self) -> int:
@@ -124,6 +142,7 @@ class Graph:
     """A growing list of nodes; `apply` adds (or finds) a node."""
 
     def __init__(self) -> None:
+        self._ref = weakref.ref(self)  # what nodes hold
         self.nodes: list[Node] = []
         self.params: list[Node] = []
         self.outputs: list[Node] = []

@@ -82,16 +82,24 @@ def _blocks(stmt: ast.stmt) -> list[list[ast.stmt]]:
     return [b for b in out if isinstance(b, list)]
 
 
-def _at(node: ast.AST, where: ast.AST) -> ast.AST:
-    """`node` placed at `where`'s position (cheaper than ast.fix_missing_locations, which
-    walks the whole tree)."""
-    return ast.copy_location(node, where)
+def _at(where: ast.AST) -> dict:
+    """The position of `where`, as keyword arguments for a new AST node (cheaper than
+    ast.fix_missing_locations, which walks the whole tree)."""
+    return {
+        "lineno": where.lineno,
+        "col_offset": where.col_offset,
+        "end_lineno": where.end_lineno,
+        "end_col_offset": where.end_col_offset,
+    }
+
+
+_LOAD = ast.Load()
 
 
 def _hook(hook: str, args: list[ast.expr], where: ast.AST) -> ast.Expr:
     """`hook(*args)` as an expression statement at `where`'s position."""
-    call = _at(ast.Call(_at(ast.Name(hook, ast.Load()), where), args, []), where)
-    return _at(ast.Expr(call), where)
+    at = _at(where)
+    return ast.Expr(ast.Call(ast.Name(hook, _LOAD, **at), args, [], **at), **at)
 
 
 def _instrument(body: list[ast.stmt], in_function: bool) -> list[ast.stmt]:
@@ -109,13 +117,13 @@ def _instrument(body: list[ast.stmt], in_function: bool) -> list[ast.stmt]:
         if function and not isinstance(stmt.body[-1], ast.Return):
             # falling off the end returns None: the locals are named all the same
             last = stmt.body[-1]
-            stmt.body.append(_hook(RETURNING, [_at(ast.Constant(None), last)], last))
+            stmt.body.append(_hook(RETURNING, [ast.Constant(None, **_at(last))], last))
         out.append(stmt)
         if not in_function:
             continue
         target = None
         if isinstance(stmt, ast.Return):
-            value = stmt.value or _at(ast.Constant(None), stmt)
+            value = stmt.value or ast.Constant(None, **_at(stmt))
             stmt.value = _hook(RETURNING, [value], value).value
         elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
             target = stmt.targets[0]
@@ -124,7 +132,8 @@ def _instrument(body: list[ast.stmt], in_function: bool) -> list[ast.stmt]:
         ):
             target = stmt.target
         if isinstance(target, ast.Name):
-            args = [_at(ast.Constant(target.id), stmt), _at(ast.Name(target.id, ast.Load()), stmt)]
+            at = _at(stmt)
+            args = [ast.Constant(target.id, **at), ast.Name(target.id, _LOAD, **at)]
             out.append(_hook(BOUND, args, stmt))
     return out
 

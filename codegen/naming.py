@@ -44,8 +44,9 @@ class Namer:
         return name
 
     def temp(self) -> str:
-        while f"t{self.temps}" in self.taken:
-            self.temps += 1
         name = f"t{self.temps}"
+        while name in self.taken:
+            self.temps += 1
+            name = f"t{self.temps}"
         self.taken.add(name)
         return name

@@ -149,14 +149,20 @@ def compile_file(
     tested by compiling again with each named dim at another size. Where the code does
     depend on a size, the module is specialized to it and guards its inputs' shapes.
     """
-    # The graphs are large and acyclic in what matters; the cyclic collector would walk all
-    # of them again and again (superlinear on 100k-node graphs), so it waits until the end.
+    # The graphs are large and acyclic (nodes hold their graph weakly): refcounting frees
+    # what a stage drops, and the cyclic collector would only walk the live graphs again
+    # and again (superlinear on 100k-node graphs). So it waits; and at the end what is
+    # alive goes straight to the oldest generation (freeze, then unfreeze: no walk), as
+    # if it had survived the young collections it skipped. A later full collection walks
+    # it once, if it is still alive then.
     collecting = gc.isenabled()
     gc.disable()
     try:
         return _compile(path, fn, wrt, dims, comments, enabled_passes)
     finally:
         if collecting:
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 

@@ -501,6 +501,7 @@ class Tracing:
         self.graph = Graph()
         self._line_tables: dict[int, tuple[list[int], list[int | None], types.CodeType]] = {}
         self._srcs: dict[int, Src] = {}  # one Src a line, shared by its nodes
+        self.in_front = False  # running an op's front, whose nodes all take one line
         # user's module-level arrays, so constants keep the user's names
         self.global_names = {
             id(v): k
@@ -615,7 +616,8 @@ class Tracing:
         return Tracer(x, self) if isinstance(x, Node) else x
 
     def apply(self, op: str, *inputs: Any, **attrs: Any) -> Node:
-        self.graph.src = self.src()
+        if not self.in_front:  # inside a front the user's line is known already
+            self.graph.src = self.src()
         try:
             return self.graph.apply(op, *inputs, **attrs)
         except GradgenError:
@@ -640,8 +642,10 @@ class Tracing:
     def run_front(self, fn: Any, front, args: tuple, kwargs: dict) -> Any:
         """The front's node(s) for `fn(*args, **kwargs)`, with errors at the user's line."""
         self.graph.src = self.src()
-        lifted = tuple(self.lift(a) for a in args)
+        lifted = tuple([self.lift(a) for a in args])
         named = {k: v.node if isinstance(v, Tracer) else v for k, v in kwargs.items()}
+        outer = self.in_front
+        self.in_front = True
         try:
             return front(lifted, named, self)
         except GradgenError:
@@ -649,6 +653,8 @@ class Tracing:
         except (ValueError, TypeError, IndexError) as e:
             shapes = " and ".join(str(list(a.shape)) for a in _nodes_in(lifted))
             raise self.error(f"{numpy_name(fn)} of shapes {shapes}: {e}") from None
+        finally:
+            self.in_front = outer
 
     def views(self, fn: Any, args: tuple, kwargs: dict, out: Any) -> Any:
         """Wrap `fn`'s result(s): views where numpy's result on the positions is one."""

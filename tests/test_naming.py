@@ -13,7 +13,7 @@ from codegen.load import load
 from codegen.trace import trace_function
 from helpers import write_source
 
-SOURCE = '''
+SOURCE = """
 import numpy as np
 
 
@@ -40,7 +40,7 @@ def f(x: "f64[3]", w: "f64[3]"):
         s = hidden * k
     _scale(s)
     return np.sum(hidden + p * q + s)
-'''
+"""
 
 
 def _trace(tmp_path):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Container, Iterable, Sequence
+from typing import Container, Iterable, Sequence
 
 import jinja2
 import numpy as np
@@ -135,7 +135,8 @@ class Walker:
         self.reads: dict[int, set[int]] = {}  # inlined node -> the named nodes its text reads
         self.transient: dict[int, int] = {}  # inlined node -> bytes its text allocates
         self.lines: list[str] = []  # lines before the statements (unpacking)
-        self.stmts: list[tuple[memory.Statement, Callable[[str | None], list[str]]]] = []
+        # each statement, with what renders it: (target, argument texts, expression or None)
+        self.stmts: list[tuple[memory.Statement, tuple]] = []
         self.plan: memory.Plan | None = None
         self.comment: dict[int, str | None] = {}  # statement node -> its gate comment
 
@@ -159,10 +160,12 @@ class Walker:
         inlined = self.reads
         out: set[int] | None = None
         for i in inputs:
-            if i.id in inlined and (out is None or len(inlined[i.id]) > len(out)):
-                out = inlined[i.id]
-        if out is None:
-            out = set()
+            part = inlined.get(i.id)
+            if part is not None and (out is None or len(part) > len(out)):
+                out = part
+        if out is None:  # no input inlined: the common case of a line of named values
+            exprs = self.exprs
+            return {i.id for i in inputs if i.op != "const" or i.id in exprs}
         for i in inputs:
             if i.id in inlined:
                 if inlined[i.id] is not out:
@@ -226,7 +229,7 @@ class Walker:
                 continue
             spec = table[node.op]
             inputs = node.inputs
-            args = [exprs[i.id] if i.id in exprs else self.expr(i) for i in inputs]
+            args = [exprs.get(i.id) or self.expr(i) for i in inputs]
             reads = self._reads_of_all(inputs)
             transient = 0
             for i in inputs:
@@ -254,37 +257,37 @@ class Walker:
             target = _placeholder(node)
             # out= candidates: named inputs read by this node alone (a view of one would
             # still read its buffer later)
-            direct = [
-                i
-                for i in inputs
-                if i.id in exprs
-                and i.id not in reads_of
-                and i.op != "const"
-                and uses.get(i.id) == 1
-            ]
+            direct = (
+                [
+                    i
+                    for i in inputs
+                    if i.id in exprs
+                    and i.id not in reads_of
+                    and i.op != "const"
+                    and uses.get(i.id) == 1
+                ]
+                if node.shape and node.op in ops.UFUNCS
+                else []
+            )  # (scalars are never written into)
             stmt = memory.Statement(node, reads, direct, spec.fresh, transient)
             self.comment[nid] = _comment(node, reads_of)
-            self.stmts.append(
-                (stmt, self._renderer(node, target, args, e if spec.py_stmts is None else None))
-            )
+            self.stmts.append((stmt, (target, args, e if spec.py_stmts is None else None)))
             exprs[nid] = Expr(target, ATOM)
 
-    def _renderer(self, node: Node, target: str, args: list[Expr], e: Expr | None):
-        spec = ops.OPS[node.op]
-
-        def render(out: str | None, into_itself: bool = False) -> list[str]:
-            if e is None:
-                return spec.py_stmts(target, args, node)
-            if out is None:
-                return [f"{target} = {e.text}"]
-            # reuse the dead input's buffer; when it keeps its name, it is updated in place
-            ufunc = ops.UFUNCS[node.op]
-            if into_itself and ufunc in _AUGMENTED and args[0].text == out:
-                return [f"{target} {_AUGMENTED[ufunc]}= {args[1].text}"]
-            call = f"np.{ufunc.__name__}({', '.join(a.text for a in args)}, out={out})"
-            return [call if into_itself else f"{target} = {call}"]
-
-        return render
+    @staticmethod
+    def _render(node: Node, parts: tuple, out: str | None, into_itself: bool) -> list[str]:
+        """A statement's lines: `target = e`, or its statements, or a result written into
+        the dead buffer `out` (in place when the result keeps that buffer's name)."""
+        target, args, e = parts
+        if e is None:
+            return ops.OPS[node.op].py_stmts(target, args, node)
+        if out is None:
+            return [f"{target} = {e.text}"]
+        ufunc = ops.UFUNCS[node.op]
+        if into_itself and ufunc in _AUGMENTED and args[0].text == out:
+            return [f"{target} {_AUGMENTED[ufunc]}= {args[1].text}"]
+        call = f"np.{ufunc.__name__}({', '.join(a.text for a in args)}, out={out})"
+        return [call if into_itself else f"{target} = {call}"]
 
     def finish(self, protected: Iterable[Node]) -> list[str]:
         """Plan memory, name the statements and render: the function body's lines."""
@@ -294,12 +297,14 @@ class Walker:
         lines = list(self.lines)
         body: list[str] = []
         in_backward = False
-        for k, (stmt, render) in enumerate(self.stmts):
+        render = self._render
+        for k, (stmt, parts) in enumerate(self.stmts):
             reuse = self.plan.inplace.get(k)
             if reuse is None:
-                stmts = render(None)
+                stmts = render(stmt.node, parts, None, False)
             else:
-                stmts = render(self.exprs[reuse.id].text, names[reuse.id] == names[stmt.node.id])
+                out, itself = self.exprs[reuse.id].text, names[reuse.id] == names[stmt.node.id]
+                stmts = render(stmt.node, parts, out, itself)
             tag = self.comment[stmt.node.id]
             if self.comments and tag is not None:
                 if not in_backward:
@@ -337,24 +342,27 @@ class Walker:
         # keyed by hint and by side: a forward name is not reused for a backward value
         free: dict[tuple[str | None, bool], list[str]] = {}
 
-        def release(k: int) -> None:
-            for n in dying.get(k, ()):
+        def release(dead: list[Node]) -> None:
+            for n in dead:
                 free.setdefault((n.name, n.tag is not None), []).append(names[n.id])
 
+        table, fresh = ops.OPS, self.namer.fresh
         for k, (stmt, _) in enumerate(self.stmts):
             node = stmt.node
-            one_line = ops.OPS[node.op].py_stmts is None
-            if one_line:  # it reads its inputs before it binds: a dying input's name is free
-                release(k)
+            dead = dying.get(k)
+            one_line = table[node.op].py_stmts is None
+            if dead and one_line:  # it reads its inputs before it binds: their names are free
+                release(dead)
             pool = free.get((node.name, node.tag is not None))
-            names[node.id] = pool.pop() if pool else self.namer.fresh(node.name)
-            if not one_line:
-                release(k)
+            names[node.id] = pool.pop() if pool else fresh(node.name)
+            if dead and not one_line:
+                release(dead)
         return names
 
 
 # in-place operators for `out=` into the first operand under its own name: t += b
 _AUGMENTED = {np.add: "+", np.subtract: "-", np.multiply: "*", np.true_divide: "/"}
+
 
 def _placeholder(node: Node) -> str:
     """A statement's name until `finish` knows which names are free (never valid Python)."""
@@ -366,9 +374,9 @@ def _same_place(node: Node, user: Node) -> bool:
     when the user adds this branch's cotangent to a running sum: `g_w = g_w + x * g`."""
     if node.name is not None:
         return False
-    if ops.OPS[user.op].gathers or _summed_branch(node, user):
+    if (node.src is user.src or node.src == user.src) and node.tag == user.tag:
         return True
-    return (node.src is user.src or node.src == user.src) and node.tag == user.tag
+    return ops.OPS[user.op].gathers or _summed_branch(node, user)
 
 
 def _summed_branch(node: Node, user: Node) -> bool:

@@ -155,9 +155,7 @@ def _worth_batching(leaves: list[Node], uses: dict[int, int]) -> bool:
 def _candidates(graph: Graph) -> int:
     """Products and row sums, the only nodes either rewrite starts from."""
     return sum(
-        1
-        for n in graph.nodes
-        if n.op == "matmul" or (n.op == "sum" and n.inputs[0].ndim == 2)
+        1 for n in graph.nodes if n.op == "matmul" or (n.op == "sum" and n.inputs[0].ndim == 2)
     )
 
 
