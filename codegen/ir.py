@@ -242,13 +242,13 @@ class Graph:
 
     def live_ids(self) -> set[int]:
         """Ids of the nodes the outputs depend on."""
-        keep: set[int] = set()
-        stack = list(self.outputs)
-        while stack:
-            node = stack.pop()
-            if node.id not in keep:
-                keep.add(node.id)
-                stack.extend(node.inputs)
+        # one sweep from the last node back: nodes come after their inputs
+        keep = {o.id for o in self.outputs}
+        add = keep.add
+        for node in reversed(self.nodes):
+            if node.id in keep:
+                for i in node.inputs:
+                    add(i.id)
         return keep
 
     def live_nodes(self) -> list[Node]:
@@ -382,8 +382,18 @@ def replay(
                 key = _key(op, inputs, node.attrs) if intern else None
                 out = new._interned.get(key) if intern else None
                 if out is None:
-                    out = new._new(op, inputs, node.attrs, node.shape, node.dtype, node.src)
-                    out.tag = node.tag
+                    out = Node(
+                        new,
+                        len(new.nodes),
+                        op,
+                        inputs,
+                        node.attrs,
+                        node.shape,
+                        node.dtype,
+                        node.src,
+                        node.tag,
+                    )
+                    new.nodes.append(out)
                     if intern:
                         new._interned[key] = out
                     if near:

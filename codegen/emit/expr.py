@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 ATOM = 100  # names, calls, subscripts, positive literals
 POWER = 14
@@ -13,9 +13,24 @@ COMPARE = 6
 TERNARY = 1
 
 
-class Expr(NamedTuple):
-    text: str
-    prec: int
+class Expr:
+    """Python source text and how tightly it binds (a class with slots: the emitter makes
+    one for every node it visits)."""
+
+    __slots__ = ("text", "prec")
+
+    def __init__(self, text: str, prec: int):
+        self.text = text
+        self.prec = prec
+
+    def __repr__(self) -> str:
+        return f"Expr({self.text!r}, {self.prec})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Expr) and (self.text, self.prec) == (other.text, other.prec)
+
+    def __hash__(self) -> int:
+        return hash((self.text, self.prec))
 
 
 def wrap(e: Expr, at_least: int) -> str:

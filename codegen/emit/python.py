@@ -297,26 +297,29 @@ class Walker:
         lines = list(self.lines)
         body: list[str] = []
         in_backward = False
-        render = self._render
+        render, inplace, dels = self._render, self.plan.inplace, self.plan.dels
+        comment = self.comment if self.comments else {}
         for k, (stmt, parts) in enumerate(self.stmts):
-            reuse = self.plan.inplace.get(k)
+            node = stmt.node
+            reuse = inplace.get(k)
             if reuse is None:
-                stmts = render(stmt.node, parts, None, False)
+                stmts = render(node, parts, None, False)
             else:
-                out, itself = self.exprs[reuse.id].text, names[reuse.id] == names[stmt.node.id]
-                stmts = render(stmt.node, parts, out, itself)
-            tag = self.comment[stmt.node.id]
-            if self.comments and tag is not None:
+                out, itself = self.exprs[reuse.id].text, names[reuse.id] == names[node.id]
+                stmts = render(node, parts, out, itself)
+            tag = comment.get(node.id)
+            if tag is not None:
                 if not in_backward:
                     body.append("# backward")
                     in_backward = True
-                stmts = stmts[:-1] + [f"{stmts[-1]}  # {tag}"]
+                stmts[-1] = f"{stmts[-1]}  # {tag}"
             body.extend(stmts)
-            target = names[stmt.node.id]
-            # a dead array whose name this statement took over is gone already
-            dead = [n for n in self.plan.dels.get(k, ()) if names[n.id] != target]
-            if dead:
-                body.append("del " + ", ".join(self.exprs[n.id].text for n in dead))
+            if k in dels:
+                # a dead array whose name this statement took over is gone already
+                target = names[node.id]
+                dead = [n for n in dels[k] if names[n.id] != target]
+                if dead:
+                    body.append("del " + ", ".join(self.exprs[n.id].text for n in dead))
         for nid in keep:  # what the caller reads back: results, saved values
             if nid in names:
                 self.exprs[nid] = name(names[nid])
