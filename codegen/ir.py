@@ -201,11 +201,12 @@ class Graph:
             node = interned.get(key)
             if node is not None:
                 return node
-        shape = spec.shape([n.shape for n in nodes], **attrs)
+        shape = tuple(spec.shape([n.shape for n in nodes], **attrs))
         dtype = spec.dtype([n.dtype for n in nodes], **attrs)
-        node = self._new(op, nodes, attrs, tuple(shape), dtype, src or self.src)
-        if key not in interned:
-            interned[key] = node
+        all_nodes = self.nodes
+        node = Node(self, len(all_nodes), op, nodes, attrs, shape, dtype, src or self.src, self.tag)
+        all_nodes.append(node)
+        interned.setdefault(key, node)
         return node
 
     def _rewrite(self, spec, nodes, attrs) -> Node | None:

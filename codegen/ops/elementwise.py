@@ -35,7 +35,14 @@ def _keeps_shape(x, *others) -> bool:
     return all(np.broadcast_shapes(x.shape, o.shape) == x.shape for o in others)
 
 
+def _constant_like(x, y) -> bool:
+    """Whether either operand may be a constant (the rules below need one)."""
+    return x.op in ("const", "broadcast_to") or y.op in ("const", "broadcast_to")
+
+
 def _simplify_add(x, y):
+    if not _constant_like(x, y):
+        return None
     if is_const(y, 0) and _keeps_shape(x, y):  # x + 0 = x
         return x
     if is_const(x, 0) and _keeps_shape(y, x):  # 0 + y = y
@@ -44,6 +51,8 @@ def _simplify_add(x, y):
 
 
 def _simplify_sub(x, y):
+    if not _constant_like(x, y):
+        return None
     if is_const(y, 0) and _keeps_shape(x, y):  # x - 0 = x
         return x
     if is_const(x, 0) and _keeps_shape(y, x):  # 0 - y = -y
@@ -52,14 +61,15 @@ def _simplify_sub(x, y):
 
 
 def _simplify_mul(x, y):
-    if is_const(y, 1) and _keeps_shape(x, y):  # x * 1 = x
-        return x
-    if is_const(x, 1) and _keeps_shape(y, x):  # 1 * y = y
-        return y
-    if is_const(y, -1) and _keeps_shape(x, y):  # x * -1 = -x
-        return apply("neg", x)
-    if is_const(x, -1) and _keeps_shape(y, x):  # -1 * y = -y
-        return apply("neg", y)
+    if _constant_like(x, y):
+        if is_const(y, 1) and _keeps_shape(x, y):  # x * 1 = x
+            return x
+        if is_const(x, 1) and _keeps_shape(y, x):  # 1 * y = y
+            return y
+        if is_const(y, -1) and _keeps_shape(x, y):  # x * -1 = -x
+            return apply("neg", x)
+        if is_const(x, -1) and _keeps_shape(y, x):  # -1 * y = -y
+            return apply("neg", y)
     if x.op == "neg":  # (-a) * b = -(a * b), exact: IEEE negation only flips the sign
         return apply("neg", apply("mul", x.inputs[0], y))
     if y.op == "neg":  # a * (-b) = -(a * b)
