@@ -527,7 +527,7 @@ class Tracing:
         if table is None:
             ranges = list(code.co_lines())
             starts, lines = [r[0] for r in ranges], [r[2] for r in ranges]
-            table = self._line_tables[id(code)] = (starts, lines, code)  # code kept: id stays its
+            table = self._line_tables[id(code)] = (starts, lines, code)  # keeps its id unique
         k = bisect.bisect_right(table[0], offset) - 1
         line = table[1][k] if k >= 0 else None
         line = code.co_firstlineno if line is None else line
