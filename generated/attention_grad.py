@@ -13,11 +13,11 @@ def attention(x, Wq, Wk, Wv):
     k = x @ Wk
     v = x @ Wv
     scores = q @ k.T / 4.0
-    scores = scores - np.max(scores, axis=1, keepdims=True)
+    scores = scores - scores.max(axis=1, keepdims=True)
     weights = np.exp(scores)
-    weights = weights / np.sum(weights, axis=1, keepdims=True)
+    weights = weights / weights.sum(axis=1, keepdims=True)
     out = weights @ v
-    t0 = np.sum(out * out)
+    t0 = (out * out).sum()
     return t0
 
 
@@ -27,26 +27,26 @@ def attention_value_and_grad(x, Wq, Wk, Wv):
     k = x @ Wk
     v = x @ Wv
     scores = q @ k.T / 4.0
-    t0 = np.max(scores, axis=1, keepdims=True)
+    t0 = scores.max(axis=1, keepdims=True)
     scores_1 = scores - t0
     weights = np.exp(scores_1)
-    t1 = np.sum(weights, axis=1, keepdims=True)
+    t1 = weights.sum(axis=1, keepdims=True)
     weights_1 = weights / t1
     out = weights_1 @ v
-    t2 = np.sum(out * out)
+    t2 = (out * out).sum()
     # backward
     g_out = out + out  # copy gate: sums
     g_weights = g_out @ v.T  # matmul gate: swaps, transposed
     g_v = weights_1.T @ g_out  # matmul gate: swaps, transposed
     t3 = g_weights / t1  # div gate: scales by 1/y
     t4 = -(g_weights * weights_1) / t1  # div gate: scales by 1/y
-    g_weights = t3 + np.sum(t4, axis=1, keepdims=True)  # broadcast: sums back
+    g_weights = t3 + t4.sum(axis=1, keepdims=True)  # broadcast: sums back
     g_scores = g_weights * weights  # exp gate: times its output
     t4 = -g_scores  # sub gate: distributes, negated
-    t4 = np.sum(t4, axis=1, keepdims=True)  # broadcast: sums back
+    t4 = t4.sum(axis=1, keepdims=True)  # broadcast: sums back
     t3 = np.where(scores == t0, 1.0, 0.0)  # max gate: routes to the winners
     g_scores = g_scores + t3 * (
-        t4 / np.sum(t3, axis=1, keepdims=True)
+        t4 / t3.sum(axis=1, keepdims=True)
     )  # max gate: routes to the winners
     t3 = g_scores / 4.0  # div gate: scales by 1/y
     g_q = t3 @ k  # matmul gate: swaps, transposed
@@ -67,13 +67,13 @@ def attention_forward(x, Wq, Wk, Wv):
     k = x @ Wk
     v = x @ Wv
     scores = q @ k.T / 4.0
-    t0 = np.max(scores, axis=1, keepdims=True)
+    t0 = scores.max(axis=1, keepdims=True)
     scores_1 = scores - t0
     weights = np.exp(scores_1)
-    t1 = np.sum(weights, axis=1, keepdims=True)
+    t1 = weights.sum(axis=1, keepdims=True)
     weights_1 = weights / t1
     out = weights_1 @ v
-    t2 = np.sum(out * out)
+    t2 = (out * out).sum()
     return t2, (x, Wq, Wk, Wv, q, k, v, scores, t0, weights, t1, weights_1, out)
 
 
@@ -87,13 +87,13 @@ def attention_backward(saved, g):
     g_v = weights_1.T @ g_out  # matmul gate: swaps, transposed
     t3 = g_weights / t1  # div gate: scales by 1/y
     t4 = -(g_weights * weights_1) / t1  # div gate: scales by 1/y
-    g_weights = t3 + np.sum(t4, axis=1, keepdims=True)  # broadcast: sums back
+    g_weights = t3 + t4.sum(axis=1, keepdims=True)  # broadcast: sums back
     g_scores = g_weights * weights  # exp gate: times its output
     t4 = -g_scores  # sub gate: distributes, negated
-    t4 = np.sum(t4, axis=1, keepdims=True)  # broadcast: sums back
+    t4 = t4.sum(axis=1, keepdims=True)  # broadcast: sums back
     t3 = np.where(scores == t0, 1.0, 0.0)  # max gate: routes to the winners
     g_scores = g_scores + t3 * (
-        t4 / np.sum(t3, axis=1, keepdims=True)
+        t4 / t3.sum(axis=1, keepdims=True)
     )  # max gate: routes to the winners
     t3 = g_scores / 4.0  # div gate: scales by 1/y
     g_q = t3 @ k  # matmul gate: swaps, transposed

@@ -9,9 +9,9 @@ import numpy as np
 
 def layernorm(x, gamma, beta):
     """The value of layernorm(x: f64[N,6], gamma: f64[6], beta: f64[6])."""
-    mu = np.mean(x, axis=1, keepdims=True)
+    mu = x.mean(axis=1, keepdims=True)
     centered = x - mu
-    var = np.mean(centered**2.0, axis=1, keepdims=True)
+    var = (centered**2.0).mean(axis=1, keepdims=True)
     t0 = centered / np.sqrt(var + 1e-05) * gamma + beta
     return t0
 
@@ -25,9 +25,9 @@ def layernorm_value_and_grad(x, gamma, beta):
 
 def layernorm_forward(x, gamma, beta):
     """The value and what layernorm_backward reads."""
-    mu = np.mean(x, axis=1, keepdims=True)
+    mu = x.mean(axis=1, keepdims=True)
     centered = x - mu
-    var = np.mean(centered**2.0, axis=1, keepdims=True)
+    var = (centered**2.0).mean(axis=1, keepdims=True)
     t0 = np.sqrt(var + 1e-05)
     t1 = centered / t0
     t2 = t1 * gamma + beta
@@ -42,15 +42,15 @@ def layernorm_backward(saved, g):
     t4 = g * t1  # mul gate: swaps
     t5 = t3 / t0  # div gate: scales by 1/y
     t3 = -(t3 * t1) / t0  # div gate: scales by 1/y
-    t3 = np.sum(t3, axis=1, keepdims=True)  # broadcast: sums back
+    t3 = t3.sum(axis=1, keepdims=True)  # broadcast: sums back
     g_var = t3 / (2.0 * t0)  # sqrt gate: 1/(2 sqrt x)
     t3 = g_var / 6.0  # mean gate: distributes 1/n
     g_centered = t5 + t3 * (2.0 * centered)  # pow gate
     t5 = -g_centered  # sub gate: distributes, negated
-    g_mu = np.sum(t5, axis=1, keepdims=True)  # broadcast: sums back
+    g_mu = t5.sum(axis=1, keepdims=True)  # broadcast: sums back
     g_x = g_centered + g_mu / 6.0  # mean gate: distributes 1/n
-    g_gamma = np.sum(t4, axis=0)  # broadcast: sums back
-    g_beta = np.sum(g, axis=0)  # broadcast: sums back
+    g_gamma = t4.sum(axis=0)  # broadcast: sums back
+    g_beta = g.sum(axis=0)  # broadcast: sums back
     return (g_x, g_gamma, g_beta)
 
 

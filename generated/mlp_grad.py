@@ -19,14 +19,15 @@ def mlp(W1, b1, W2, b2, X):
     t0 = X @ W1
     t0 += b1
     h = np.tanh(t0, out=t0)
-    logits = h @ W2 + b2
+    t0 = h @ W2
     del h
-    z = logits - np.max(logits, axis=1, keepdims=True)
+    logits = np.add(t0, b2, out=t0)
+    z = logits - logits.max(axis=1, keepdims=True)
     del logits
-    logp = z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     del z
-    t0 = -np.sum(Y * logp) / 64.0
-    del logp
+    t0 = np.multiply(Y, logp, out=logp)
+    t0 = -t0.sum() / 64.0
     return t0
 
 
@@ -35,30 +36,33 @@ def mlp_value_and_grad(W1, b1, W2, b2, X):
     t0 = X @ W1
     t0 += b1
     h = np.tanh(t0, out=t0)
-    logits = h @ W2 + b2
-    t0 = np.max(logits, axis=1, keepdims=True)
+    t0 = h @ W2
+    logits = np.add(t0, b2, out=t0)
+    t0 = logits.max(axis=1, keepdims=True)
     z = logits - t0
     t1 = np.exp(z)
-    t2 = np.sum(t1, axis=1, keepdims=True)
+    t2 = t1.sum(axis=1, keepdims=True)
     logp = z - np.log(t2)
     del z
-    t3 = -np.sum(Y * logp) / 64.0
-    del logp
+    t3 = np.multiply(Y, logp, out=logp)
+    t3 = -t3.sum() / 64.0
     # backward
     t4 = 0.015625 * Y  # mul gate: swaps
     g_logp = -t4  # mul gate: swaps
-    t4 = np.sum(t4, axis=1, keepdims=True)  # broadcast: sums back
+    t4 = t4.sum(axis=1, keepdims=True)  # broadcast: sums back
     t4 = t4 / t2  # log gate: 1/x
-    g_z = g_logp + t4 * t1  # exp gate: times its output
-    del g_logp, t1
+    t4 = t4 * t1  # exp gate: times its output
+    del t1
+    g_z = np.add(g_logp, t4, out=g_logp)  # copy gate: sums
+    del t4
     t4 = -g_z  # sub gate: distributes, negated
-    t4 = np.sum(t4, axis=1, keepdims=True)  # broadcast: sums back
+    t4 = t4.sum(axis=1, keepdims=True)  # broadcast: sums back
     t5 = np.where(logits == t0, 1.0, 0.0)  # max gate: routes to the winners
     del logits
-    g_logits = g_z + t5 * (
-        t4 / np.sum(t5, axis=1, keepdims=True)
-    )  # max gate: routes to the winners
-    del t5, g_z
+    t4 = t5 * (t4 / t5.sum(axis=1, keepdims=True))  # max gate: routes to the winners
+    del t5
+    g_logits = np.add(g_z, t4, out=t4)  # copy gate: sums
+    del g_z
     g_h = g_logits @ W2.T  # matmul gate: swaps, transposed
     g_W2 = h.T @ g_logits  # matmul gate: swaps, transposed
     t4 = h * h  # tanh gate: 1 - t^2
@@ -67,9 +71,9 @@ def mlp_value_and_grad(W1, b1, W2, b2, X):
     t4 = np.multiply(g_h, t4, out=g_h)  # tanh gate: 1 - t^2
     g_X = t4 @ W1.T  # matmul gate: swaps, transposed
     g_W1 = X.T @ t4  # matmul gate: swaps, transposed
-    g_b1 = np.sum(t4, axis=0)  # broadcast: sums back
+    g_b1 = t4.sum(axis=0)  # broadcast: sums back
     del t4
-    g_b2 = np.sum(g_logits, axis=0)  # broadcast: sums back
+    g_b2 = g_logits.sum(axis=0)  # broadcast: sums back
     del g_logits
     return t3, (g_W1, g_b1, g_W2, g_b2, g_X)
 
@@ -79,15 +83,16 @@ def mlp_forward(W1, b1, W2, b2, X):
     t0 = X @ W1
     t0 += b1
     h = np.tanh(t0, out=t0)
-    logits = h @ W2 + b2
-    t0 = np.max(logits, axis=1, keepdims=True)
+    t0 = h @ W2
+    logits = np.add(t0, b2, out=t0)
+    t0 = logits.max(axis=1, keepdims=True)
     z = logits - t0
     t1 = np.exp(z)
-    t2 = np.sum(t1, axis=1, keepdims=True)
+    t2 = t1.sum(axis=1, keepdims=True)
     logp = z - np.log(t2)
     del z
-    t3 = -np.sum(Y * logp) / 64.0
-    del logp
+    t3 = np.multiply(Y, logp, out=logp)
+    t3 = -t3.sum() / 64.0
     return t3, (W1, W2, X, h, logits, t0, t1, t2)
 
 
@@ -98,17 +103,18 @@ def mlp_backward(saved, g):
     t4 = g / 64.0  # div gate: scales by 1/y
     t4 = t4 * Y  # mul gate: swaps
     g_logp = -t4  # mul gate: swaps
-    t4 = np.sum(t4, axis=1, keepdims=True)  # broadcast: sums back
+    t4 = t4.sum(axis=1, keepdims=True)  # broadcast: sums back
     t4 = t4 / t2  # log gate: 1/x
-    g_z = g_logp + t4 * t1  # exp gate: times its output
-    del g_logp
+    t4 = t4 * t1  # exp gate: times its output
+    g_z = np.add(g_logp, t4, out=g_logp)  # copy gate: sums
+    del t4
     t4 = -g_z  # sub gate: distributes, negated
-    t4 = np.sum(t4, axis=1, keepdims=True)  # broadcast: sums back
+    t4 = t4.sum(axis=1, keepdims=True)  # broadcast: sums back
     t5 = np.where(logits == t0, 1.0, 0.0)  # max gate: routes to the winners
-    g_logits = g_z + t5 * (
-        t4 / np.sum(t5, axis=1, keepdims=True)
-    )  # max gate: routes to the winners
-    del t5, g_z
+    t4 = t5 * (t4 / t5.sum(axis=1, keepdims=True))  # max gate: routes to the winners
+    del t5
+    g_logits = np.add(g_z, t4, out=t4)  # copy gate: sums
+    del g_z
     g_h = g_logits @ W2.T  # matmul gate: swaps, transposed
     g_W2 = h.T @ g_logits  # matmul gate: swaps, transposed
     t4 = h * h  # tanh gate: 1 - t^2
@@ -116,9 +122,9 @@ def mlp_backward(saved, g):
     t4 = np.multiply(g_h, t4, out=g_h)  # tanh gate: 1 - t^2
     g_X = t4 @ W1.T  # matmul gate: swaps, transposed
     g_W1 = X.T @ t4  # matmul gate: swaps, transposed
-    g_b1 = np.sum(t4, axis=0)  # broadcast: sums back
+    g_b1 = t4.sum(axis=0)  # broadcast: sums back
     del t4
-    g_b2 = np.sum(g_logits, axis=0)  # broadcast: sums back
+    g_b2 = g_logits.sum(axis=0)  # broadcast: sums back
     del g_logits
     return (g_W1, g_b1, g_W2, g_b2, g_X)
 

@@ -9,7 +9,7 @@ import numpy as np
 
 def rnn(Wx, Wh, b, xs):
     """The value of rnn(Wx: f64[3,5], Wh: f64[5,5], b: f64[5], xs: f64[8,B,3])."""
-    t0 = np.reshape(np.reshape(xs, (-1, 3)) @ Wx, (8, -1, 5))
+    t0 = (xs.reshape((-1, 3)) @ Wx).reshape((8, -1, 5))
     h = np.tanh(t0[0] + b)
     h = np.tanh(t0[1] + h @ Wh + b)
     h = np.tanh(t0[2] + h @ Wh + b)
@@ -18,14 +18,14 @@ def rnn(Wx, Wh, b, xs):
     h = np.tanh(t0[5] + h @ Wh + b)
     h = np.tanh(t0[6] + h @ Wh + b)
     h = np.tanh(t0[7] + h @ Wh + b)
-    t0 = np.sum(h * h)
+    t0 = (h * h).sum()
     return t0
 
 
 def rnn_value_and_grad(Wx, Wh, b, xs):
     """The value and the gradients with respect to Wx, Wh, b, xs."""
-    t0 = np.reshape(xs, (-1, 3))
-    t1 = np.reshape(t0 @ Wx, (8, -1, 5))
+    t0 = xs.reshape((-1, 3))
+    t1 = (t0 @ Wx).reshape((8, -1, 5))
     h = np.tanh(t1[0] + b)
     h_1 = np.tanh(t1[1] + h @ Wh + b)
     h_2 = np.tanh(t1[2] + h_1 @ Wh + b)
@@ -35,7 +35,7 @@ def rnn_value_and_grad(Wx, Wh, b, xs):
     h_6 = np.tanh(t1[6] + h_5 @ Wh + b)
     h_7 = np.tanh(t1[7] + h_6 @ Wh + b)
     t1 = h_7 * h_7
-    t2 = np.sum(t1)
+    t2 = t1.sum()
     # backward
     g_h = h_7 + h_7  # copy gate: sums
     t3 = g_h * (1.0 - t1)  # tanh gate: 1 - t^2
@@ -58,20 +58,20 @@ def rnn_value_and_grad(Wx, Wh, b, xs):
     )  # copy gate: sums
     t4 = g_h * (1.0 - h * h)  # tanh gate: 1 - t^2
     t11 = np.stack([t4, t10, t9, t8, t7, t6, t5, t3])  # index gate: scatters back
-    t11 = np.reshape(t11, (-1, 5))  # reshape gate: reshapes back
+    t11 = t11.reshape((-1, 5))  # reshape gate: reshapes back
     t12 = t11 @ Wx.T  # matmul gate: swaps, transposed
     g_Wx = t0.T @ t11  # matmul gate: swaps, transposed
-    g_xs = np.reshape(t12, (8, -1, 3))  # reshape gate: reshapes back
-    g_b = np.sum(
-        np.concatenate([t4, t10, t9, t8, t7, t6, t5, t3]), axis=0
+    g_xs = t12.reshape((8, -1, 3))  # reshape gate: reshapes back
+    g_b = np.concatenate([t4, t10, t9, t8, t7, t6, t5, t3]).sum(
+        axis=0
     )  # copy gate: sums
     return t2, (g_Wx, g_Wh, g_b, g_xs)
 
 
 def rnn_forward(Wx, Wh, b, xs):
     """The value and what rnn_backward reads."""
-    t0 = np.reshape(xs, (-1, 3))
-    t1 = np.reshape(t0 @ Wx, (8, -1, 5))
+    t0 = xs.reshape((-1, 3))
+    t1 = (t0 @ Wx).reshape((8, -1, 5))
     h = np.tanh(t1[0] + b)
     h_1 = np.tanh(t1[1] + h @ Wh + b)
     h_2 = np.tanh(t1[2] + h_1 @ Wh + b)
@@ -81,7 +81,7 @@ def rnn_forward(Wx, Wh, b, xs):
     h_6 = np.tanh(t1[6] + h_5 @ Wh + b)
     h_7 = np.tanh(t1[7] + h_6 @ Wh + b)
     t1 = h_7 * h_7
-    t2 = np.sum(t1)
+    t2 = t1.sum()
     return t2, (Wx, Wh, t0, h, h_1, h_2, h_3, h_4, h_5, h_6, h_7, t1)
 
 
@@ -111,12 +111,12 @@ def rnn_backward(saved, g):
     )  # copy gate: sums
     t4 = g_h * (1.0 - h * h)  # tanh gate: 1 - t^2
     t11 = np.stack([t4, t10, t9, t8, t7, t6, t5, t3])  # index gate: scatters back
-    t11 = np.reshape(t11, (-1, 5))  # reshape gate: reshapes back
+    t11 = t11.reshape((-1, 5))  # reshape gate: reshapes back
     t12 = t11 @ Wx.T  # matmul gate: swaps, transposed
     g_Wx = t0.T @ t11  # matmul gate: swaps, transposed
-    g_xs = np.reshape(t12, (8, -1, 3))  # reshape gate: reshapes back
-    g_b = np.sum(
-        np.concatenate([t4, t10, t9, t8, t7, t6, t5, t3]), axis=0
+    g_xs = t12.reshape((8, -1, 3))  # reshape gate: reshapes back
+    g_b = np.concatenate([t4, t10, t9, t8, t7, t6, t5, t3]).sum(
+        axis=0
     )  # copy gate: sums
     return (g_Wx, g_Wh, g_b, g_xs)
 

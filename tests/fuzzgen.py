@@ -51,7 +51,7 @@ for _p in (HERE, HERE.parent):  # the checkout's own packages, as tests/conftest
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from codegen import check, ir, ops, passes  # noqa: E402
+from codegen import check, ir, memory, ops, passes  # noqa: E402
 from codegen.errors import GradgenError  # noqa: E402
 from codegen.pipeline import compile_file  # noqa: E402
 from codegen.write import write_atomic  # noqa: E402
@@ -868,7 +868,28 @@ def build_python(
     return compiled, check.import_path(target)
 
 
-TARGETS: list[Target] = [Target("python", build_python)]
+def build_python_planned(
+    path: Path, out: Path, enabled: Sequence[str] | None = None
+) -> tuple[Any, ModuleType]:
+    """The Python emitter with the memory planner's size thresholds at zero.
+
+    Real code drops (`del`) and reuses (`out=`) only arrays of some size, which the small
+    arrays of fuzzed programs never reach; here every array is planned, so the fuzz puts
+    the planner's aliasing rules (views, saved values, results) to the test.
+    """
+    saved = memory.INPLACE_MIN_BYTES, memory.DEL_MIN_ELEMENTS
+    memory.INPLACE_MIN_BYTES = memory.DEL_MIN_ELEMENTS = 0
+    try:
+        return build_python(path, out, enabled)
+    finally:
+        memory.INPLACE_MIN_BYTES, memory.DEL_MIN_ELEMENTS = saved
+
+
+TARGETS: list[Target] = [
+    Target("python", build_python),
+    Target("python-planned", build_python_planned),
+]
+TARGET_NAMES = [t.name for t in TARGETS]
 
 
 # ---------------------------------------------------------------------------------------
@@ -1060,18 +1081,26 @@ def shrink(
     return generate(ReplayChooser(None, best), limits)
 
 
-def _sweep_one(args: tuple[int, Limits, bool]) -> tuple[int, Verdict, Program, float]:
-    seed, limits, use_jax = args
+def _sweep_one(args: tuple[int, Limits, bool, str]) -> tuple[int, Verdict, Program, float]:
+    seed, limits, use_jax, target_name = args
+    target = TARGETS[TARGET_NAMES.index(target_name)]
     start = time.perf_counter()
     try:
         program = from_seed(seed, limits)
     except Exception:
         return seed, Verdict("fail", "generator", traceback.format_exc(limit=-4)), Program(""), 0.0
-    verdict = judge(program.source, program.passes, use_jax=use_jax)
+    verdict = judge(program.source, program.passes, target, use_jax=use_jax)
     return seed, verdict, program, time.perf_counter() - start
 
 
-def sweep(seeds: range, jobs: int, jax_every: int, limits: Limits, report: Path | None) -> int:
+def sweep(
+    seeds: range,
+    jobs: int,
+    jax_every: int,
+    limits: Limits,
+    report: Path | None,
+    target: str = "python",
+) -> int:
     """Judge every seed's program; shrink one example per distinct failure; write a report."""
     from multiprocessing import get_context
 
@@ -1081,7 +1110,8 @@ def sweep(seeds: range, jobs: int, jax_every: int, limits: Limits, report: Path 
     suspects: list[tuple[int, Verdict, Program]] = []
     ops_seen: dict[str, int] = {}
     use_jax = jax_every > 0
-    work = [(s, limits, use_jax and s % jax_every == 0) for s in seeds]
+    work = [(s, limits, use_jax and s % jax_every == 0, target) for s in seeds]
+    judged_on = TARGETS[TARGET_NAMES.index(target)]
     # spawn, not fork: jax's threads do not survive a fork. Fresh workers now and then, and
     # one XLA thread each, keep memory and the machine's load flat over long sweeps.
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
@@ -1100,7 +1130,7 @@ def sweep(seeds: range, jobs: int, jax_every: int, limits: Limits, report: Path 
     lines = [
         "# gradgen fuzz sweep",
         "",
-        f"seeds {seeds.start}..{seeds.stop - 1} ({len(seeds)} programs), "
+        f"seeds {seeds.start}..{seeds.stop - 1} ({len(seeds)} programs), target {target}, "
         f"jax {f'on every {jax_every}th seed' if use_jax else 'off'},"
         f" {time.time() - started:.0f} s, {jobs} processes",
         "",
@@ -1119,7 +1149,7 @@ def sweep(seeds: range, jobs: int, jax_every: int, limits: Limits, report: Path 
         kind = verdict.kind
 
         def still_fails(p: Program, kind=kind, signature=signature) -> bool:
-            v = judge(p.source, p.passes, use_jax=use_jax)
+            v = judge(p.source, p.passes, judged_on, use_jax=use_jax)
             return v.status == "fail" and v.kind == kind
 
         if not program.source:  # the generator itself failed: its traceback is the report
@@ -1127,7 +1157,7 @@ def sweep(seeds: range, jobs: int, jax_every: int, limits: Limits, report: Path 
             lines += [verdict.detail.strip(), "```", ""]
             continue
         small = shrink(program.choices, still_fails, limits)
-        final = judge(small.source, small.passes, use_jax=use_jax)
+        final = judge(small.source, small.passes, judged_on, use_jax=use_jax)
         lines += [
             f"## {signature}",
             "",
@@ -1163,6 +1193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--jax-every", type=int, default=1, metavar="K", help="jax on seeds divisible by K"
     )
+    p.add_argument("--target", choices=TARGET_NAMES, default="python", help="default: python")
     p.add_argument("--max-ops", type=int, default=Limits.max_ops)
     p.add_argument("--report", type=Path)
     p.add_argument("--show", type=int, metavar="SEED", help="print one seed's program and verdict")
@@ -1173,11 +1204,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         program = from_seed(args.show, limits)
         print(program.source)
         print("passes:", "all" if program.passes is None else program.passes)
-        print(judge(program.source, program.passes, use_jax=use_jax))
+        target = TARGETS[TARGET_NAMES.index(args.target)]
+        print(judge(program.source, program.passes, target, use_jax=use_jax))
         return 0
     start, stop = (int(x) for x in args.seeds.split(":"))
     return sweep(
-        range(start, stop), args.jobs, args.jax_every if use_jax else 0, limits, args.report
+        range(start, stop),
+        args.jobs,
+        args.jax_every if use_jax else 0,
+        limits,
+        args.report,
+        args.target,
     )
 
 

@@ -139,6 +139,7 @@ class Walker:
         self.stmts: list[tuple[memory.Statement, tuple]] = []
         self.plan: memory.Plan | None = None
         self.comment: dict[int, str | None] = {}  # statement node -> its gate comment
+        self.fresh_named: set[int] = set()  # statements whose value is a new array
 
     def bind(self, node: Node, text: str) -> None:
         self.exprs[node.id] = name(text)
@@ -245,9 +246,11 @@ class Walker:
                     and table[user.op].py_stmts is None
                     and _same_place(node, user)
                     and not (
-                        spec.fresh
-                        and node.shape  # a scalar is never worth a buffer
-                        and memory.worth_a_buffer(node, user, spec.fresh, user.op in ops.UFUNCS)
+                        node.shape  # a scalar is never worth a buffer
+                        and (
+                            memory.worth_a_buffer(node, user, spec.fresh, user.op in ops.UFUNCS)
+                            or self._reuses_a_dead_input(node, uses, keep)
+                        )
                     )
                 ):
                     exprs[nid] = e
@@ -270,9 +273,20 @@ class Walker:
                 else []
             )  # (scalars are never written into)
             stmt = memory.Statement(node, reads, direct, spec.fresh, transient)
+            if spec.fresh:
+                self.fresh_named.add(nid)
             self.comment[nid] = _comment(node, reads_of)
             self.stmts.append((stmt, (target, args, e if spec.py_stmts is None else None)))
             exprs[nid] = Expr(target, ATOM)
+
+    def _reuses_a_dead_input(self, node: Node, uses: dict[int, int], keep: set[int]) -> bool:
+        """Whether `node` can take the buffer of a new array that only it reads."""
+        dead = [
+            i
+            for i in node.inputs
+            if i.id in self.fresh_named and uses.get(i.id) == 1 and i.id not in keep
+        ]
+        return bool(dead) and memory.can_write_into(node, dead, node.op in ops.UFUNCS)
 
     @staticmethod
     def _render(node: Node, parts: tuple, out: str | None, into_itself: bool) -> list[str]:
@@ -349,7 +363,7 @@ class Walker:
             for n in dead:
                 free.setdefault((n.name, n.tag is not None), []).append(names[n.id])
 
-        table, fresh = ops.OPS, self.namer.fresh
+        table, fresh, inplace = ops.OPS, self.namer.fresh, self.plan.inplace
         for k, (stmt, _) in enumerate(self.stmts):
             node = stmt.node
             dead = dying.get(k)
@@ -357,7 +371,18 @@ class Walker:
             if dead and one_line:  # it reads its inputs before it binds: their names are free
                 release(dead)
             pool = free.get((node.name, node.tag is not None))
-            names[node.id] = pool.pop() if pool else fresh(node.name)
+            if not pool:
+                names[node.id] = fresh(node.name)
+            else:
+                # a result written into a dead buffer keeps that buffer's name if it can
+                # (`t += b`, not `t2 = np.add(t, b, out=t)`)
+                buffer = inplace.get(k)
+                own = names.get(buffer.id) if buffer is not None else None
+                if own in pool:
+                    pool.remove(own)
+                    names[node.id] = own
+                else:
+                    names[node.id] = pool.pop()
             if dead and not one_line:
                 release(dead)
         return names

@@ -83,17 +83,21 @@ def _check_perm(axes: tuple, ndim: int) -> tuple[int, ...]:
 
 
 def _transpose_py(args: list[Expr], node) -> Expr:
-    """`x.T` for a matrix, np.swapaxes for a swap of two axes, else np.transpose."""
+    """`x.T` for a matrix, `x.swapaxes` for a swap of two axes, else `x.transpose`: the
+    array's methods, which skip the dispatch of np.transpose and np.swapaxes."""
     axes = node.attrs["axes"]
     n = len(axes)
+    if n == 0:  # a 0-d input may be a Python float, which has no methods
+        return Expr(f"np.transpose({args[0].text})", ATOM)
+    x = wrap(args[0], ATOM)
     if n == 2:
-        return Expr(f"{wrap(args[0], ATOM)}.T", ATOM)
+        return Expr(f"{x}.T", ATOM)
     if _is_swap_last(axes):  # the matrix transpose of a stack of matrices
-        return Expr(f"np.swapaxes({args[0].text}, -1, -2)", ATOM)
+        return Expr(f"{x}.swapaxes(-1, -2)", ATOM)
     moved = [i for i in range(n) if axes[i] != i]
     if len(moved) == 2:
-        return Expr(f"np.swapaxes({args[0].text}, {moved[0]}, {moved[1]})", ATOM)
-    return Expr(f"np.transpose({args[0].text}, {axes})", ATOM)
+        return Expr(f"{x}.swapaxes({moved[0]}, {moved[1]})", ATOM)
+    return Expr(f"{x}.transpose({axes})", ATOM)
 
 
 def _simplify_transpose(x, axes):

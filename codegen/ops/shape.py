@@ -114,24 +114,29 @@ def _inserted_ones(short: tuple, long: tuple) -> tuple[int, ...] | None:
     return tuple(axes) if j == len(short) else None
 
 
-def _reshape_text(x: str, src: tuple, dst: tuple) -> str:
+def _reshape_text(x: Expr, src: tuple, dst: tuple) -> str:
     """The reshape written, where it can be, without the sizes it keeps (expand_dims,
-    squeeze, ravel, a -1), so that code traced at one size of a named dim runs at another."""
+    squeeze, ravel, a -1), so that code traced at one size of a named dim runs at another.
+    An array's own methods are used where they exist: `np.reshape(x, s)` costs a microsecond
+    of dispatch more than `x.reshape(s)`."""
     axis = lambda axes: axes[0] if len(axes) == 1 else axes  # noqa: E731
-    if len(dst) == 1 and len(src) > 1:
-        return f"np.ravel({x})"
     if len(dst) > len(src) and (ones := _inserted_ones(src, dst)) is not None:
-        return f"np.expand_dims({x}, {axis(ones)})"
+        return f"np.expand_dims({x.text}, {axis(ones)})"
+    if not src:  # a 0-d input may be a Python float, which has no methods
+        return f"np.reshape({x.text}, {_shape_text(dst)})"
+    x_ = wrap(x, ATOM)
+    if len(dst) == 1 and len(src) > 1:
+        return f"{x_}.ravel()"
     if len(dst) < len(src) and (ones := _inserted_ones(dst, src)) is not None:
-        return f"np.squeeze({x}, axis={axis(ones)})"
+        return f"{x_}.squeeze(axis={axis(ones)})"
     keep = min(len(src), len(dst)) - 1
     if keep and src[len(src) - keep :] == dst[len(dst) - keep :]:
         lead = dst[: len(dst) - keep]
         if len(lead) == 1:  # leading axes merged into one: (-1, *kept)
-            return f"np.reshape({x}, {_shape_text((-1, *dst[1:]))})"
+            return f"{x_}.reshape({_shape_text((-1, *dst[1:]))})"
         if len(lead) == 2:  # the leading axis split in two: (a, -1, *kept)
-            return f"np.reshape({x}, {_shape_text((dst[0], -1, *dst[2:]))})"
-    return f"np.reshape({x}, {_shape_text(dst)})"
+            return f"{x_}.reshape({_shape_text((dst[0], -1, *dst[2:]))})"
+    return f"{x_}.reshape({_shape_text(dst)})"
 
 
 defop(
@@ -155,7 +160,7 @@ defop(
     shape=lambda shapes, shape: tuple(shape),
     dtype=lambda dtypes, **a: dtypes[0],
     vjp=lambda g, out, x, shape: (apply("reshape", g, shape=x.shape),),
-    py=lambda args, node: Expr(_reshape_text(args[0].text, node.inputs[0].shape, node.shape), ATOM),
+    py=lambda args, node: Expr(_reshape_text(args[0], node.inputs[0].shape, node.shape), ATOM),
     gate="reshape gate: reshapes back",
     simplify=_simplify_reshape,
 )
