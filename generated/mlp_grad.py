@@ -22,10 +22,8 @@ def mlp(W1, b1, W2, b2, X):
     t0 = h @ W2
     del h
     logits = np.add(t0, b2, out=t0)
-    z = logits - logits.max(axis=1, keepdims=True)
-    del logits
-    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    del z
+    z = np.subtract(logits, logits.max(axis=1, keepdims=True), out=logits)
+    logp = np.subtract(z, np.log(np.exp(z).sum(axis=1, keepdims=True)), out=z)
     t0 = np.multiply(Y, logp, out=logp)
     t0 = -t0.sum() / 64.0
     return t0
@@ -42,8 +40,7 @@ def mlp_value_and_grad(W1, b1, W2, b2, X):
     z = logits - t0
     t1 = np.exp(z)
     t2 = t1.sum(axis=1, keepdims=True)
-    logp = z - np.log(t2)
-    del z
+    logp = np.subtract(z, np.log(t2), out=z)
     t3 = np.multiply(Y, logp, out=logp)
     t3 = -t3.sum() / 64.0
     # backward
@@ -51,8 +48,7 @@ def mlp_value_and_grad(W1, b1, W2, b2, X):
     g_logp = -t4  # mul gate: swaps
     t4 = t4.sum(axis=1, keepdims=True)  # broadcast: sums back
     t4 = t4 / t2  # log gate: 1/x
-    t4 = t4 * t1  # exp gate: times its output
-    del t1
+    t4 = np.multiply(t4, t1, out=t1)  # exp gate: times its output
     g_z = np.add(g_logp, t4, out=g_logp)  # copy gate: sums
     del t4
     t4 = -g_z  # sub gate: distributes, negated
@@ -61,8 +57,8 @@ def mlp_value_and_grad(W1, b1, W2, b2, X):
     del logits
     t4 = t5 * (t4 / t5.sum(axis=1, keepdims=True))  # max gate: routes to the winners
     del t5
-    g_logits = np.add(g_z, t4, out=t4)  # copy gate: sums
-    del g_z
+    g_logits = np.add(g_z, t4, out=g_z)  # copy gate: sums
+    del t4
     g_h = g_logits @ W2.T  # matmul gate: swaps, transposed
     g_W2 = h.T @ g_logits  # matmul gate: swaps, transposed
     t4 = h * h  # tanh gate: 1 - t^2
@@ -89,8 +85,7 @@ def mlp_forward(W1, b1, W2, b2, X):
     z = logits - t0
     t1 = np.exp(z)
     t2 = t1.sum(axis=1, keepdims=True)
-    logp = z - np.log(t2)
-    del z
+    logp = np.subtract(z, np.log(t2), out=z)
     t3 = np.multiply(Y, logp, out=logp)
     t3 = -t3.sum() / 64.0
     return t3, (W1, W2, X, h, logits, t0, t1, t2)
@@ -113,8 +108,8 @@ def mlp_backward(saved, g):
     t5 = np.where(logits == t0, 1.0, 0.0)  # max gate: routes to the winners
     t4 = t5 * (t4 / t5.sum(axis=1, keepdims=True))  # max gate: routes to the winners
     del t5
-    g_logits = np.add(g_z, t4, out=t4)  # copy gate: sums
-    del g_z
+    g_logits = np.add(g_z, t4, out=g_z)  # copy gate: sums
+    del t4
     g_h = g_logits @ W2.T  # matmul gate: swaps, transposed
     g_W2 = h.T @ g_logits  # matmul gate: swaps, transposed
     t4 = h * h  # tanh gate: 1 - t^2

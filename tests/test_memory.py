@@ -190,3 +190,20 @@ def test_out_starts_at_two_kib(tmp_path):
     assert all(r.ok for r in reports)
     forward = _function(large.source, "f")
     assert "+= b" in forward and "out=" in forward
+
+
+def test_a_value_read_twice_gives_its_buffer_at_the_last_read(tmp_path):
+    """tanh(x) * exp(-x*x) is read by the forward sum and by backward: backward's last read
+    writes into it. Four arrays of x's size at most, as in the hand-written gradient."""
+    compiled, module, reports = compile_and_check(write_source(tmp_path, ELEMENTWISE))
+    assert all(r.ok for r in reports)
+    assert compiled.memory["ew"]["value_and_grad peak live bytes"] <= 4 * 800_000 + 8
+    x = np.linspace(-2, 2, 100000)
+    module.ew_value_and_grad(x)
+    tracemalloc.start()
+    _, (g,) = module.ew_value_and_grad(x)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 4.5 * 800_000
+    t, e = np.tanh(x), np.exp(-x * x)
+    np.testing.assert_allclose(g, (1 - t * t) * e - 2 * x * t * e + np.cos(x), rtol=1e-9)

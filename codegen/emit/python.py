@@ -216,14 +216,20 @@ class Walker:
     ) -> None:
         """Emit `nodes` (topological order); `results` and `keep` get their own named lines."""
         uses: dict[int, int] = {}
-        consumer: dict[int, Node] = {}
+        consumer: dict[int, Node] = {}  # the last node to read each node
+        viewed: set[int] = set()  # nodes a view may be taken of: never written into
+        table = ops.OPS
         for n in nodes:
             for i in n.inputs:
                 uses[i.id] = uses.get(i.id, 0) + 1
                 consumer[i.id] = n
+            spec = table.get(n.op)  # (parameters and constants have no entry)
+            if spec is not None and spec.view:
+                viewed.add(n.inputs[0].id)
         for r in results:
             uses[r.id] = uses.get(r.id, 0) + 2
-        exprs, reads_of, transient_of, table = self.exprs, self.reads, self.transient, ops.OPS
+            viewed.add(r.id)  # the caller holds it
+        exprs, reads_of, transient_of = self.exprs, self.reads, self.transient
         for node in nodes:
             nid = node.id
             if nid in exprs or node.op in ("param", "const"):
@@ -249,7 +255,7 @@ class Walker:
                         node.shape  # a scalar is never worth a buffer
                         and (
                             memory.worth_a_buffer(node, user, spec.fresh, user.op in ops.UFUNCS)
-                            or self._reuses_a_dead_input(node, uses, keep)
+                            or self._reuses_a_dead_input(node, consumer, viewed, keep)
                         )
                     )
                 ):
@@ -258,8 +264,8 @@ class Walker:
                     transient_of[nid] = transient + memory.nbytes(node)
                     continue
             target = _placeholder(node)
-            # out= candidates: named inputs read by this node alone (a view of one would
-            # still read its buffer later)
+            # out= candidates: named inputs no view is taken of (a view would still read
+            # the buffer after its owner's last use); the plan keeps those read last here
             direct = (
                 [
                     i
@@ -267,7 +273,7 @@ class Walker:
                     if i.id in exprs
                     and i.id not in reads_of
                     and i.op != "const"
-                    and uses.get(i.id) == 1
+                    and i.id not in viewed
                 ]
                 if node.shape and node.op in ops.UFUNCS
                 else []
@@ -279,12 +285,17 @@ class Walker:
             self.stmts.append((stmt, (target, args, e if spec.py_stmts is None else None)))
             exprs[nid] = Expr(target, ATOM)
 
-    def _reuses_a_dead_input(self, node: Node, uses: dict[int, int], keep: set[int]) -> bool:
-        """Whether `node` can take the buffer of a new array that only it reads."""
+    def _reuses_a_dead_input(
+        self, node: Node, consumer: dict[int, Node], viewed: set[int], keep: set[int]
+    ) -> bool:
+        """Whether `node` can take the buffer of a new array it is the last to read."""
         dead = [
             i
             for i in node.inputs
-            if i.id in self.fresh_named and uses.get(i.id) == 1 and i.id not in keep
+            if i.id in self.fresh_named
+            and consumer.get(i.id) is node
+            and i.id not in viewed
+            and i.id not in keep
         ]
         return bool(dead) and memory.can_write_into(node, dead, node.op in ops.UFUNCS)
 
