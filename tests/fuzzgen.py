@@ -553,6 +553,17 @@ class Generator:
         return [tuple(s[d:]) for s, d in zip(shapes, drops)]
 
     # ---- names
+    def own_walrus_names(self, template: str) -> str:
+        """The template with the names it binds (`(t := x.copy())...or t`) made unique, so
+        that a template nested in another's operand does not rebind the outer one's `t`."""
+        for bound in set(re.findall(r"\((\w+) :=", template)):
+            k = 0
+            while f"{bound}_w{k}" in self.names:
+                k += 1
+            self.names.add(f"{bound}_w{k}")
+            template = re.sub(rf"\b{bound}\b", f"{bound}_w{k}", template)
+        return template
+
     def fresh(self, pool: list[str], prefix: str) -> str:
         if not pool or self.c.chance(80):
             k = 0
@@ -666,7 +677,7 @@ class Generator:
                 texts[i] = f"np.multiply({texts[i]}, 1.0)"
         samples = [_evaluate(template, [a.samples[k] for a in args]) for k in range(len(SAMPLERS))]
         return Value(
-            fill(template, texts),
+            fill(self.own_walrus_names(template), texts),
             tuple(samples[0].shape),
             samples,
             dtype,

@@ -158,6 +158,30 @@ REGRESSIONS = [
         None,
         id="renamed-param-zero-gradient",
     ),
+    pytest.param(
+        """
+        import numpy as np
+
+
+        def f(saved: "f64[1]", x0: "f64[2]", x1: "f64[1]"):
+            v0 = np.not_equal(saved, x0) * x1
+            return np.sum(np.negative(v0))
+        """,
+        None,
+        id="mask-times-minus-one-is-not-negated",  # -mask: numpy has no bool negative
+    ),
+    pytest.param(
+        """
+        import numpy as np
+
+
+        def f(a: "f64[3]", b: "f64[3]"):
+            m = (a > 0) * 1.0 + (b > 0) * 1.0
+            return np.sum(m * a * b)
+        """,
+        None,
+        id="mask-times-one-stays-float",  # was mask + mask: a logical or
+    ),
 ]
 
 

@@ -207,3 +207,16 @@ def test_a_value_read_twice_gives_its_buffer_at_the_last_read(tmp_path):
     assert peak < 4.5 * 800_000
     t, e = np.tanh(x), np.exp(-x * x)
     np.testing.assert_allclose(g, (1 - t * t) * e - 2 * x * t * e + np.cos(x), rtol=1e-9)
+
+
+def test_constant_gradients_are_not_computed_as_well(tmp_path):
+    """A zero gradient is `np.zeros_like(x)` in the return, with no dead line computing it."""
+    src = write_source(
+        tmp_path,
+        'import numpy as np\n\ndef f(x: "f64[2]", y: "f64[2]"):\n'
+        "    return np.sum(-(np.not_equal(x, 1.0) * y))\n",
+    )
+    compiled, _, reports = compile_and_check(src)
+    assert all(r.ok for r in reports)
+    vg = _function(compiled.source, "f_value_and_grad")
+    assert "np.zeros_like(x)" in vg and "broadcast_to" not in vg

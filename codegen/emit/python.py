@@ -444,12 +444,7 @@ def _grads_tuple(nodes: Sequence[Node], walker: Walker, params: Sequence[Node] =
     owners: set[int] = set()
     for k, n in enumerate(nodes):
         p = params[k] if k < len(params) else None
-        if (
-            p is not None
-            and n.op == "broadcast_to"
-            and n.inputs[0].op == "const"
-            and n.shape == p.shape
-        ):
+        if p is not None and _like_param(n, p):
             v = float(n.inputs[0].value)
             texts.append(
                 f"np.zeros_like({walker.expr(p).text})"
@@ -465,6 +460,11 @@ def _grads_tuple(nodes: Sequence[Node], walker: Walker, params: Sequence[Node] =
             owners.add(base.id)
         texts.append(text)
     return _tuple(texts)
+
+
+def _like_param(grad: Node, param: Node) -> bool:
+    """A constant gradient of its parameter's shape: `np.zeros_like(x)` in the return."""
+    return grad.op == "broadcast_to" and grad.inputs[0].op == "const" and grad.shape == param.shape
 
 
 def _buffer_of(node: Node) -> tuple[Node, bool]:
@@ -539,10 +539,19 @@ def emit_unit(
     vg_name = f"{unit.name}_value_and_grad"
     if value.shape == ():
         vg = unit.value_and_grad
-        w = _start(unit, consts, comments, vg)
-        w.unpack_params(vg.params, vg.nodes, vg.outputs)
-        lines = unit.guards + _body(w, vg, vg.nodes, vg.outputs)
         wrt_params = [next(p for p in vg.params if p.name == n) for n in unit.wrt]
+        # constant gradients are written in the return (np.zeros_like(x)), not computed
+        read = {i.id for n in vg.nodes for i in n.inputs} | {vg.outputs[0].id}
+        written = {
+            g.id
+            for g, p in zip(vg.outputs[1:], wrt_params)
+            if _like_param(g, p) and g.id not in read
+        }
+        nodes = [n for n in vg.nodes if n.id not in written]
+        results = [o for o in vg.outputs if o.id not in written]
+        w = _start(unit, consts, comments, vg)
+        w.unpack_params(vg.params, nodes, results)
+        lines = unit.guards + _body(w, vg, nodes, results)
         ret = f"{w.expr(vg.outputs[0]).text}, {_grads_tuple(vg.outputs[1:], w, wrt_params)}"
         doc = f"The value and the gradients with respect to {wrt}."
         fns.append(PyFunction(vg_name, params, doc, lines, ret))

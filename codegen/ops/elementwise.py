@@ -30,9 +30,12 @@ LN10 = float(np.log(10.0))
 # ---- construction-time rewrites, each exact in IEEE arithmetic up to the sign of zero ----
 
 
-def _keeps_shape(x, *others) -> bool:
-    """Whether broadcasting `others` against x leaves x's shape as it is."""
-    return all(np.broadcast_shapes(x.shape, o.shape) == x.shape for o in others)
+def _keeps(x, *others) -> bool:
+    """Whether the result of x with `others` has x's shape and dtype, so that a rule may
+    return x (or -x) for it: `mask * 1.0` is a float array, not the bool `mask`."""
+    return promote([x.dtype, *(o.dtype for o in others)]) == x.dtype and all(
+        np.broadcast_shapes(x.shape, o.shape) == x.shape for o in others
+    )
 
 
 def _constant_like(x, y) -> bool:
@@ -43,9 +46,9 @@ def _constant_like(x, y) -> bool:
 def _simplify_add(x, y):
     if not _constant_like(x, y):
         return None
-    if is_const(y, 0) and _keeps_shape(x, y):  # x + 0 = x
+    if is_const(y, 0) and _keeps(x, y):  # x + 0 = x
         return x
-    if is_const(x, 0) and _keeps_shape(y, x):  # 0 + y = y
+    if is_const(x, 0) and _keeps(y, x):  # 0 + y = y
         return y
     return None
 
@@ -53,22 +56,22 @@ def _simplify_add(x, y):
 def _simplify_sub(x, y):
     if not _constant_like(x, y):
         return None
-    if is_const(y, 0) and _keeps_shape(x, y):  # x - 0 = x
+    if is_const(y, 0) and _keeps(x, y):  # x - 0 = x
         return x
-    if is_const(x, 0) and _keeps_shape(y, x):  # 0 - y = -y
+    if is_const(x, 0) and _keeps(y, x):  # 0 - y = -y
         return apply("neg", y)
     return None
 
 
 def _simplify_mul(x, y):
     if _constant_like(x, y):
-        if is_const(y, 1) and _keeps_shape(x, y):  # x * 1 = x
+        if is_const(y, 1) and _keeps(x, y):  # x * 1 = x
             return x
-        if is_const(x, 1) and _keeps_shape(y, x):  # 1 * y = y
+        if is_const(x, 1) and _keeps(y, x):  # 1 * y = y
             return y
-        if is_const(y, -1) and _keeps_shape(x, y):  # x * -1 = -x
+        if is_const(y, -1) and _keeps(x, y):  # x * -1 = -x
             return apply("neg", x)
-        if is_const(x, -1) and _keeps_shape(y, x):  # -1 * y = -y
+        if is_const(x, -1) and _keeps(y, x):  # -1 * y = -y
             return apply("neg", y)
     if x.op == "neg":  # (-a) * b = -(a * b), exact: IEEE negation only flips the sign
         return apply("neg", apply("mul", x.inputs[0], y))
@@ -78,7 +81,7 @@ def _simplify_mul(x, y):
 
 
 def _simplify_div(x, y):
-    if is_const(y, 1) and _keeps_shape(x, y):  # x / 1 = x
+    if is_const(y, 1) and _keeps(x, y):  # x / 1 = x
         return x
     return None
 
