@@ -153,6 +153,17 @@ def _function(src: str, name: str) -> str:
     return src.split(f"\ndef {name}(")[1].split("\ndef ")[0]
 
 
+def _peak(fn, *args):
+    """fn(*args) and the most bytes it held at once (after a warm-up call)."""
+    fn(*args)
+    tracemalloc.start()
+    try:
+        result = fn(*args)
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_a_sum_of_dead_arrays_is_added_in_place(tmp_path):
     """`np.sum(a + b)` with `a` and `b` dead after it: the add writes into one of them, so
     three arrays of x's size never coexist, and the result keeps the buffer's name."""
@@ -163,11 +174,7 @@ def test_a_sum_of_dead_arrays_is_added_in_place(tmp_path):
     assert "+= " in forward and "*= " in forward
     assert not re.search(r"= np\.(add|multiply)\(", forward)  # augmented, not renamed
     x = np.linspace(-2, 2, 100000)
-    module.ew(x)
-    tracemalloc.start()
-    value = module.ew(x)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    value, peak = _peak(module.ew, x)
     assert peak < 2.5 * 800_000
     np.testing.assert_allclose(value, np.sum(np.tanh(x) * np.exp(-x * x) + np.sin(x)))
 
@@ -199,11 +206,7 @@ def test_a_value_read_twice_gives_its_buffer_at_the_last_read(tmp_path):
     assert all(r.ok for r in reports)
     assert compiled.memory["ew"]["value_and_grad peak live bytes"] <= 4 * 800_000 + 8
     x = np.linspace(-2, 2, 100000)
-    module.ew_value_and_grad(x)
-    tracemalloc.start()
-    _, (g,) = module.ew_value_and_grad(x)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    (_, (g,)), peak = _peak(module.ew_value_and_grad, x)
     assert peak < 4.5 * 800_000
     t, e = np.tanh(x), np.exp(-x * x)
     np.testing.assert_allclose(g, (1 - t * t) * e - 2 * x * t * e + np.cos(x), rtol=1e-9)
