@@ -199,6 +199,7 @@ def test_out_starts_at_two_kib(tmp_path):
     assert "+= b" in forward and "out=" in forward
 
 
+@needs_passes
 def test_a_value_read_twice_gives_its_buffer_at_the_last_read(tmp_path):
     """tanh(x) * exp(-x*x) is read by the forward sum and by backward: backward's last read
     writes into it. Four arrays of x's size at most, as in the hand-written gradient."""
@@ -212,6 +213,7 @@ def test_a_value_read_twice_gives_its_buffer_at_the_last_read(tmp_path):
     np.testing.assert_allclose(g, (1 - t * t) * e - 2 * x * t * e + np.cos(x), rtol=1e-9)
 
 
+@needs_passes
 def test_constant_gradients_are_not_computed_as_well(tmp_path):
     """A zero gradient is `np.zeros_like(x)` in the return, with no dead line computing it."""
     src = write_source(
