@@ -194,7 +194,13 @@ class Graph:
         if rules:
             rewritten = self._rewrite(spec, nodes, attrs)
             if rewritten is not None:
-                return rewritten
+                # a rule that hands back an operand must not change the value's type
+                # (mask * 1.0 is a float array, not the bool mask): whatever the rule, such
+                # a rewrite is dropped
+                if rewritten not in nodes or rewritten.dtype == spec.dtype(
+                    [n.dtype for n in nodes], **attrs
+                ):
+                    return rewritten
         key = _key(op, nodes, attrs)
         interned = self._interned
         if "intern" in rules:

@@ -57,6 +57,24 @@ def test_simplify_keeps_what_is_not_exact():
     assert [n.op for n in out.nodes if n.op not in ("param", "const")] == ["mul", "sub", "add"]
 
 
+def test_a_rule_that_would_change_the_type_is_dropped(monkeypatch):
+    """Whatever rule hands back an operand, it must keep the value's type: `mask * 1.0`
+    stays a float product, never the bool mask (with the rule's own check disabled too)."""
+    from codegen.ops import elementwise
+
+    monkeypatch.setattr(elementwise, "_keeps", lambda x, *others: True)
+    g, x = vector_graph()
+    mask = g.apply("gt", x, 0.0)
+    g.outputs = [g.apply("add", g.apply("mul", mask, 1.0), g.apply("mul", mask, 1.0))]
+    out = dce.run(simplify.run(g))
+    assert [n.op for n in out.nodes if n.op not in ("param", "const")] == [
+        "gt",
+        "mul",
+        "mul",
+        "add",
+    ]
+
+
 def test_simplify_strips_broadcasts_that_the_op_does_itself():
     g = Graph()
     s = g.param("s", (), "f64")

@@ -96,7 +96,7 @@ def _reduction_py(name: str):
 
 
 def _simplify_reduction(x, axis, keepdims):
-    if not axis and x.dtype in ("f64", "f32"):  # over no axes: the identity (bool -> float)
+    if not axis:  # a reduction over no axes is the identity
         return x
     return None
 
