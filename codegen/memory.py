@@ -89,20 +89,25 @@ def plan(stmts: list[Statement], protected: set[int], ufunc_ops: set[str]) -> Pl
         handed_on = None  # the dead input whose buffer lives on as this statement's result
         if node is not None:
             if node.op in ufunc_ops and nbytes(node) >= INPLACE_MIN_BYTES:
-                for cand in st.direct:
-                    src = defined.get(cand.id)
-                    if (
-                        src is not None
-                        and src.fresh
-                        and cand.id not in protected
-                        and last.get(cand.id) == k
-                        and cand.shape == node.shape
-                        and cand.dtype == node.dtype
-                    ):
-                        inplace[k] = cand
-                        handed_on = cand.id
-                        st.fresh = True  # it owns the buffer it writes
-                        break
+                free = [
+                    cand
+                    for cand in st.direct
+                    if (src := defined.get(cand.id)) is not None
+                    and src.fresh
+                    and cand.id not in protected
+                    and last.get(cand.id) == k
+                    and cand.shape == node.shape
+                    and cand.dtype == node.dtype
+                ]
+                if free:
+                    # a buffer of the result's own kind (a temporary for a temporary, g_h
+                    # for g_h) lets the result keep its name: `t *= g_h`, not
+                    # `t = np.multiply(g_h, t, out=g_h)`
+                    kind = (node.name, node.tag is not None)
+                    cand = next((c for c in free if (c.name, c.tag is not None) == kind), free[0])
+                    inplace[k] = cand
+                    handed_on = cand.id
+                    st.fresh = True  # it owns the buffer it writes
             if handed_on is None:
                 live += nbytes(node)
         peak = max(peak, live + st.transient)

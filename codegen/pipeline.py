@@ -85,6 +85,10 @@ def differentiate(
     if scalar:
         seed = {"g": 1.0}
         vg = passes.run_pipeline(vjp, enabled, log["value_and_grad"], seed, settled=_any_node)
+        vg = passes.lower(vg, enabled, log["value_and_grad"], split=False)
+    # lowered last: autodiff and the seeding above read the graphs before it
+    optimized = passes.lower(optimized, enabled, log["forward"], split=False)
+    vjp = passes.lower(vjp, enabled, log["vjp"])
     return Traced(spec, names, forward, optimized, vg, vjp, log)
 
 

@@ -31,15 +31,17 @@ def attention_value_and_grad(x, Wq, Wk, Wv):
     scores_1 = scores - t0
     weights = np.exp(scores_1)
     t1 = weights.sum(axis=1, keepdims=True)
-    weights_1 = weights / t1
+    t2 = np.empty(weights.shape)
+    t2[...] = t1
+    weights_1 = weights / t2
     out = weights_1 @ v
-    t2 = (out * out).sum()
+    t1 = (out * out).sum()
     # backward
     g_out = out + out  # copy gate: sums
     g_weights = g_out @ v.T  # matmul gate: swaps, transposed
     g_v = weights_1.T @ g_out  # matmul gate: swaps, transposed
-    t3 = g_weights / t1  # div gate: scales by 1/y
-    t4 = -(g_weights * weights_1) / t1  # div gate: scales by 1/y
+    t3 = g_weights / t2  # div gate: scales by 1/y
+    t4 = -(g_weights * weights_1) / t2  # div gate: scales by 1/y
     g_weights = t3 + t4.sum(axis=1, keepdims=True)  # broadcast: sums back
     g_scores = g_weights * weights  # exp gate: times its output
     t4 = -g_scores  # sub gate: distributes, negated
@@ -58,7 +60,7 @@ def attention_value_and_grad(x, Wq, Wk, Wv):
     g_x = np.concatenate([g_q, g_k, g_v], axis=1) @ np.concatenate(
         [Wq.T, Wk.T, Wv.T]
     )  # copy gate: sums
-    return t2, (g_x, g_Wq, g_Wk, g_Wv)
+    return t1, (g_x, g_Wq, g_Wk, g_Wv)
 
 
 def attention_forward(x, Wq, Wk, Wv):

@@ -64,7 +64,8 @@ def mlp_value_and_grad(W1, b1, W2, b2, X):
     t4 = h * h  # tanh gate: 1 - t^2
     del h
     np.subtract(1.0, t4, out=t4)  # tanh gate: 1 - t^2
-    t4 = np.multiply(g_h, t4, out=g_h)  # tanh gate: 1 - t^2
+    t4 *= g_h  # tanh gate: 1 - t^2
+    del g_h
     g_X = t4 @ W1.T  # matmul gate: swaps, transposed
     g_W1 = X.T @ t4  # matmul gate: swaps, transposed
     g_b1 = t4.sum(axis=0)  # broadcast: sums back
@@ -114,7 +115,8 @@ def mlp_backward(saved, g):
     g_W2 = h.T @ g_logits  # matmul gate: swaps, transposed
     t4 = h * h  # tanh gate: 1 - t^2
     np.subtract(1.0, t4, out=t4)  # tanh gate: 1 - t^2
-    t4 = np.multiply(g_h, t4, out=g_h)  # tanh gate: 1 - t^2
+    t4 *= g_h  # tanh gate: 1 - t^2
+    del g_h
     g_X = t4 @ W1.T  # matmul gate: swaps, transposed
     g_W1 = X.T @ t4  # matmul gate: swaps, transposed
     g_b1 = t4.sum(axis=0)  # broadcast: sums back

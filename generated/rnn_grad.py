@@ -10,14 +10,17 @@ import numpy as np
 def rnn(Wx, Wh, b, xs):
     """The value of rnn(Wx: f64[3,5], Wh: f64[5,5], b: f64[5], xs: f64[8,B,3])."""
     t0 = (xs.reshape((-1, 3)) @ Wx).reshape((8, -1, 5))
-    h = np.tanh(t0[0] + b)
-    h = np.tanh(t0[1] + h @ Wh + b)
-    h = np.tanh(t0[2] + h @ Wh + b)
-    h = np.tanh(t0[3] + h @ Wh + b)
-    h = np.tanh(t0[4] + h @ Wh + b)
-    h = np.tanh(t0[5] + h @ Wh + b)
-    h = np.tanh(t0[6] + h @ Wh + b)
-    h = np.tanh(t0[7] + h @ Wh + b)
+    t1 = t0[0]
+    b_wide = np.empty(t1.shape)
+    b_wide[...] = b
+    h = np.tanh(t1 + b_wide)
+    h = np.tanh(t0[1] + h @ Wh + b_wide)
+    h = np.tanh(t0[2] + h @ Wh + b_wide)
+    h = np.tanh(t0[3] + h @ Wh + b_wide)
+    h = np.tanh(t0[4] + h @ Wh + b_wide)
+    h = np.tanh(t0[5] + h @ Wh + b_wide)
+    h = np.tanh(t0[6] + h @ Wh + b_wide)
+    h = np.tanh(t0[7] + h @ Wh + b_wide)
     t0 = (h * h).sum()
     return t0
 
@@ -26,14 +29,17 @@ def rnn_value_and_grad(Wx, Wh, b, xs):
     """The value and the gradients with respect to Wx, Wh, b, xs."""
     t0 = xs.reshape((-1, 3))
     t1 = (t0 @ Wx).reshape((8, -1, 5))
-    h = np.tanh(t1[0] + b)
-    h_1 = np.tanh(t1[1] + h @ Wh + b)
-    h_2 = np.tanh(t1[2] + h_1 @ Wh + b)
-    h_3 = np.tanh(t1[3] + h_2 @ Wh + b)
-    h_4 = np.tanh(t1[4] + h_3 @ Wh + b)
-    h_5 = np.tanh(t1[5] + h_4 @ Wh + b)
-    h_6 = np.tanh(t1[6] + h_5 @ Wh + b)
-    h_7 = np.tanh(t1[7] + h_6 @ Wh + b)
+    t2 = t1[0]
+    b_wide = np.empty(t2.shape)
+    b_wide[...] = b
+    h = np.tanh(t2 + b_wide)
+    h_1 = np.tanh(t1[1] + h @ Wh + b_wide)
+    h_2 = np.tanh(t1[2] + h_1 @ Wh + b_wide)
+    h_3 = np.tanh(t1[3] + h_2 @ Wh + b_wide)
+    h_4 = np.tanh(t1[4] + h_3 @ Wh + b_wide)
+    h_5 = np.tanh(t1[5] + h_4 @ Wh + b_wide)
+    h_6 = np.tanh(t1[6] + h_5 @ Wh + b_wide)
+    h_7 = np.tanh(t1[7] + h_6 @ Wh + b_wide)
     t1 = h_7 * h_7
     t2 = t1.sum()
     # backward
@@ -72,14 +78,17 @@ def rnn_forward(Wx, Wh, b, xs):
     """The value and what rnn_backward reads."""
     t0 = xs.reshape((-1, 3))
     t1 = (t0 @ Wx).reshape((8, -1, 5))
-    h = np.tanh(t1[0] + b)
-    h_1 = np.tanh(t1[1] + h @ Wh + b)
-    h_2 = np.tanh(t1[2] + h_1 @ Wh + b)
-    h_3 = np.tanh(t1[3] + h_2 @ Wh + b)
-    h_4 = np.tanh(t1[4] + h_3 @ Wh + b)
-    h_5 = np.tanh(t1[5] + h_4 @ Wh + b)
-    h_6 = np.tanh(t1[6] + h_5 @ Wh + b)
-    h_7 = np.tanh(t1[7] + h_6 @ Wh + b)
+    t2 = t1[0]
+    b_wide = np.empty(t2.shape)
+    b_wide[...] = b
+    h = np.tanh(t2 + b_wide)
+    h_1 = np.tanh(t1[1] + h @ Wh + b_wide)
+    h_2 = np.tanh(t1[2] + h_1 @ Wh + b_wide)
+    h_3 = np.tanh(t1[3] + h_2 @ Wh + b_wide)
+    h_4 = np.tanh(t1[4] + h_3 @ Wh + b_wide)
+    h_5 = np.tanh(t1[5] + h_4 @ Wh + b_wide)
+    h_6 = np.tanh(t1[6] + h_5 @ Wh + b_wide)
+    h_7 = np.tanh(t1[7] + h_6 @ Wh + b_wide)
     t1 = h_7 * h_7
     t2 = t1.sum()
     return t2, (Wx, Wh, t0, h, h_1, h_2, h_3, h_4, h_5, h_6, h_7, t1)

@@ -53,6 +53,7 @@ for _p in (HERE, HERE.parent):  # the checkout's own packages, as tests/conftest
 
 from codegen import check, ir, memory, ops, passes  # noqa: E402
 from codegen.errors import GradgenError  # noqa: E402
+from codegen.passes import widen  # noqa: E402
 from codegen.pipeline import compile_file  # noqa: E402
 from codegen.write import write_atomic  # noqa: E402
 
@@ -882,18 +883,21 @@ def build_python(
 def build_python_planned(
     path: Path, out: Path, enabled: Sequence[str] | None = None
 ) -> tuple[Any, ModuleType]:
-    """The Python emitter with the memory planner's size thresholds at zero.
+    """The Python emitter with the memory planner's size thresholds at zero, and every
+    broadcast operand widened.
 
     Real code drops (`del`) and reuses (`out=`) only arrays of some size, which the small
-    arrays of fuzzed programs never reach; here every array is planned, so the fuzz puts
-    the planner's aliasing rules (views, saved values, results) to the test.
+    arrays of fuzzed programs never reach, and widens only operands broadcast three times;
+    here every array is planned and widened, so the fuzz puts the planner's aliasing rules
+    (views, saved values, results) and the widen pass to the test.
     """
-    saved = memory.INPLACE_MIN_BYTES, memory.DEL_MIN_ELEMENTS
+    saved = memory.INPLACE_MIN_BYTES, memory.DEL_MIN_ELEMENTS, widen.MIN_USES
     memory.INPLACE_MIN_BYTES = memory.DEL_MIN_ELEMENTS = 0
+    widen.MIN_USES = 1
     try:
         return build_python(path, out, enabled)
     finally:
-        memory.INPLACE_MIN_BYTES, memory.DEL_MIN_ELEMENTS = saved
+        memory.INPLACE_MIN_BYTES, memory.DEL_MIN_ELEMENTS, widen.MIN_USES = saved
 
 
 TARGETS: list[Target] = [

@@ -225,3 +225,42 @@ def test_constant_gradients_are_not_computed_as_well(tmp_path):
     assert all(r.ok for r in reports)
     vg = _function(compiled.source, "f_value_and_grad")
     assert "np.zeros_like(x)" in vg and "broadcast_to" not in vg
+
+
+PRODUCT_THEN_ADD = """
+import numpy as np
+
+
+def f(w: "f64[32,32]", c: "f64[32,32]"):
+    return np.sum(np.tanh(c + w @ w) * np.tanh(c - w @ w.T))
+"""
+
+
+def test_a_result_written_into_its_second_operand(tmp_path):
+    """`c + t` into t's buffer is `t += c` (addition commutes, bit for bit); `c - t` is
+    not, and stays a call with out=."""
+    compiled, module, reports = compile_and_check(write_source(tmp_path, PRODUCT_THEN_ADD))
+    assert all(r.ok for r in reports)
+    forward = _function(compiled.source, "f")
+    assert re.search(r"^\s*t\d* \+= c$", forward, re.M), forward
+    assert re.search(r"np\.subtract\(c, (t\d*), out=\1\)", forward), forward
+    assert "np.add(" not in forward
+    rng = np.random.default_rng(0)
+    w, c = rng.normal(size=(32, 32)) / 6, rng.normal(size=(32, 32))
+    assert module.f(w, c) == np.sum(np.tanh(c + w @ w) * np.tanh(c - w @ w.T))
+
+
+@needs_passes
+def test_a_result_takes_the_dead_buffer_of_its_own_kind(tmp_path):
+    """With a gradient and a temporary both dead, the temporary's buffer takes the tanh
+    gate's product, which keeps its name: `t *= g_h`, not `t = np.multiply(g_h, t, out=g_h)`."""
+    src = write_source(
+        tmp_path,
+        'import numpy as np\n\ndef f(x: "f64[16,32]", w: "f64[32,32]"):\n'
+        "    h = np.tanh(x @ w)\n    return np.sum(np.tanh(h @ w))\n",
+    )
+    compiled, _, reports = compile_and_check(src)
+    assert all(r.ok for r in reports)
+    vg = _function(compiled.source, "f_value_and_grad")
+    assert re.search(r"^\s*t\d* \*= g_h  #", vg, re.M), vg
+    assert "np.multiply(g_h" not in vg

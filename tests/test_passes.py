@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from codegen import passes
 from codegen.ir import Graph, format_graph, run
 from codegen.ir import replay as ir_replay
-from codegen.passes import batch, cse, dce, fold, fuse, simplify
+from codegen.passes import batch, cse, dce, fold, fuse, simplify, widen
 
 
 def body(graph: Graph) -> list[str]:
@@ -243,3 +245,141 @@ def test_settled_nodes_get_the_rules_within_rule_depth_of_a_change(monkeypatch):
     xs = [np.array([0.1, 0.2, 0.3])]
     np.testing.assert_allclose(run(out, *xs)[0], run(ref, *xs)[0])
     assert body(out) == body(ref)  # the same graph as trying every rule on every node
+
+
+def _bias_steps(op: str, steps: int, bias_shape=(4,), tag=None) -> Graph:
+    """x_1 op b, then (x_k + previous) op b: `steps` broadcasts of b to x's shape."""
+    g = Graph()
+    xs = [g.param(f"x{k}", (3, 4), "f64") for k in range(steps)]
+    b = g.param("b", bias_shape, "f64")
+    h = None
+    g.tag = tag
+    for x in xs:
+        h = g.apply(op, x if h is None else g.apply("add", x, h), b)
+    g.tag = None
+    g.outputs = [h]
+    return g
+
+
+def _args(g: Graph) -> list[np.ndarray]:
+    rng = np.random.default_rng(3)
+    return [rng.standard_normal(p.shape) + 2.0 for p in g.params]
+
+
+def test_widen_writes_a_much_broadcast_operand_out_once():
+    g = _bias_steps("add", 3)
+    out = widen.run(g)
+    wide = [n for n in out.nodes if n.op == "widen"]
+    assert len(wide) == 1 and wide[0].name == "b_wide" and wide[0].shape == (3, 4)
+    assert wide[0].inputs[1].name == "x0"  # the size is read off the first step's operand
+    users = [n for n in out.nodes if wide[0] in n.inputs]
+    assert [n.op for n in users] == ["add"] * 3
+    b = next(p for p in out.params if p.name == "b")
+    assert not any(b in n.inputs for n in out.nodes if n.op != "widen")
+    args = _args(g)
+    assert run(out, *args)[0].tobytes() == run(g, *args)[0].tobytes()  # the same bits
+
+
+def test_widen_leaves_two_broadcasts_and_scalars_alone():
+    g = _bias_steps("add", widen.MIN_USES - 1)
+    assert widen.run(g) is g
+    g = _bias_steps("add", 5, bias_shape=())  # a 0-d operand is numpy's fast case
+    assert widen.run(g) is g
+
+
+def test_widen_rewrites_only_ops_exact_whatever_the_inner_loop():
+    for op in ("sub", "mul", "div", "maximum", "minimum"):
+        g = _bias_steps(op, 3)
+        out = widen.run(g)
+        assert [n.op for n in out.nodes].count("widen") == 1, op
+        args = _args(g)
+        assert run(out, *args)[0].tobytes() == run(g, *args)[0].tobytes(), op
+    # pow may take a vectorized approximation on contiguous operands only
+    g = _bias_steps("pow", 4)
+    assert widen.run(g) is g
+
+
+def test_widen_needs_an_operand_of_the_full_shape():
+    g = Graph()
+    col, row = g.param("col", (3, 1), "f64"), g.param("row", (4,), "f64")
+    h = g.apply("add", col, row)
+    for _ in range(3):  # col * row broadcasts both: there is no array to read the size off
+        h = g.apply("add", g.apply("mul", col, row), h)
+    g.outputs = [h]
+    assert widen.run(g) is g
+
+
+def test_widen_keeps_forward_and_backward_apart():
+    g = _bias_steps("add", 3)
+    h = g.outputs[0]
+    g.tag = "some gate"
+    b = next(p for p in g.params if p.name == "b")
+    for _ in range(3):
+        h = g.apply("mul", h, b)
+    g.tag = None
+    g.outputs = [h]
+    out = widen.run(g)
+    wide = [n for n in out.nodes if n.op == "widen"]
+    # one copy for the forward steps, one for the backward ones: a split forward saves
+    # neither for backward
+    assert [w.tag for w in wide] == [None, "some gate"]
+    # in one function (value_and_grad), backward reads the forward's copy
+    shared = widen.run(g, split=False)
+    assert [n.op for n in shared.nodes].count("widen") == 1
+    args = _args(g)
+    assert run(shared, *args)[0].tobytes() == run(g, *args)[0].tobytes()
+
+
+def test_widen_is_a_lowering_after_autodiff(tmp_path):
+    from codegen.pipeline import compile_file
+
+    src = tmp_path / "steps.py"
+    src.write_text(
+        "import numpy as np\n\n\n"
+        'def f(x: "f64[5,B,3]", b: "f64[3]"):\n'
+        "    h = x[0] + b\n"
+        "    for t in range(1, 5):\n"
+        "        h = np.tanh(x[t] + h + b)\n"
+        "    return np.sum(h)\n"
+    )
+    compiled = compile_file(src, dims={"B": 2}, enabled_passes=passes.NAMES)
+    (t,) = compiled.functions
+    assert [name for name, _, _ in t.pass_log["forward"]][-1] == "widen"
+    assert "widen" not in [n.op for n in t.forward.nodes]  # what autodiff read
+    assert "b_wide = np.empty(" in compiled.source
+    assert compiled.specialized == {}  # the size comes from an operand: B stays free
+    off = compile_file(src, dims={"B": 2}, enabled_passes=[n for n in passes.NAMES if n != "widen"])
+    assert "b_wide" not in off.source
+
+
+def test_widened_code_keeps_dtypes(tmp_path):
+    """float32 copies stay float32 and a bool mask broadcast three times copies as bool;
+    the numeric check passes on both."""
+    from helpers import compile_and_check, write_source
+
+    src = write_source(
+        tmp_path,
+        "import numpy as np\n\n\n"
+        'def f(x: "f32[4,3]", b: "f32[3]", m: "f64[3]"):\n'
+        "    keep = m > 0.0\n"
+        "    h = np.where(keep, x + b, 0.0)\n"
+        "    h = np.where(keep, np.tanh(h * b), h)\n"
+        "    return np.sum(np.where(keep, h - b, h))\n",
+    )
+    compiled, module, reports = compile_and_check(src, enabled_passes=passes.NAMES)
+    assert all(r.ok for r in reports)
+    assert "b_wide = np.empty(x.shape, dtype=np.float32)" in compiled.source
+    assert re.search(r"= np\.empty\(\w+\.shape, dtype=bool\)", compiled.source)
+    rng = np.random.default_rng(0)
+    x, b = rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=3).astype(np.float32)
+    m = np.array([1.0, -1.0, 2.0])
+    value, grads = module.f_value_and_grad(x, b, m)
+    assert value.dtype == np.float32 and grads[0].dtype == np.float32
+
+
+def test_widen_leaves_arrays_beyond_the_cache_alone():
+    g = Graph()
+    x = g.param("x", (widen.MAX_BYTES // 8 // 64 + 1, 64), "f64")
+    b = g.param("b", (64,), "f64")
+    g.outputs = [g.apply("mul", g.apply("add", g.apply("sub", x, b), b), b)]
+    assert widen.run(g) is g

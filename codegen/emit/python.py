@@ -309,8 +309,11 @@ class Walker:
         if out is None:
             return [f"{target} = {e.text}"]
         ufunc = ops.UFUNCS[node.op]
-        if into_itself and ufunc in _AUGMENTED and args[0].text == out:
-            return [f"{target} {_AUGMENTED[ufunc]}= {args[1].text}"]
+        if into_itself and ufunc in _AUGMENTED and len(args) == 2:
+            if args[0].text == out:
+                return [f"{target} {_AUGMENTED[ufunc]}= {args[1].text}"]
+            if args[1].text == out and ufunc in _COMMUTATIVE:  # x + t is t + x, bit for bit
+                return [f"{target} {_AUGMENTED[ufunc]}= {args[0].text}"]
         call = f"np.{ufunc.__name__}({', '.join(a.text for a in args)}, out={out})"
         return [call if into_itself else f"{target} = {call}"]
 
@@ -401,6 +404,7 @@ class Walker:
 
 # in-place operators for `out=` into the first operand under its own name: t += b
 _AUGMENTED = {np.add: "+", np.subtract: "-", np.multiply: "*", np.true_divide: "/"}
+_COMMUTATIVE = {np.add, np.multiply}
 
 
 def _placeholder(node: Node) -> str:

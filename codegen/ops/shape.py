@@ -211,6 +211,35 @@ defop(
 )
 
 
+# ---- widen: a broadcast written out, for operands broadcast many times ----
+
+
+def _widen_py(target, args, node):
+    """`x_wide = np.empty(like.shape)`, `x_wide[...] = x`: the size comes from `like`, an
+    array of the wide shape, so the code holds at any size of a named dim."""
+    dtype = {"f32": ", dtype=np.float32", "bool": ", dtype=bool", "i64": ", dtype=np.int64"}
+    like = wrap(args[1], ATOM)
+    return [
+        f"{target} = np.empty({like}.shape{dtype.get(node.dtype, '')})",
+        f"{target}[...] = {args[0].text}",
+    ]
+
+
+defop(
+    "widen",  # widen(x, like): x broadcast to like's shape, as a new array
+    internal=True,  # made by the widen pass, never traced
+    fresh=True,
+    fold=False,
+    eval=lambda x, like: np.broadcast_to(x, like.shape).copy(),
+    shape=lambda shapes: tuple(shapes[1]),
+    dtype=lambda dtypes: dtypes[0],
+    vjp=lambda g, out, x, like: (g, None),  # autodiff sums over the broadcast axes
+    py=None,
+    py_stmts=_widen_py,
+    gate="broadcast gate: sums back",
+)
+
+
 # ---- concatenate / stack, and what lowers onto them ----
 
 

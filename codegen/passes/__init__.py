@@ -1,8 +1,9 @@
-"""Stage 4, passes: IR -> IR rewrites, run in the order of PIPELINE.
+"""Stage 4, passes: IR -> IR rewrites, run in the order of PIPELINE, then LOWERING.
 
 Each pass is a module with a pure `run(graph) -> graph` and its own tests; any of them
 can be switched off (`gradgen --passes`, or GRADGEN_PASSES in the environment), and the
-code stays correct, only slower and longer.
+code stays correct, only slower and longer. PIPELINE optimizes what autodiff reads;
+LOWERING rewrites only how the graphs about to be emitted run.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 from typing import Callable, Sequence
 
 from ..ir import Graph, Node, replay
-from . import batch, cse, dce, fold, fuse, simplify
+from . import batch, cse, dce, fold, fuse, simplify, widen
 
 Pass = Callable[[Graph], Graph]
 
@@ -26,7 +27,8 @@ PIPELINE: list[tuple[str, Pass]] = [
 # Passes that are construction-time rules of a rebuild: consecutive ones share one rebuild
 # (the result is the same as running them one by one, at a fraction of the cost).
 RULES = {"fold": "fold", "simplify": "simplify", "fuse": "fuse", "cse": "intern"}
-NAMES = [name for name, _ in PIPELINE]
+LOWERING: list[tuple[str, Callable[[Graph, bool], Graph]]] = [("widen", widen.run)]
+NAMES = [name for name, _ in PIPELINE + LOWERING]
 
 
 def parse(spec: str | None) -> list[str]:
@@ -92,4 +94,22 @@ def run_pipeline(
             before = counted[1]
             counted = (graph, before if graph is counted[0] else count(graph))
             log.append(("+".join(names), before, counted[1]))
+    return graph
+
+
+def lower(
+    graph: Graph, enabled: Sequence[str] | None = None, log: list | None = None, split: bool = True
+) -> Graph:
+    """Run the passes of LOWERING that are enabled on a graph about to be emitted.
+
+    `split`: the graph becomes a forward and a backward function (the vjp), so a lowering
+    must not make forward values that only backward reads.
+    """
+    enabled = default_enabled() if enabled is None else enabled
+    for name, run in LOWERING:
+        if name in enabled:
+            before = count(graph) if log is not None else 0
+            graph = run(graph, split)
+            if log is not None:
+                log.append((name, before, count(graph)))
     return graph
