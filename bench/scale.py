@@ -123,6 +123,7 @@ def instrumented(timer: Timer) -> Iterator[None]:
         (pipeline, "trace_function", "trace"),
         (pipeline, "vjp_graph", "autodiff"),
         (passes, "run_pipeline", "passes"),
+        (passes, "lower", "passes"),
         (emit_python, "emit_module", "emit"),
     ]
     saved = []

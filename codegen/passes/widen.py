@@ -42,11 +42,14 @@ def _nbytes(node: Node) -> int:
 def _broadcast_operands(node: Node) -> list[Node]:
     """The operands `node` broadcasts (arrays only: a scalar is numpy's fast case), when
     another operand has the node's shape to take the size from."""
-    if node.op not in EXACT_OPS or len(node.inputs) < 2:
+    if node.op not in EXACT_OPS or not node.shape:
         return []
-    if _nbytes(node) > MAX_BYTES or not any(i.shape == node.shape for i in node.inputs):
+    wide = [i for i in node.inputs if i.ndim and i.shape != node.shape]
+    if not wide or _nbytes(node) > MAX_BYTES:
         return []
-    return [i for i in node.inputs if i.ndim and i.shape != node.shape]
+    if not any(i.shape == node.shape for i in node.inputs):
+        return []
+    return wide
 
 
 def run(graph: Graph, split: bool = True) -> Graph:
@@ -59,8 +62,9 @@ def run(graph: Graph, split: bool = True) -> Graph:
 
     counts: Counter = Counter()
     for n in graph.nodes:
-        for i in _broadcast_operands(n):
-            counts[_key(i, n)] += 1
+        if n.shape and n.op in EXACT_OPS:  # (scalar code: nothing to look at)
+            for i in _broadcast_operands(n):
+                counts[_key(i, n)] += 1
     if not any(c >= MIN_USES for c in counts.values()):
         return graph  # nothing broadcast often: skip the rebuild
     widened: dict[tuple, Node] = {}
