@@ -61,6 +61,9 @@ class Statement:
     direct: list[Node] = field(default_factory=list)  # named inputs passed as is (out= candidates)
     fresh: bool = False  # the node's value is a newly allocated array (a ufunc result)
     transient: int = 0  # bytes of the inlined temporaries its expression allocates
+    # it writes its result into a slot of a buffer defined earlier (out=buf[k]): its value
+    # is a view of that buffer, which owns the bytes
+    into: Node | None = None
 
 
 @dataclass
@@ -88,7 +91,7 @@ def plan(stmts: list[Statement], protected: set[int], ufunc_ops: set[str]) -> Pl
         node = st.node
         handed_on = None  # the dead input whose buffer lives on as this statement's result
         if node is not None:
-            if node.op in ufunc_ops and nbytes(node) >= INPLACE_MIN_BYTES:
+            if st.into is None and node.op in ufunc_ops and nbytes(node) >= INPLACE_MIN_BYTES:
                 free = [
                     cand
                     for cand in st.direct
@@ -108,14 +111,14 @@ def plan(stmts: list[Statement], protected: set[int], ufunc_ops: set[str]) -> Pl
                     inplace[k] = cand
                     handed_on = cand.id
                     st.fresh = True  # it owns the buffer it writes
-            if handed_on is None:
+            if handed_on is None and st.into is None:  # (a view has no bytes of its own)
                 live += nbytes(node)
         peak = max(peak, live + st.transient)
         for r in st.reads:
             if last[r] != k or r in protected or r == handed_on:
                 continue
             dead = defined.get(r)
-            if dead is None:
+            if dead is None or dead.into is not None:
                 continue
             dead_node = dead.node
             if dead_node.shape != () and dead_node.size >= DEL_MIN_ELEMENTS:

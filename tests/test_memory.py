@@ -6,6 +6,8 @@ import re
 import tracemalloc
 
 import numpy as np
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
 
 from codegen.stats import format_stats
 from helpers import compile_and_check, write_source, needs_passes
@@ -264,3 +266,113 @@ def test_a_result_takes_the_dead_buffer_of_its_own_kind(tmp_path):
     vg = _function(compiled.source, "f_value_and_grad")
     assert re.search(r"^\s*t\d* \*= g_h  #", vg, re.M), vg
     assert "np.multiply(g_h" not in vg
+
+
+RNN = """
+import numpy as np
+
+
+def rnn(Wx: "f64[8,32]", Wh: "f64[32,32]", xs: "f64[6,B,8]"):
+    h = np.tanh(xs[0] @ Wx)
+    for t in range(1, 6):
+        h = np.tanh(xs[t] @ Wx + h @ Wh)
+    return np.sum(h * h)
+"""
+
+
+def _rnn_args():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(8, 32)) / 3, rng.normal(size=(32, 32)) / 6, rng.normal(size=(6, 8, 8))
+
+
+@needs_passes
+def test_batched_rows_are_written_into_one_buffer(tmp_path, monkeypatch):
+    """The batched weight gradients of an unrolled RNN concatenate the hidden states and
+    the per-step cotangents: each is written straight into its row of one buffer
+    (`out=buf[k]`), and every concatenation is the buffer or a slice of it, so no rows
+    are copied and no second set of them is alive. Same bits as the copying code."""
+    path = write_source(tmp_path, RNN, "rnn")
+    compiled, module, reports = compile_and_check(path, dims={"B": 8})
+    assert all(r.ok for r in reports)
+    assert compiled.specialized == {}  # the buffers are sized by arrays, not by numbers
+    vg = _function(compiled.source, "rnn_value_and_grad")
+    assert re.search(r"= np\.empty\(\(5, \*t\d+\[0\]\.shape\)\)", vg), vg
+    assert re.search(r"= np\.tanh\(\w+, out=\w+\[4\]\)", vg), vg
+    assert "np.concatenate(" not in vg and "np.stack(" not in vg
+    backward = _function(compiled.source, "rnn_backward")  # rows of backward values only
+    assert "out=h" not in backward and re.search(r"out=\w+\[\d\]\)", backward)
+
+    monkeypatch.setattr("codegen.memory.INPLACE_MIN_BYTES", 10**9)  # rows copied
+    copying, plain, _ = compile_and_check(path, tmp_path / "plain", dims={"B": 8})
+    assert "np.concatenate(" in _function(copying.source, "rnn_value_and_grad")
+    args = _rnn_args()
+    (value, grads), peak = _peak(module.rnn_value_and_grad, *args)
+    (value_c, grads_c), peak_c = _peak(plain.rnn_value_and_grad, *args)
+    assert value == value_c and all(np.array_equal(a, b) for a, b in zip(grads, grads_c))
+    assert peak < 0.8 * peak_c
+    g = np.float64(1.0)
+    v, saved = module.rnn_forward(*args)
+    assert all(np.array_equal(a, b) for a, b in zip(module.rnn_backward(saved, g), grads))
+
+
+UNARY = ["np.tanh({})", "np.sin({})", "np.exp(-{})", "({} * 2.0)", "np.abs({})"]
+
+
+@st.composite
+def row_programs(draw):
+    """Arrays made by ufuncs, read by concatenations and stacks along axis 0 of random
+    subsets (in random order) and by other code: the shapes `_plan_rows` works on."""
+    n = draw(st.integers(2, 5))
+    lines, parts = [], []
+    for k in range(n):
+        src = draw(st.sampled_from(["x", "y", *parts]))
+        op = draw(st.sampled_from(UNARY))
+        other = draw(st.sampled_from(["", " + y", " * x", *[f" - {p}" for p in parts]]))
+        lines.append(f"    a{k} = {op.format(src)}{other}")
+        parts.append(f"a{k}")
+    terms, first = [], None
+    for j in range(draw(st.integers(1, 3))):
+        chosen = draw(st.lists(st.sampled_from(parts), min_size=2, max_size=n, unique=True))
+        if draw(st.booleans()):
+            chosen = sorted(chosen, key=parts.index)
+        if first and len(first) > 2 and draw(st.booleans()):  # a run of an earlier one
+            start = draw(st.integers(0, len(first) - 2))
+            chosen = first[start : draw(st.integers(start + 2, len(first)))]
+        first = first or chosen
+        fn = draw(st.sampled_from(["np.concatenate", "np.stack"]))
+        lines.append(f"    c{j} = {fn}([{', '.join(chosen)}])")
+        terms.append(draw(st.sampled_from([f"np.sum(c{j} * c{j})", f"np.sum(np.tanh(c{j}))"])))
+    terms += [f"np.sum({p} * x)" for p in draw(st.lists(st.sampled_from(parts), max_size=2))]
+    return (
+        'import numpy as np\n\n\ndef f(x: "f64[3,4]", y: "f64[3,4]"):\n'
+        + "\n".join(lines)
+        + f"\n    return {' + '.join(terms)}\n"
+    )
+
+
+@needs_passes
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(source=row_programs())
+def test_rows_in_place_on_random_programs(tmp_path_factory, source):
+    """With every array planned (thresholds at 0), the code that writes rows into shared
+    buffers passes the numeric check and gives the same bits as the code that copies."""
+    from codegen import memory
+
+    note(source)
+    folder = tmp_path_factory.mktemp("rows")
+    path = write_source(folder, source)
+    saved = memory.INPLACE_MIN_BYTES, memory.DEL_MIN_ELEMENTS
+    try:
+        memory.INPLACE_MIN_BYTES = memory.DEL_MIN_ELEMENTS = 0
+        compiled, module, reports = compile_and_check(path, folder / "rows")
+        memory.INPLACE_MIN_BYTES = 10**9
+        _, copying, _ = compile_and_check(path, folder / "copies")
+    finally:
+        memory.INPLACE_MIN_BYTES, memory.DEL_MIN_ELEMENTS = saved
+    assert all(r.ok for r in reports), compiled.source
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    for fn in ("f_value_and_grad", "f_vjp"):
+        args = (x, y) if fn == "f_value_and_grad" else (x, y, 1.0)
+        (v1, g1), (v2, g2) = getattr(module, fn)(*args), getattr(copying, fn)(*args)
+        assert v1 == v2 and all(np.array_equal(a, b) for a, b in zip(g1, g2)), compiled.source

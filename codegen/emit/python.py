@@ -140,6 +140,12 @@ class Walker:
         self.plan: memory.Plan | None = None
         self.comment: dict[int, str | None] = {}  # statement node -> its gate comment
         self.fresh_named: set[int] = set()  # statements whose value is a new array
+        # rows written straight into one buffer (see `_plan_rows`): part id -> (the
+        # concatenation or stack that owns the buffer, slot); the owner -> its parts
+        self.slot: dict[int, tuple[Node, int]] = {}
+        self.rows_of: dict[int, list[Node]] = {}
+        self.allocated: set[int] = set()  # owners whose buffer is made
+        self.returned: set[int] = set()  # results and kept values of the walk
 
     def bind(self, node: Node, text: str) -> None:
         self.exprs[node.id] = name(text)
@@ -230,9 +236,13 @@ class Walker:
             uses[r.id] = uses.get(r.id, 0) + 2
             viewed.add(r.id)  # the caller holds it
         exprs, reads_of, transient_of = self.exprs, self.reads, self.transient
+        self._plan_rows(nodes, {r.id for r in results} | set(keep))
+        slot = self.slot
         for node in nodes:
             nid = node.id
             if nid in exprs or node.op in ("param", "const"):
+                continue
+            if slot and node.op in ROWS_OPS and self._rows_view(node, viewed):
                 continue
             spec = table[node.op]
             inputs = node.inputs
@@ -249,6 +259,7 @@ class Walker:
                     user is not None
                     and uses[nid] == 1
                     and nid not in keep
+                    and nid not in slot
                     and table[user.op].py_stmts is None
                     and _same_place(node, user)
                     and not (
@@ -282,8 +293,106 @@ class Walker:
             if spec.fresh:
                 self.fresh_named.add(nid)
             self.comment[nid] = _comment(node, reads_of)
+            if nid in slot:
+                self._into_rows(node, stmt)
             self.stmts.append((stmt, (target, args, e if spec.py_stmts is None else None)))
             exprs[nid] = Expr(target, ATOM)
+
+    def _plan_rows(self, nodes: Sequence[Node], returned: set[int]) -> None:
+        """Find concatenations and stacks (along axis 0) of new arrays of one shape, made
+        by ufuncs: each such array can be written straight into its row of one buffer
+        (`out=buf[k]`), and the concatenation is then the buffer itself, or a view of it,
+        with no copy and no second set of arrays alive. The batched weight gradients of
+        an unrolled RNN are such concatenations, several over the same rows."""
+        self.returned = returned
+        here = {n.id for n in nodes if n.id not in self.exprs}  # to be emitted by this walk
+        found = []
+        for n in nodes:
+            if n.op not in ROWS_OPS or n.attrs.get("axis") != 0 or n.id in returned:
+                continue
+            parts, first = n.inputs, n.inputs[0]
+            if len(parts) < 2 or len({p.id for p in parts}) != len(parts):
+                continue
+            if all(
+                p.op in ops.UFUNCS
+                and p.id in here
+                and ops.OPS[p.op].py_stmts is None
+                and p.shape == first.shape
+                and p.ndim
+                and p.dtype == n.dtype
+                and p.id not in returned
+                and memory.nbytes(p) >= memory.INPLACE_MIN_BYTES
+                for p in parts
+            ):
+                found.append(n)
+        # the longest first: the others may then be views of its buffer
+        for n in sorted(found, key=lambda n: -len(n.inputs)):
+            if not any(p.id in self.slot for p in n.inputs):
+                self.rows_of[n.id] = list(n.inputs)
+                for k, p in enumerate(n.inputs):
+                    self.slot[p.id] = (n, k)
+
+    def _into_rows(self, node: Node, stmt: memory.Statement) -> bool:
+        """Make `node`'s statement write into its row; the first row made also makes the
+        buffer, sized by an input of the row's shape (not by numbers: a named dim stays
+        free): a named one, or a view (`t[0]`), cheap to take twice. Without such an
+        input, the rows are given up (and False returned)."""
+        owner, _ = self.slot[node.id]
+        if owner.id not in self.allocated:
+            sizes = [i for i in node.inputs if i.shape == node.shape and i.op != "const"]
+            named = [i for i in sizes if i.id in self.exprs and i.id not in self.reads]
+            views = [i for i in sizes if i.id in self.reads and ops.OPS[i.op].view]
+            if not named and not views:
+                for p in self.rows_of.pop(owner.id):
+                    self.slot.pop(p.id, None)
+                return False
+            like = (named or views)[0]
+            reads = {like.id} if named else set(self.reads[like.id])
+            rows = len(self.rows_of[owner.id])
+            size = wrap(self.exprs[like.id], ATOM)
+            alloc = Expr(f"np.empty(({rows}, *{size}.shape){_dtype_kw(node.dtype)})", ATOM)
+            buf = memory.Statement(owner, reads, [], True)
+            self.stmts.append((buf, (_placeholder(owner), [], alloc)))
+            self.comment[owner.id] = None
+            self.allocated.add(owner.id)
+        stmt.into, stmt.fresh = owner, False
+        stmt.reads = stmt.reads | {owner.id}
+        self.fresh_named.discard(node.id)  # a row of the buffer: never written into again
+        return True
+
+    def _rows_view(self, node: Node, viewed: set[int]) -> bool:
+        """A concatenation or stack of consecutive rows of one buffer: the buffer, or a
+        slice of it (reshaped for a concatenation). False if it is not one."""
+        if node.attrs.get("axis") != 0 or node.id in self.returned:
+            return False
+        slots = [self.slot.get(p.id) for p in node.inputs]
+        if not all(slots) or len({o.id for o, _ in slots}) != 1:
+            return False
+        owner = slots[0][0]
+        rows = [k for _, k in slots]
+        if owner.id not in self.allocated or rows != list(range(rows[0], rows[0] + len(rows))):
+            return False
+        buf = _placeholder(owner)
+        whole = len(rows) == len(self.rows_of[owner.id])
+        end = "" if rows[-1] + 1 == len(self.rows_of[owner.id]) else rows[-1] + 1
+        text = buf if whole else f"{buf}[{rows[0] or ''}:{end}]"
+        if node.op == "concatenate":  # rows one below the other
+            ndim = node.inputs[0].ndim
+            if ndim == 1:
+                text = f"{text}.ravel()"
+            else:
+                rest = f"{buf}.shape[2]" if ndim == 2 else f"*{buf}.shape[2:]"
+                text = f"{text}.reshape((-1, {rest}))"
+        if node is owner:
+            self.exprs[node.id] = Expr(text, ATOM)
+        else:
+            # a line of its own: its value is a view of the buffer
+            view = memory.Statement(node, {owner.id}, [], False, into=owner)
+            self.stmts.append((view, (_placeholder(node), [], Expr(text, ATOM))))
+            self.comment[node.id] = _comment(node, self.reads)
+            self.exprs[node.id] = Expr(_placeholder(node), ATOM)
+        viewed.add(node.id)  # never written into
+        return True
 
     def _reuses_a_dead_input(
         self, node: Node, consumer: dict[int, Node], viewed: set[int], keep: set[int]
@@ -330,7 +439,10 @@ class Walker:
         for k, (stmt, parts) in enumerate(self.stmts):
             node = stmt.node
             reuse = inplace.get(k)
-            if reuse is None:
+            if stmt.into is not None and node.id in self.slot:  # into its row of a buffer
+                row = f"{_placeholder(stmt.into)}[{self.slot[node.id][1]}]"
+                stmts = render(node, parts, row, False)
+            elif reuse is None:
                 stmts = render(node, parts, None, False)
             else:
                 out, itself = self.exprs[reuse.id].text, names[reuse.id] == names[node.id]
@@ -347,7 +459,7 @@ class Walker:
                 target = names[node.id]
                 dead = [n for n in dels[k] if names[n.id] != target]
                 if dead:
-                    body.append("del " + ", ".join(self.exprs[n.id].text for n in dead))
+                    body.append("del " + ", ".join(_placeholder(n) for n in dead))
         for nid in keep:  # what the caller reads back: results, saved values
             if nid in names:
                 self.exprs[nid] = name(names[nid])
@@ -405,6 +517,7 @@ class Walker:
 # in-place operators for `out=` into the first operand under its own name: t += b
 _AUGMENTED = {np.add: "+", np.subtract: "-", np.multiply: "*", np.true_divide: "/"}
 _COMMUTATIVE = {np.add, np.multiply}
+ROWS_OPS = ("concatenate", "stack")  # what `Walker._plan_rows` assembles in place
 
 
 def _placeholder(node: Node) -> str:
