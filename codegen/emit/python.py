@@ -305,10 +305,13 @@ class Walker:
         with no copy and no second set of arrays alive. The batched weight gradients of
         an unrolled RNN are such concatenations, several over the same rows."""
         self.returned = returned
+        joins = [n for n in nodes if n.op in ROWS_OPS]
+        if not joins:
+            return  # (most code: no scan)
         here = {n.id for n in nodes if n.id not in self.exprs}  # to be emitted by this walk
         found = []
-        for n in nodes:
-            if n.op not in ROWS_OPS or n.attrs.get("axis") != 0 or n.id in returned:
+        for n in joins:
+            if n.attrs.get("axis") != 0 or n.id in returned:
                 continue
             parts, first = n.inputs, n.inputs[0]
             if len(parts) < 2 or len({p.id for p in parts}) != len(parts):

@@ -109,7 +109,8 @@ def lower(
     for name, run in LOWERING:
         if name in enabled:
             before = count(graph) if log is not None else 0
-            graph = run(graph, split)
+            lowered = run(graph, split)
             if log is not None:
-                log.append((name, before, count(graph)))
+                log.append((name, before, before if lowered is graph else count(lowered)))
+            graph = lowered
     return graph
