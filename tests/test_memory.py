@@ -218,15 +218,18 @@ def test_a_value_read_twice_gives_its_buffer_at_the_last_read(tmp_path):
 @needs_passes
 def test_constant_gradients_are_not_computed_as_well(tmp_path):
     """A zero gradient is `np.zeros_like(x)` in the return, with no dead line computing it."""
-    src = write_source(
-        tmp_path,
-        'import numpy as np\n\ndef f(x: "f64[2]", y: "f64[2]"):\n'
-        "    return np.sum(-(np.not_equal(x, 1.0) * y))\n",
+    vg = _checked_value_and_grad(
+        tmp_path, 'x: "f64[2]", y: "f64[2]"', "return np.sum(-(np.not_equal(x, 1.0) * y))"
     )
+    assert "np.zeros_like(x)" in vg and "broadcast_to" not in vg
+
+
+def _checked_value_and_grad(tmp_path, params: str, body: str) -> str:
+    """The text of f_value_and_grad for `def f(params): body`, checked numerically."""
+    src = write_source(tmp_path, f"import numpy as np\n\ndef f({params}):\n    {body}\n")
     compiled, _, reports = compile_and_check(src)
     assert all(r.ok for r in reports)
-    vg = _function(compiled.source, "f_value_and_grad")
-    assert "np.zeros_like(x)" in vg and "broadcast_to" not in vg
+    return _function(compiled.source, "f_value_and_grad")
 
 
 PRODUCT_THEN_ADD = """
@@ -256,14 +259,11 @@ def test_a_result_written_into_its_second_operand(tmp_path):
 def test_a_result_takes_the_dead_buffer_of_its_own_kind(tmp_path):
     """With a gradient and a temporary both dead, the temporary's buffer takes the tanh
     gate's product, which keeps its name: `t *= g_h`, not `t = np.multiply(g_h, t, out=g_h)`."""
-    src = write_source(
+    vg = _checked_value_and_grad(
         tmp_path,
-        'import numpy as np\n\ndef f(x: "f64[16,32]", w: "f64[32,32]"):\n'
-        "    h = np.tanh(x @ w)\n    return np.sum(np.tanh(h @ w))\n",
+        'x: "f64[16,32]", w: "f64[32,32]"',
+        "h = np.tanh(x @ w)\n    return np.sum(np.tanh(h @ w))",
     )
-    compiled, _, reports = compile_and_check(src)
-    assert all(r.ok for r in reports)
-    vg = _function(compiled.source, "f_value_and_grad")
     assert re.search(r"^\s*t\d* \*= g_h  #", vg, re.M), vg
     assert "np.multiply(g_h" not in vg
 
