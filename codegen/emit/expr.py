@@ -38,6 +38,13 @@ def wrap(e: Expr, at_least: int) -> str:
     return e.text if e.prec >= at_least else f"({e.text})"
 
 
+def dtype_kw(dtype: str) -> str:
+    """`, dtype=...` for a new array of an IR dtype (nothing for float64, numpy's default)."""
+    return {"f32": ", dtype=np.float32", "bool": ", dtype=bool", "i64": ", dtype=np.int64"}.get(
+        dtype, ""
+    )
+
+
 def name(text: str) -> Expr:
     return Expr(text, ATOM)
 

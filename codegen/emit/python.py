@@ -19,7 +19,7 @@ from .. import __version__, memory, ops
 from ..autodiff import COPY_GATE
 from ..ir import Graph, Node
 from ..naming import Namer
-from .expr import ATOM, Expr, literal, name, wrap
+from .expr import ATOM, Expr, dtype_kw, literal, name, wrap
 
 UNPACK_LIMIT = 16  # 1-D parameters up to this size are unpacked into scalars when read so
 
@@ -66,12 +66,6 @@ class ModuleConsts:
         return self.names[key]
 
 
-def _dtype_kw(dtype: str) -> str:
-    return {"f32": ", dtype=np.float32", "bool": ", dtype=bool", "i64": ", dtype=np.int64"}.get(
-        dtype, ""
-    )
-
-
 def _shape_text(shape: tuple) -> str:
     return f"({shape[0]},)" if len(shape) == 1 else f"({', '.join(map(str, shape))})"
 
@@ -81,7 +75,7 @@ def _array_literal(value: np.ndarray, dtype: str) -> str:
         body = np.array2string(
             value, separator=", ", threshold=100, max_line_width=10**9, floatmode="unique"
         ).replace("\n", "")
-        return f"np.array({body}{_dtype_kw(dtype)})"
+        return f"np.array({body}{dtype_kw(dtype)})"
     # Large data as hex bytes: exact, compact, and needs nothing but numpy.
     arr = np.ascontiguousarray(value)
     np_dtype = {"f64": "<f8", "f32": "<f4", "bool": "?", "i64": "<i8"}[dtype]
@@ -100,7 +94,7 @@ def const_expr(node: Node, consts: ModuleConsts) -> Expr:
     flat = value.reshape(-1)
     if flat.size and np.all(flat == flat[0]) and node.dtype in ("f64", "f32"):
         v = float(flat[0])
-        kw = _dtype_kw(node.dtype)
+        kw = dtype_kw(node.dtype)
         if v == 0.0 and not np.signbit(v):
             return Expr(f"np.zeros({_shape_text(node.shape)}{kw})", ATOM)
         if v == 1.0:
@@ -353,7 +347,7 @@ class Walker:
             reads = {like.id} if named else set(self.reads[like.id])
             rows = len(self.rows_of[owner.id])
             size = wrap(self.exprs[like.id], ATOM)
-            alloc = Expr(f"np.empty(({rows}, *{size}.shape){_dtype_kw(node.dtype)})", ATOM)
+            alloc = Expr(f"np.empty(({rows}, *{size}.shape){dtype_kw(node.dtype)})", ATOM)
             buf = memory.Statement(owner, reads, [], True)
             self.stmts.append((buf, (_placeholder(owner), [], alloc)))
             self.comment[owner.id] = None

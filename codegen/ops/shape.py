@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..emit.expr import ATOM, Expr, wrap
+from ..emit.expr import ATOM, Expr, dtype_kw, wrap
 from . import NUMPY, apply, defop
 
 ARR = "arr"  # key entry ("arr", k): the k-th index array input
@@ -217,10 +217,9 @@ defop(
 def _widen_py(target, args, node):
     """`x_wide = np.empty(like.shape)`, `x_wide[...] = x`: the size comes from `like`, an
     array of the wide shape, so the code holds at any size of a named dim."""
-    dtype = {"f32": ", dtype=np.float32", "bool": ", dtype=bool", "i64": ", dtype=np.int64"}
     like = wrap(args[1], ATOM)
     return [
-        f"{target} = np.empty({like}.shape{dtype.get(node.dtype, '')})",
+        f"{target} = np.empty({like}.shape{dtype_kw(node.dtype)})",
         f"{target}[...] = {args[0].text}",
     ]
 
