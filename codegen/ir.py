@@ -265,6 +265,13 @@ class Graph:
 
 
 NUMPY_DTYPES = {"f64": np.float64, "f32": np.float32, "bool": np.bool_, "i64": np.int64}
+_ITEMSIZE = {name: np.dtype(t).itemsize for name, t in NUMPY_DTYPES.items()}
+
+
+def nbytes(node: Node) -> int:
+    """The bytes of a node's value as an array."""
+    shape = node.shape
+    return (math.prod(shape) if shape else 1) * _ITEMSIZE.get(node.dtype, 8)
 
 
 def dtype_of(arr: np.ndarray) -> str:

@@ -6,13 +6,10 @@ because inlining decides which values get a name and so can be dropped or reused
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
-import numpy as np
-
-from .ir import NUMPY_DTYPES, Node
+from .ir import Node, nbytes
 
 DEL_MIN_ELEMENTS = 256  # smaller arrays are not worth a `del` line
 # Below this many bytes numpy hands out buffers from its own cache (under 1 KiB), so a new
@@ -20,14 +17,6 @@ DEL_MIN_ELEMENTS = 256  # smaller arrays are not worth a `del` line
 # `python bench/inplace.py`: an rnn-like step written in place is 0.5% faster to 1.5% slower
 # up to 1 KiB, 8 to 9% faster at 2 and 4 KiB, 6 to 12% faster beyond.
 INPLACE_MIN_BYTES = 2048
-
-
-_ITEMSIZE = {name: np.dtype(t).itemsize for name, t in NUMPY_DTYPES.items()}
-
-
-def nbytes(node: Node) -> int:
-    shape = node.shape
-    return (math.prod(shape) if shape else 1) * _ITEMSIZE.get(node.dtype, 8)
 
 
 def worth_a_buffer(node: Node, user: Node, fresh: bool, user_is_ufunc: bool) -> bool:

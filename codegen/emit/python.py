@@ -329,11 +329,11 @@ class Walker:
                 for k, p in enumerate(n.inputs):
                     self.slot[p.id] = (n, k)
 
-    def _into_rows(self, node: Node, stmt: memory.Statement) -> bool:
+    def _into_rows(self, node: Node, stmt: memory.Statement) -> None:
         """Make `node`'s statement write into its row; the first row made also makes the
         buffer, sized by an input of the row's shape (not by numbers: a named dim stays
         free): a named one, or a view (`t[0]`), cheap to take twice. Without such an
-        input, the rows are given up (and False returned)."""
+        input, the rows are given up."""
         owner, _ = self.slot[node.id]
         if owner.id not in self.allocated:
             sizes = [i for i in node.inputs if i.shape == node.shape and i.op != "const"]
@@ -342,7 +342,7 @@ class Walker:
             if not named and not views:
                 for p in self.rows_of.pop(owner.id):
                     self.slot.pop(p.id, None)
-                return False
+                return
             like = (named or views)[0]
             reads = {like.id} if named else set(self.reads[like.id])
             rows = len(self.rows_of[owner.id])
@@ -355,7 +355,6 @@ class Walker:
         stmt.into, stmt.fresh = owner, False
         stmt.reads = stmt.reads | {owner.id}
         self.fresh_named.discard(node.id)  # a row of the buffer: never written into again
-        return True
 
     def _rows_view(self, node: Node, viewed: set[int]) -> bool:
         """A concatenation or stack of consecutive rows of one buffer: the buffer, or a

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-import numpy as np
-
-from ..ir import NUMPY_DTYPES, Graph, Node, replay
+from ..ir import Graph, Node, nbytes, replay
 
 MIN_USES = 3  # broadcasts of one operand to one shape (on one side) before it is widened
 # Up to this size the copy pays back within two uses; from about 1 MiB on the arrays
@@ -35,17 +33,13 @@ EXACT_OPS = frozenset(
 )
 
 
-def _nbytes(node: Node) -> int:
-    return node.size * np.dtype(NUMPY_DTYPES[node.dtype]).itemsize
-
-
 def _broadcast_operands(node: Node) -> list[Node]:
     """The operands `node` broadcasts (arrays only: a scalar is numpy's fast case), when
     another operand has the node's shape to take the size from."""
     if node.op not in EXACT_OPS or not node.shape:
         return []
     wide = [i for i in node.inputs if i.ndim and i.shape != node.shape]
-    if not wide or _nbytes(node) > MAX_BYTES:
+    if not wide or nbytes(node) > MAX_BYTES:
         return []
     if not any(i.shape == node.shape for i in node.inputs):
         return []
