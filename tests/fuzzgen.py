@@ -53,7 +53,7 @@ for _p in (HERE, HERE.parent):  # the checkout's own packages, as tests/conftest
 
 from codegen import check, ir, memory, ops, passes  # noqa: E402
 from codegen.errors import GradgenError  # noqa: E402
-from codegen.passes import widen  # noqa: E402
+from codegen.passes import scan, widen  # noqa: E402
 from codegen.pipeline import compile_file  # noqa: E402
 from codegen.write import write_atomic  # noqa: E402
 
@@ -883,21 +883,25 @@ def build_python(
 def build_python_planned(
     path: Path, out: Path, enabled: Sequence[str] | None = None
 ) -> tuple[Any, ModuleType]:
-    """The Python emitter with the memory planner's size thresholds at zero, and every
-    broadcast operand widened.
+    """The Python emitter with the memory planner's size thresholds at zero, every
+    broadcast operand widened and every scalar chain of two steps run as a scan.
 
     Real code drops (`del`) and reuses (`out=`) only arrays of some size, which the small
-    arrays of fuzzed programs never reach, and widens only operands broadcast three times;
-    here every array is planned and widened, so the fuzz puts the planner's aliasing rules
-    (views, saved values, results) and the widen pass to the test.
+    arrays of fuzzed programs never reach, widens only operands broadcast three times and
+    scans only chains long enough to pay; here every array is planned and widened and
+    every chain scanned, so the fuzz puts the planner's aliasing rules (views, saved
+    values, results) and the widen and scan lowerings to the test.
     """
     saved = memory.INPLACE_MIN_BYTES, memory.DEL_MIN_ELEMENTS, widen.MIN_USES
+    lowering = scan.ALWAYS, scan.MIN_ROWS
     memory.INPLACE_MIN_BYTES = memory.DEL_MIN_ELEMENTS = 0
     widen.MIN_USES = 1
+    scan.ALWAYS, scan.MIN_ROWS = True, 2
     try:
         return build_python(path, out, enabled)
     finally:
         memory.INPLACE_MIN_BYTES, memory.DEL_MIN_ELEMENTS, widen.MIN_USES = saved
+        scan.ALWAYS, scan.MIN_ROWS = lowering
 
 
 TARGETS: list[Target] = [

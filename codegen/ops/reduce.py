@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..emit.expr import ATOM, Expr, wrap
+from ..emit.expr import ATOM, Expr, dtype_kw, wrap
 from . import apply, defop
 
 
@@ -264,4 +264,90 @@ _reduction(
     ),
     vjp=_prod_vjp,
     gate="prod gate: product of the others",
+)
+
+
+# ---- scan: running sums and products, made by the scan lowering ----
+
+
+def _scan_eval(v0, *cols, ufunc, length):
+    """[v0, x_1, ..., x_length] accumulated, the x's the columns interleaved: column r
+    gives x_{1+r}, x_{1+r+p}, ... (a 0-d column the same value each time)."""
+    x = np.empty(1 + length, np.result_type(v0, *cols))
+    x[0] = v0
+    for r, col in enumerate(cols):
+        x[1 + r :: len(cols)] = col
+    return getattr(np, ufunc).accumulate(x)
+
+
+def scan_column_length(length: int, period: int, r: int) -> int:
+    """How many of the `length` elements column r of `period` gives."""
+    return len(range(r, length, period))
+
+
+def _scan_vjp(g, out, v0, *cols, ufunc, length):
+    """Unrolled into scalar IR, so it holds at zeros: with s_j = dL/dP_j summed over the
+    running values that read x_j, s_j = g_j + s_{j+1} (sums) or g_j + x_{j+1} s_{j+1}
+    (products), and x_j's cotangent is s_j (sums) or P_{j-1} s_j (products)."""
+    p = len(cols)
+    xs = [v0] + [
+        cols[j % p] if cols[j % p].ndim == 0 else apply("index", cols[j % p], key=(j // p,))
+        for j in range(length)
+    ]
+    s = [apply("index", g, key=(length,))]
+    for j in range(length - 1, -1, -1):
+        g_j = apply("index", g, key=(j,))
+        s.append(g_j + (s[-1] if ufunc == "add" else xs[j + 1] * s[-1]))
+    s.reverse()
+    if ufunc == "add":
+        dx = s
+    else:
+        dx = [s[0]] + [apply("index", out, key=(j - 1,)) * s[j] for j in range(1, length + 1)]
+    grads = [dx[0]]
+    for r, c in enumerate(cols):
+        mine = dx[1 + r :: p]
+        if c.ndim == 0:  # one value read at every row: the cotangents add up
+            total = mine[0]
+            for d in mine[1:]:
+                total = total + d
+            grads.append(total)
+        else:
+            grads.append(apply("stack", *mine, axis=0))
+    return tuple(grads)
+
+
+def _scan_py(target, args, node):
+    """`P = np.empty(n)`, `P[0] = v0`, `P[1::p] = column`..., then accumulated in place.
+    Sequential, like the scalar code it replaces, so the results are the same bits."""
+    v0, *cols = args
+    p = len(cols)
+    lines = [
+        f"{target} = np.empty({node.shape[0]}{dtype_kw(node.dtype)})",
+        f"{target}[0] = {v0.text}",
+    ]
+    for r, col in enumerate(cols):
+        where = "1:" if p == 1 else f"{1 + r}::{p}"
+        lines.append(f"{target}[{where}] = {col.text}")
+    lines.append(f"np.{node.attrs['ufunc']}.accumulate({target}, out={target})")
+    return lines
+
+
+def _scan_shape(shapes, ufunc, length):
+    for r, s in enumerate(shapes[1:]):
+        if s and s != (scan_column_length(length, len(shapes) - 1, r),):
+            raise ValueError(f"scan column {r} has shape {s}, not that of its elements")
+    return (1 + length,)
+
+
+defop(
+    "scan",  # scan(v0, *columns, ufunc, length): a running sum or product of interleaved columns
+    internal=True,  # made by the scan lowering from unrolled scalar chains, never traced
+    fresh=True,
+    fold=False,
+    eval=_scan_eval,
+    shape=_scan_shape,
+    vjp=_scan_vjp,
+    py=None,
+    py_stmts=_scan_py,
+    gate="scan gate: steps at once",
 )

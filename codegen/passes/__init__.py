@@ -12,7 +12,7 @@ import os
 from typing import Callable, Sequence
 
 from ..ir import Graph, Node, replay
-from . import batch, cse, dce, fold, fuse, simplify, widen
+from . import batch, cse, dce, fold, fuse, scan, simplify, widen
 
 Pass = Callable[[Graph], Graph]
 
@@ -27,7 +27,10 @@ PIPELINE: list[tuple[str, Pass]] = [
 # Passes that are construction-time rules of a rebuild: consecutive ones share one rebuild
 # (the result is the same as running them one by one, at a fraction of the cost).
 RULES = {"fold": "fold", "simplify": "simplify", "fuse": "fuse", "cse": "intern"}
-LOWERING: list[tuple[str, Callable[[Graph, bool], Graph]]] = [("widen", widen.run)]
+LOWERING: list[tuple[str, Callable[[Graph, bool], Graph]]] = [
+    ("scan", scan.run),
+    ("widen", widen.run),
+]
 NAMES = [name for name, _ in PIPELINE + LOWERING]
 
 
