@@ -28,7 +28,7 @@ from codegen.pipeline import compile_file, differentiate
 CASES = {
     # bench/cases/scalar_chain.py at other step counts: a product chain and three sums
     "tanh_chain": (
-        '''
+        """
 import numpy as np
 
 def f(a: "f64[]", b: "f64[]", c: "f64[]", x0: "f64[]"):
@@ -36,18 +36,18 @@ def f(a: "f64[]", b: "f64[]", c: "f64[]", x0: "f64[]"):
     for _ in range({steps}):
         s = c * np.tanh(a * s + b)
     return s
-''',
+""",
         (0.997, 0.0003, 0.998, 0.9),
     ),
     # Horner's rule: a product chain and one sum in backward, no call in forward
     "horner": (
-        '''
+        """
 def f(x: "f64[]", c: "f64[]"):
     p = c
     for _ in range({steps}):
         p = p * x + c
     return p
-''',
+""",
         (0.99, 0.01),
     ),
 }

@@ -202,7 +202,11 @@ BINARY = ("add", "sub", "mul")
 @st.composite
 def step_programs(draw):
     """s <- step(s) for a random step of a few ops over s and the parameters, unrolled."""
-    ops_ = draw(st.lists(st.tuples(st.sampled_from(UNARY + BINARY), st.integers(0, 9)), min_size=1, max_size=5))
+    ops_ = draw(
+        st.lists(
+            st.tuples(st.sampled_from(UNARY + BINARY), st.integers(0, 9)), min_size=1, max_size=5
+        )
+    )
     steps = draw(st.integers(3, 12))
     lines, names = [], ["s", "p", "q"]
     for k, (op, pick) in enumerate(ops_):
@@ -229,7 +233,9 @@ def step_programs(draw):
     )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(source=step_programs())
 def test_random_loops_lower_to_the_same_bits(tmp_path_factory, source):
     folder = tmp_path_factory.mktemp("loop")

@@ -172,9 +172,11 @@ def _independent(pack: tuple[Node, ...], graph: Graph) -> bool:
 
 
 class _Lowering:
+    """The graph rebuilt with its chains' values read off scans (a scan is built when
+    its first value is needed, its packs when the scan needs them)."""
+
     def __init__(self, graph: Graph, chains: list[Chain]):
         self.graph = graph
-        self.chains = chains
         self.owner = {v.id: c for c in chains for v in c.values}
         self.new = Graph()
         self.new.float_dtype = graph.float_dtype
