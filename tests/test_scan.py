@@ -186,13 +186,19 @@ def test_scalars_pack_with_np_array_or_fromiter(tmp_path):
         'def f(x: "f64[]", y: "f64[]"):\n'
         "    few = np.stack([x, y * x, y])\n"
         "    many = np.stack([x * k for k in range(20)])\n"
-        "    return np.sum(np.sin(few)) + np.sum(many * many)\n",
+        "    return np.sum(np.sin(few)) + np.sum(many * many)\n\n\n"
+        'def h(x: "f32[]"):\n'
+        "    many = np.stack([x * k for k in range(20)])\n"
+        "    return np.sum(many * many)\n",
     )
     compiled, module, reports = compile_and_check(src)
     assert all(r.ok for r in reports)
     assert "few = np.array([x, y * x, y])" in compiled.source
     assert re.search(r"np\.fromiter\(\s*\(", compiled.source)
     assert re.search(r"\),\s*np\.float64,\s*20,?\s*\)", compiled.source)
+    assert re.search(r"\),\s*np\.float32,\s*20,?\s*\)", compiled.source)
+    value, (g,) = module.h_value_and_grad(np.float32(0.5))
+    assert value.dtype == np.float32 and g.dtype == np.float32
 
 
 UNARY = ("tanh", "sin", "neg", "exp")
@@ -234,19 +240,22 @@ def step_programs(draw):
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(source=step_programs())
-def test_random_loops_lower_to_the_same_bits(tmp_path_factory, source):
+@given(source=step_programs(), alone=st.booleans())
+def test_random_loops_lower_to_the_same_bits(tmp_path_factory, source, alone):
+    """With every pass, or the scan alone (graphs without CSE or folding), against the
+    same passes without the scan."""
     folder = tmp_path_factory.mktemp("loop")
     src = write_source(folder, source, "loop")
+    others = [] if alone else [n for n in passes.NAMES if n != "scan"]
     saved = scan.ALWAYS, scan.MIN_ROWS
     scan.ALWAYS, scan.MIN_ROWS = True, 2
     try:
-        on = compile_file(src, enabled_passes=passes.NAMES).source
+        on = compile_file(src, enabled_passes=others + ["scan"]).source
     finally:
         scan.ALWAYS, scan.MIN_ROWS = saved
-    off = compile_file(src, enabled_passes=[n for n in passes.NAMES if n != "scan"]).source
+    off = compile_file(src, enabled_passes=others).source
     (folder / "on").mkdir()
     (folder / "off").mkdir()
     (folder / "on" / "loop_grad.py").write_text(on)
