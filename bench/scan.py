@@ -13,14 +13,13 @@ single thread) and sets the measured difference beside the model's.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import sys
 import tempfile
 import timeit
 from pathlib import Path
 
-from codegen import passes
+from codegen import check, passes
 from codegen.load import load
 from codegen.passes import scan
 from codegen.pipeline import compile_file, differentiate
@@ -66,10 +65,7 @@ def _compile(folder: Path, source: str, steps: int, lower: bool):
         scan.ALWAYS, scan.MIN_ROWS = chains
     out = folder / f"f_{steps}_{'scan' if lower else 'scalar'}_grad.py"
     out.write_text(text)
-    spec = importlib.util.spec_from_file_location(out.stem, out)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.f_value_and_grad, scan.cost(vg), "accumulate" in text
+    return check.import_path(out).f_value_and_grad, scan.cost(vg), "accumulate" in text
 
 
 def _per_call(fn, args) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codegen import passes
+from codegen import check, passes
 from codegen.autodiff import vjp_graph
 from codegen.ir import Graph, run
 from codegen.passes import scan
@@ -136,13 +135,6 @@ def test_the_scan_gate_differentiates_at_zeros():
                 assert np.reshape(grads[k], -1)[i] == pytest.approx(numeric, rel=1e-6, abs=1e-6)
 
 
-def _load(path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 CHAIN = """import numpy as np
 
 
@@ -169,7 +161,7 @@ def test_generated_scans_match_the_scalar_code_bit_for_bit(tmp_path):
     assert "accumulate" not in off.source
     (tmp_path / "off").mkdir()
     (tmp_path / "off" / "chain_grad.py").write_text(off.source)
-    scalar = _load(tmp_path / "off" / "chain_grad.py")
+    scalar = check.import_path(tmp_path / "off" / "chain_grad.py")
     args = (0.997, 0.0003, 0.998, 0.9)
     assert module.chain_value_and_grad(*args) == scalar.chain_value_and_grad(*args)
     assert module.chain_vjp(*args, 0.25) == scalar.chain_vjp(*args, 0.25)
@@ -260,7 +252,8 @@ def test_random_loops_lower_to_the_same_bits(tmp_path_factory, source, alone):
     (folder / "off").mkdir()
     (folder / "on" / "loop_grad.py").write_text(on)
     (folder / "off" / "loop_grad.py").write_text(off)
-    a, b = _load(folder / "on" / "loop_grad.py"), _load(folder / "off" / "loop_grad.py")
+    a = check.import_path(folder / "on" / "loop_grad.py")
+    b = check.import_path(folder / "off" / "loop_grad.py")
     args = (0.3, 0.7, 0.9)
     with np.errstate(all="ignore"):
         assert _bits([a.f(*args)]) == _bits([b.f(*args)])
