@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-import cli
+from codegen import cli
 from helpers import ROOT
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))

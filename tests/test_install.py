@@ -1,11 +1,13 @@
-"""`pip install .` ships a working gradgen: the wheel has the templates, and the installed
-command compiles and checks an example in a folder that has nothing to do with the checkout.
+"""`pip install .` ships a working gradgen: the wheel has the templates and no top-level
+module but the package, and the installed command compiles and checks an example in a
+folder that has nothing to do with the checkout.
 
 The wheel is built from a copy of the checkout (so no build/ or *.egg-info lands in it)
-with `pip wheel --no-deps --no-build-isolation` (the running Python's setuptools, no
-download). It goes into a fresh venv that sees the system site-packages for numpy, jinja2
-and black, but gradgen itself must come from the wheel: the test asserts where it imports
-from.
+the way a user's `pip install .` builds it: with build isolation, so pip fetches its own
+setuptools and the running interpreter's (old, wheel-less) setuptools does not matter. It
+goes into a fresh venv that sees nothing of the system site-packages: pip installs numpy,
+jinja2 and black there from the package index, and gradgen must come from the wheel (the
+test asserts where it imports from).
 """
 
 from __future__ import annotations
@@ -39,11 +41,11 @@ def _clean_env() -> dict[str, str]:
     return {
         k: v
         for k, v in os.environ.items()
-        if k not in ("PYTHONPATH", "PYTHONHOME") and not k.startswith("GRADGEN_")
+        if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV") and not k.startswith("GRADGEN_")
     }
 
 
-def _run(cmd: list, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+def _run(cmd: list, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(c) for c in cmd],
         cwd=cwd,
@@ -60,21 +62,8 @@ def wheel(tmp_path_factory) -> Path:
     src = base / "src"
     shutil.copytree(ROOT, src, ignore=IGNORE)
     dist = base / "dist"
-    done = _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            ".",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            dist,
-        ],
-        cwd=src,
-    )
+    cmd = [sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "-q", "-w", dist]
+    done = _run(cmd, cwd=src)
     assert done.returncode == 0, done.stdout + done.stderr
     (found,) = dist.glob("gradgen-*.whl")
     return found
@@ -82,26 +71,27 @@ def wheel(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def installed(wheel, tmp_path_factory) -> Path:
-    """A venv's bin folder, gradgen installed there from the wheel."""
+    """A fresh venv's bin folder (no system site-packages), gradgen installed from the
+    wheel and its dependencies from the package index."""
     env_dir = tmp_path_factory.mktemp("venv") / "env"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False, symlinks=os.name != "nt").create(
+    venv.EnvBuilder(system_site_packages=False, with_pip=True, symlinks=os.name != "nt").create(
         env_dir
     )
     bindir = env_dir / ("Scripts" if os.name == "nt" else "bin")
-    python = bindir / "python"
-    # The running pip installs into the venv's interpreter: no pip bootstrap, no network.
-    # --ignore-installed: a gradgen in the system site-packages (CI's `pip install .`) must
-    # not satisfy the requirement; the venv gets its own copy from the wheel.
-    cmd = [sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index"]
-    done = _run(cmd + ["--ignore-installed", "-q", wheel], cwd=env_dir)
+    done = _run([bindir / "python", "-m", "pip", "install", "-q", wheel], cwd=env_dir)
     assert done.returncode == 0, done.stdout + done.stderr
     return bindir
 
 
-def test_wheel_ships_the_templates(wheel):
-    names = zipfile.ZipFile(wheel).namelist()
+def test_wheel_ships_the_templates_and_no_top_level_cli(wheel):
+    archive = zipfile.ZipFile(wheel)
+    names = archive.namelist()
     assert any(n.startswith("codegen/templates/") and n.endswith(".j2") for n in names), names
-    assert "cli.py" in names
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top == {"codegen"}, f"the wheel installs top-level {sorted(top - {'codegen'})}"
+    (entry,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    scripts = archive.read(entry).decode()
+    assert "gradgen = codegen.cli:main" in scripts, scripts
 
 
 def test_installed_gradgen_runs_outside_the_checkout(installed, tmp_path):
@@ -113,8 +103,10 @@ def test_installed_gradgen_runs_outside_the_checkout(installed, tmp_path):
         [
             installed / "python",
             "-c",
-            "import codegen, cli; from codegen.emit import python as p; "
-            "print(codegen.__file__); print(cli.__file__); print(p.template_dir())",
+            "import codegen, codegen.cli, numpy, black, jinja2; "
+            "from codegen.emit import python as p; "
+            "print(codegen.__file__); print(codegen.cli.__file__); print(p.template_dir()); "
+            "print(numpy.__file__); print(black.__file__); print(jinja2.__file__)",
         ],
         cwd=work,
     )
@@ -123,6 +115,8 @@ def test_installed_gradgen_runs_outside_the_checkout(installed, tmp_path):
     for line in where.stdout.split():
         path = Path(line).resolve()
         assert env_root in path.parents, f"{path} is not inside the venv {env_root}"
+    no_cli = _run([installed / "python", "-c", "import cli"], cwd=work)
+    assert no_cli.returncode != 0, "a top-level module `cli` was installed"
 
     done = _run([installed / "gradgen", "neuron.py", "--out", "out"], cwd=work)
     assert done.returncode == 0, done.stdout + done.stderr
