@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import numpy as np
+
 from . import ops
 from .trace import METHODS, PROPERTIES
 
@@ -42,12 +44,24 @@ def _op_of(fn) -> str | None:
     return None
 
 
+def _spelled(fn, name: str) -> str:
+    """How a user writes it: np.sum, np.lib.stride_tricks.sliding_window_view."""
+    for where, prefix in (
+        (np, "np"),
+        (np.linalg, "np.linalg"),
+        (np.lib.stride_tricks, "np.lib.stride_tricks"),
+    ):
+        if getattr(where, name, None) is fn:
+            return f"{prefix}.{name}"
+    return f"np.{name}"
+
+
 def table() -> str:
     """One row per numpy callable group, with the array methods that reach it."""
     rows: dict[str, list[str]] = defaultdict(list)
     for fn in ops.NUMPY:
         name = getattr(fn, "__name__", str(fn))
-        rows[_op_of(fn) or name].append(f"`np.{name}`")
+        rows[_op_of(fn) or name].append(f"`{_spelled(fn, name)}`")
     methods: dict[str, list[str]] = defaultdict(list)
     for meth, fn in METHODS.items():
         if fn in ops.NUMPY:

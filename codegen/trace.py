@@ -445,7 +445,7 @@ METHODS = {
     name: getattr(np, name)
     for name in (
         "sum mean max min prod reshape dot clip transpose ravel squeeze swapaxes cumsum round "
-        "std var copy"
+        "std var copy diagonal trace repeat take"
     ).split()
 }
 METHODS.update({"flatten": np.ravel, "T": np.transpose})
@@ -457,7 +457,8 @@ VIEWS = {
     getattr(np, name, np.transpose)
     for name in (
         "reshape ravel squeeze expand_dims transpose swapaxes moveaxis matrix_transpose "
-        "broadcast_to split array_split atleast_1d atleast_2d atleast_3d"
+        "broadcast_to split array_split atleast_1d atleast_2d atleast_3d flip fliplr flipud "
+        "rot90 diagonal rollaxis"
     ).split()
 }
 CREATE_HINT = (

@@ -1,0 +1,516 @@
+"""numpy functions written as numpy on traced values.
+
+Each function here reads as its textbook definition, in numpy, and runs on the tracer like
+a user's own code: `np.var(x)` traces as the mean, a subtraction, a square and a sum, and
+its gradient is the one those ops' gates give. So none of them adds an op, a VJP rule or
+an emitter case; the emitted code shows the definition's steps.
+
+A definition must give numpy's value (to rounding) and numpy's gradient everywhere numpy's
+function is differentiable, and route the gradient like the table's own gates at kinks.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any, Callable
+
+import numpy as np
+
+from . import NUMPY
+from .reduce import normalize_axis
+
+LN2 = float(np.log(2.0))
+
+
+def composite(*fns: Any) -> Callable:
+    """Register `impl` as the front of the numpy callables `fns`: it receives the user's
+    arguments with traced values as tracers, and returns a tracer (or a Python value)."""
+
+    def register(impl: Callable) -> Callable:
+        def front(args: tuple, kwargs: dict, tracing) -> Any:
+            wrapped = [_wrap(a, tracing) for a in args]
+            named = {k: _wrap(v, tracing) for k, v in kwargs.items()}
+            return tracing.lift(impl(*wrapped, **named))
+
+        front.__qualname__ = f"composite.{impl.__name__}"
+        for fn in fns:
+            if fn is not None:
+                NUMPY[fn] = front
+        return impl
+
+    return register
+
+
+def _wrap(x: Any, tracing) -> Any:
+    if isinstance(x, (list, tuple)):
+        return type(x)(_wrap(v, tracing) for v in x)
+    return tracing.wrap(x)
+
+
+def _count(shape: tuple, axis: Any) -> int:
+    axes = normalize_axis(axis, len(shape))
+    return int(np.prod([shape[a] for a in axes], dtype=np.int64))
+
+
+def _unsupported(name: str, **given: Any) -> None:
+    for key, value in given.items():
+        if value is not None:
+            raise TypeError(f"np.{name}'s argument {key}= is not supported")
+
+
+# ---- statistics ----
+
+
+@composite(np.var)
+def _var(
+    a,
+    axis=None,
+    dtype=None,
+    out=None,
+    ddof=0,
+    keepdims=False,
+    *,
+    where=None,
+    mean=None,
+    correction=None,
+):
+    """sum((a - mean(a))^2) / (n - ddof), numpy's two-pass definition."""
+    _unsupported("var", dtype=dtype, out=out, where=where, mean=mean)
+    if correction is not None:
+        ddof = correction
+    d = a - np.mean(a, axis=axis, keepdims=True)
+    return np.sum(d * d, axis=axis, keepdims=keepdims) / (_count(a.shape, axis) - ddof)
+
+
+@composite(np.std)
+def _std(
+    a,
+    axis=None,
+    dtype=None,
+    out=None,
+    ddof=0,
+    keepdims=False,
+    *,
+    where=None,
+    mean=None,
+    correction=None,
+):
+    """sqrt(var(a))."""
+    _unsupported("std", dtype=dtype, out=out, where=where, mean=mean)
+    return np.sqrt(
+        np.var(a, axis=axis, ddof=ddof if correction is None else correction, keepdims=keepdims)
+    )
+
+
+@composite(np.average)
+def _average(a, axis=None, weights=None, returned=False, *, keepdims=False):
+    """sum(a * w) / sum(w) along axis (a 1-d w runs along that axis), as numpy says."""
+    if returned:
+        raise TypeError("np.average(..., returned=True) returns a tuple; gradgen needs one array")
+    if weights is None:
+        return np.mean(a, axis=axis, keepdims=keepdims)
+    w = weights
+    if np.shape(w) != a.shape:
+        if axis is None or np.ndim(w) != 1 or not isinstance(axis, (int, np.integer)):
+            raise TypeError("weights of another shape than a need an int axis and 1-d weights")
+        ax = normalize_axis(axis, a.ndim)[0]
+        w = np.reshape(w, tuple(-1 if i == ax else 1 for i in range(a.ndim)))
+    total = np.sum(a * w, axis=axis, keepdims=keepdims)
+    return total / np.sum(w * np.ones_like(a), axis=axis, keepdims=keepdims)
+
+
+@composite(np.ptp)
+def _ptp(a, axis=None, out=None, keepdims=False):
+    """max - min: the gradient routes to the winners of each."""
+    _unsupported("ptp", out=out)
+    return np.max(a, axis=axis, keepdims=keepdims) - np.min(a, axis=axis, keepdims=keepdims)
+
+
+# ---- differences and integrals ----
+
+
+def _along(ndim: int, axis: int, key: Any) -> tuple:
+    return (slice(None),) * axis + (key,)
+
+
+@composite(np.diff)
+def _diff(a, n=1, axis=-1, prepend=None, append=None):
+    """a[1:] - a[:-1] along axis, n times; prepend/append are concatenated first."""
+    n = operator.index(n)
+    if n < 0:
+        raise ValueError(f"order must be non-negative but got {n}")
+    ax = normalize_axis(axis, max(np.ndim(a), 1))[0]
+    parts = []
+    for extra, side in ((prepend, 0), (append, 1)):
+        if extra is None:
+            continue
+        if np.ndim(extra) == 0:  # a scalar is repeated along the axis
+            shape = tuple(1 if i == ax else d for i, d in enumerate(a.shape))
+            extra = np.broadcast_to(extra, shape)
+        parts.append((side, extra))
+    if parts:
+        a = np.concatenate(
+            [e for s, e in parts if s == 0] + [a] + [e for s, e in parts if s == 1], axis=ax
+        )
+    for _ in range(n):
+        a = a[_along(a.ndim, ax, slice(1, None))] - a[_along(a.ndim, ax, slice(None, -1))]
+    return a
+
+
+@composite(np.ediff1d)
+def _ediff1d(ary, to_end=None, to_begin=None):
+    """diff of the flattened array, with to_begin / to_end around it."""
+    flat = np.ravel(ary)
+    d = flat[1:] - flat[:-1]
+    parts = [np.ravel(x) for x in (to_begin,) if x is not None]
+    parts += [d] + [np.ravel(x) for x in (to_end,) if x is not None]
+    return np.concatenate(parts) if len(parts) > 1 else d
+
+
+def _trapezoid(y, x=None, dx=1.0, axis=-1):
+    """sum((y[1:] + y[:-1]) / 2 * dx) along axis, dx = diff(x) when x is given."""
+    ax = normalize_axis(axis, y.ndim)[0]
+    if x is not None:
+        if np.ndim(x) == 1:
+            dx = np.diff(x)
+            dx = np.reshape(dx, tuple(-1 if i == ax else 1 for i in range(y.ndim)))
+        else:
+            dx = np.diff(x, axis=ax)
+    ends = y[_along(y.ndim, ax, slice(1, None))] + y[_along(y.ndim, ax, slice(None, -1))]
+    return np.sum(dx * ends / 2.0, axis=ax)
+
+
+composite(getattr(np, "trapezoid", None), getattr(np, "trapz", None))(_trapezoid)
+
+
+# ---- log space and angles ----
+
+
+@composite(np.logaddexp)
+def _logaddexp(x1, x2, out=None, **kwargs):
+    """max(a, b) + log1p(exp(-|a - b|)): no overflow, and at a tie each side gets half."""
+    _unsupported("logaddexp", out=out, **kwargs)
+    return np.maximum(x1, x2) + np.log1p(np.exp(-np.abs(x1 - x2)))
+
+
+@composite(np.logaddexp2)
+def _logaddexp2(x1, x2, out=None, **kwargs):
+    """max(a, b) + log2(1 + 2^-|a - b|)."""
+    _unsupported("logaddexp2", out=out, **kwargs)
+    return np.maximum(x1, x2) + np.log1p(np.exp2(-np.abs(x1 - x2))) / LN2
+
+
+@composite(np.deg2rad, np.radians)
+def _deg2rad(x, out=None, **kwargs):
+    _unsupported("deg2rad", out=out, **kwargs)
+    return x * (np.pi / 180.0)
+
+
+@composite(np.rad2deg, np.degrees)
+def _rad2deg(x, out=None, **kwargs):
+    _unsupported("rad2deg", out=out, **kwargs)
+    return x * (180.0 / np.pi)
+
+
+@composite(np.sinc)
+def _sinc(x):
+    """sin(pi x) / (pi x), 1 at 0; the quotient is taken at 1 where x is 0, so neither its
+    value nor its gradient there is a NaN (the slope at 0 is 0)."""
+    zero = x == 0
+    safe = np.where(zero, 1.0, x) * np.pi
+    return np.where(zero, 1.0, np.sin(safe) / safe)
+
+
+# ---- matrices ----
+
+
+def _diagonal_index(shape: tuple, offset: int, axis1: int, axis2: int) -> tuple:
+    n1, n2 = shape[axis1], shape[axis2]
+    start1, start2 = max(-offset, 0), max(offset, 0)
+    length = max(0, min(n1 - start1, n2 - start2))
+    return np.arange(length) + start1, np.arange(length) + start2
+
+
+@composite(np.diagonal)
+def _diagonal(a, offset=0, axis1=0, axis2=1):
+    """The elements a[..., i, i + offset, ...], on a new last axis, as numpy puts them."""
+    axis1, axis2 = (normalize_axis(ax, a.ndim)[0] for ax in (axis1, axis2))
+    if axis1 == axis2:
+        raise ValueError("axis1 and axis2 cannot be the same")
+    rows, cols = _diagonal_index(a.shape, operator.index(offset), axis1, axis2)
+    moved = np.moveaxis(a, (axis1, axis2), (-2, -1))
+    return moved[..., rows, cols]
+
+
+@composite(np.diag)
+def _diag(v, k=0):
+    """A 1-d v becomes a matrix with v on diagonal k; a 2-d v gives its diagonal k."""
+    k = operator.index(k)
+    if v.ndim == 2:
+        return np.diagonal(v, offset=k)
+    if v.ndim != 1:
+        raise ValueError("Input must be 1- or 2-d.")
+    n = v.shape[0] + abs(k)
+    out = np.zeros_like(v, shape=(n, n))  # traced, so it can be filled in
+    rows, cols = _diagonal_index((n, n), k, 0, 1)
+    out[rows, cols] = v
+    return out
+
+
+@composite(np.trace)
+def _trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    _unsupported("trace", dtype=dtype, out=out)
+    return np.sum(np.diagonal(a, offset=offset, axis1=axis1, axis2=axis2), axis=-1)
+
+
+def _triangle(lower: bool) -> Callable:
+    def impl(m, k=0):
+        rows, cols = m.shape[-2], m.shape[-1]
+        keep = np.tri(rows, cols, operator.index(k), dtype=bool)
+        if not lower:
+            keep = ~np.tri(rows, cols, operator.index(k) - 1, dtype=bool)
+        return np.where(keep, m, 0.0)
+
+    impl.__name__ = "_tril" if lower else "_triu"
+    return impl
+
+
+composite(np.tril)(_triangle(lower=True))
+composite(np.triu)(_triangle(lower=False))
+
+
+@composite(np.kron)
+def _kron(a, b):
+    """kron(a, b)[i*p + k, j*q + l] = a[i, j] * b[k, l], for any number of dims."""
+    a, b = (v if hasattr(v, "shape") else np.asarray(v, dtype=np.float64) for v in (a, b))
+    nd = max(np.ndim(a), np.ndim(b))
+    a = np.reshape(a, (1,) * (nd - np.ndim(a)) + tuple(np.shape(a)))
+    b = np.reshape(b, (1,) * (nd - np.ndim(b)) + tuple(np.shape(b)))
+    # interleave: a's axis i and b's axis i side by side, then merge them
+    a_wide = np.reshape(a, tuple(d for s in np.shape(a) for d in (s, 1)))
+    b_wide = np.reshape(b, tuple(d for s in np.shape(b) for d in (1, s)))
+    product = a_wide * b_wide
+    return np.reshape(product, tuple(x * y for x, y in zip(np.shape(a), np.shape(b))))
+
+
+@composite(np.cross)
+def _cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    """The cross product of 3-vectors (or the z of 2-vectors) along the vector axes."""
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    a = np.moveaxis(a, axisa, -1)
+    b = np.moveaxis(b, axisb, -1)
+    na, nb = a.shape[-1], b.shape[-1]
+    if na not in (2, 3) or nb not in (2, 3):
+        raise ValueError("incompatible dimensions for cross product (dimension must be 2 or 3)")
+    a0, a1 = a[..., 0], a[..., 1]
+    b0, b1 = b[..., 0], b[..., 1]
+    if na == 2 and nb == 2:
+        return a0 * b1 - a1 * b0
+    a2 = a[..., 2] if na == 3 else 0.0
+    b2 = b[..., 2] if nb == 3 else 0.0
+    c = np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
+    return np.moveaxis(c, -1, axisc)
+
+
+@composite(np.vander)
+def _vander(x, N=None, increasing=False):
+    """Columns x^(N-1), ..., x, 1 (or increasing), as products, not powers: exact at 0."""
+    n = x.shape[0] if N is None else operator.index(N)
+    cols = [np.ones_like(x)] if n else []
+    for _ in range(1, n):
+        cols.append(cols[-1] * x)
+    if not increasing:
+        cols = cols[::-1]
+    return np.stack(cols, axis=1) if cols else np.zeros((x.shape[0], 0))
+
+
+# ---- shapes and windows ----
+
+
+@composite(np.flip)
+def _flip(m, axis=None):
+    axes = normalize_axis(axis, m.ndim)
+    return m[tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(m.ndim))]
+
+
+@composite(np.fliplr)
+def _fliplr(m):
+    return m[:, ::-1]
+
+
+@composite(np.flipud)
+def _flipud(m):
+    return m[::-1]
+
+
+@composite(np.rot90)
+def _rot90(m, k=1, axes=(0, 1)):
+    """numpy's definition: flips and a transpose of the two axes."""
+    k = operator.index(k) % 4
+    a0, a1 = (normalize_axis(ax, m.ndim)[0] for ax in axes)
+    if a0 == a1:
+        raise ValueError("Axes must be different.")
+    if k == 0:
+        return m
+    if k == 2:
+        return np.flip(np.flip(m, a0), a1)
+    perm = list(range(m.ndim))
+    perm[a0], perm[a1] = perm[a1], perm[a0]
+    if k == 1:
+        return np.transpose(np.flip(m, a1), perm)
+    return np.flip(np.transpose(m, perm), a1)
+
+
+@composite(np.roll)
+def _roll(a, shift, axis=None):
+    """Two slices concatenated per axis (the flattened array when axis is None)."""
+    if axis is None:
+        return np.reshape(np.roll(np.ravel(a), shift, 0), a.shape)
+    shifts = (shift,) if np.ndim(shift) == 0 else tuple(shift)
+    axes = (axis,) if np.ndim(axis) == 0 else tuple(axis)
+    shifts, axes = np.broadcast_arrays(np.asarray(shifts), np.asarray(axes))
+    out = a
+    for s, ax in zip(shifts.tolist(), axes.tolist()):
+        ax = normalize_axis(ax, a.ndim)[0]
+        n = a.shape[ax]
+        s = s % n if n else 0
+        if s:
+            head = out[_along(a.ndim, ax, slice(n - s, None))]
+            tail = out[_along(a.ndim, ax, slice(None, n - s))]
+            out = np.concatenate([head, tail], axis=ax)
+    return out
+
+
+@composite(np.rollaxis)
+def _rollaxis(a, axis, start=0):
+    axis = normalize_axis(axis, a.ndim)[0]
+    start = operator.index(start)
+    if not -a.ndim <= start <= a.ndim:
+        raise ValueError(f"start={start} is out of range for {a.ndim} dimensions")
+    start %= a.ndim + 1
+    if axis < start:
+        start -= 1
+    return np.moveaxis(a, axis, start)
+
+
+@composite(np.tile)
+def _tile(A, reps):
+    """A broadcast against new axes of the repetition counts, then merged."""
+    reps = (operator.index(reps),) if np.ndim(reps) == 0 else tuple(map(operator.index, reps))
+    nd = max(A.ndim, len(reps))
+    shape = (1,) * (nd - A.ndim) + A.shape
+    reps = (1,) * (nd - len(reps)) + reps
+    wide = np.reshape(A, tuple(d for s in shape for d in (1, s)))
+    wide = np.broadcast_to(wide, tuple(d for r, s in zip(reps, shape) for d in (r, s)))
+    return np.reshape(wide, tuple(r * s for r, s in zip(reps, shape)))
+
+
+@composite(np.repeat)
+def _repeat(a, repeats, axis=None):
+    """An integer index that names each element as often as it repeats."""
+    if axis is None:
+        a, axis = np.ravel(a), 0
+    ax = normalize_axis(axis, a.ndim)[0]
+    idx = np.repeat(np.arange(a.shape[ax]), np.asarray(repeats))
+    return a[_along(a.ndim, ax, idx)]
+
+
+@composite(np.take)
+def _take(a, indices, axis=None, out=None, mode="raise"):
+    _unsupported("take", out=out)
+    if mode != "raise":
+        raise TypeError(f"np.take(..., mode={mode!r}) is not supported")
+    if axis is None:
+        a, axis = np.ravel(a), 0
+    ax = normalize_axis(axis, a.ndim)[0]
+    idx = np.asarray(indices)
+    return a[_along(a.ndim, ax, idx)]
+
+
+@composite(np.append)
+def _append(arr, values, axis=None):
+    if axis is None:
+        return np.concatenate([np.ravel(arr), np.ravel(values)])
+    return np.concatenate([arr, values], axis=axis)
+
+
+@composite(np.delete)
+def _delete(arr, obj, axis=None):
+    """The elements not deleted, read with an integer index."""
+    if axis is None:
+        arr, axis = np.ravel(arr), 0
+    ax = normalize_axis(axis, arr.ndim)[0]
+    keep = np.delete(np.arange(arr.shape[ax]), np.asarray(obj))  # a constant: its value
+    return arr[_along(arr.ndim, ax, keep)]
+
+
+@composite(np.pad)
+def _pad(array, pad_width, mode="constant", **kwargs):
+    """constant, edge and reflect padding, one axis at a time, as concatenations."""
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (array.ndim, 2)).tolist()
+    if mode not in ("constant", "edge", "reflect", "symmetric"):
+        raise TypeError(
+            f"np.pad(..., mode={mode!r}) is not supported (constant, edge, reflect, "
+            "symmetric are)"
+        )
+    values = kwargs.pop("constant_values", 0.0) if mode == "constant" else None
+    if kwargs:
+        raise TypeError(f"np.pad's argument {next(iter(kwargs))}= is not supported")
+    if values is not None:
+        values = np.broadcast_to(np.asarray(values, dtype=np.float64), (array.ndim, 2)).tolist()
+    out = array
+    for ax, (before, after) in enumerate(widths):
+        if before < 0 or after < 0:
+            raise ValueError("index can't contain negative values")
+        if not before and not after:
+            continue
+        n = out.shape[ax]
+        if mode == "constant":
+            shape = list(out.shape)
+            parts = []
+            if before:
+                shape[ax] = before
+                parts.append(np.full(tuple(shape), values[ax][0]))
+            parts.append(out)
+            if after:
+                shape[ax] = after
+                parts.append(np.full(tuple(shape), values[ax][1]))
+            out = np.concatenate(parts, axis=ax)
+            continue
+        # a position for every padded element, read from the unpadded axis by numpy's rule
+        idx = np.pad(np.arange(n), (before, after), mode=mode)
+        out = out[_along(out.ndim, ax, idx)]
+    return out
+
+
+def _sliding_window_view(x, window_shape, axis=None, *, subok=False, writeable=False):
+    """Every window as an integer gather; the gradient scatter-adds the overlaps back."""
+    if writeable:
+        raise TypeError("a writeable window view would write into the parameter")
+    window_shape = (window_shape,) if np.ndim(window_shape) == 0 else tuple(window_shape)
+    # numpy's own windows over the flat positions give the gather index
+    positions = np.arange(x.size).reshape(x.shape)
+    windows = np.lib.stride_tricks.sliding_window_view(positions, window_shape, axis=axis)
+    return np.reshape(np.ravel(x)[np.ravel(windows)], windows.shape)
+
+
+composite(np.lib.stride_tricks.sliding_window_view)(_sliding_window_view)
+
+
+# ---- Python-valued queries ----
+
+
+@composite(np.ndim)
+def _ndim(a):
+    return a.ndim
+
+
+@composite(np.shape)
+def _shape(a):
+    return a.shape
+
+
+@composite(np.size)
+def _size(a, axis=None):
+    return a.size if axis is None else a.shape[axis]

@@ -1,0 +1,182 @@
+"""numpy functions written as numpy on traced values (codegen/ops/composite.py): each
+through the whole pipeline (every pass and none), the reference interpreter, and jax where
+it is installed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from codegen import passes
+from codegen.errors import GradgenError
+from codegen.ops import NUMPY
+from codegen.pipeline import compile_file
+from helpers import assert_ir_matches, compile_and_check, write_expr, write_source
+
+# numpy 2 deprecates np.cross of 2-vectors, which still works and is tested
+pytestmark = pytest.mark.filterwarnings("ignore:Arrays of 2-dimensional vectors")
+
+# (parameters, expression): the expression is summed after np.sin, as in tests/test_ops.py
+CASES = [
+    ("x: f64[3,4]", "np.var(x)"),
+    ("x: f64[3,4]", "np.var(x, axis=0)"),
+    ("x: f64[3,4]", "x.var(axis=1, ddof=1, keepdims=True) * x"),
+    ("x: f64[3,4]", "np.std(x, axis=(0, 1))"),
+    ("x: f64[5]", "x.std(ddof=1)"),
+    ("x: f64[3,4]", "np.average(x, axis=1)"),
+    ("x: f64[3,4], w: f64[4]", "np.average(x, axis=1, weights=w * w + 1.0)"),
+    ("x: f64[3,4], w: f64[3,4]", "np.average(x, weights=np.exp(w))"),
+    ("x: f64[3,4]", "np.ptp(x, axis=0)"),
+    ("x: f64[6]", "np.diff(x)"),
+    ("x: f64[3,5]", "np.diff(x, n=2, axis=1)"),
+    ("x: f64[3,4]", "np.diff(x, axis=0, prepend=0.5)"),
+    ("x: f64[4], y: f64[1]", "np.diff(x, append=y)"),
+    ("x: f64[2,3]", "np.ediff1d(x, to_begin=np.array([1.0, 2.0]))"),
+    ("x: f64[6]", "(np.trapezoid if hasattr(np, 'trapezoid') else np.trapz)(x)"),
+    ("y: f64[3,5], t: f64[5]", "getattr(np, 'trapezoid', getattr(np, 'trapz', None))(y, x=t * t)"),
+    ("x: f64[4], y: f64[4]", "np.logaddexp(x, 3.0 * y)"),
+    ("x: f64[2,3], y: f64[3]", "np.logaddexp2(x, y)"),
+    ("x: f64[3]", "np.deg2rad(x) + np.radians(x * x)"),
+    ("x: f64[3]", "np.rad2deg(x) / 90.0 + np.degrees(x) / 45.0"),
+    ("x: f64[5]", "np.sinc(x)"),
+    ("x: f64[3,3]", "np.diag(x)"),
+    ("x: f64[2,4]", "np.diag(x, k=1)"),
+    ("x: f64[3]", "np.diag(x, k=-1) @ np.ones(4)"),
+    ("x: f64[2,3,4]", "np.diagonal(x, offset=1, axis1=1, axis2=2)"),
+    ("x: f64[3,3]", "np.trace(x) + x.trace(offset=-1)"),
+    ("x: f64[3,4]", "np.triu(x) + np.tril(x, k=-1) * 2.0"),
+    ("x: f64[2,3,3]", "np.triu(x, 1)"),
+    ("x: f64[2,3], y: f64[3,2]", "np.kron(x, y)"),
+    ("x: f64[3], y: f64[2]", "np.kron(x, y)"),
+    ("x: f64[3], y: f64[3]", "np.cross(x, y)"),
+    ("x: f64[4,3], y: f64[3]", "np.cross(x, y)"),
+    ("x: f64[3,2], y: f64[3,2]", "np.cross(x, y, axisa=0, axisb=0)"),
+    ("x: f64[2,2], y: f64[2,3]", "np.cross(x, y)"),
+    ("x: f64[4]", "np.vander(x)"),
+    ("x: f64[3]", "np.vander(x, 4, increasing=True)"),
+    ("x: f64[3,4]", "np.flip(x) * np.flip(x, axis=1) + np.fliplr(x) - np.flipud(x)"),
+    ("x: f64[2,3]", "np.rot90(x) @ np.rot90(x, 3).T + np.sum(np.rot90(x, 2))"),
+    ("x: f64[5]", "np.roll(x, 2) * x"),
+    ("x: f64[3,4]", "np.roll(x, -1, axis=1) + np.roll(x, 5)"),
+    ("x: f64[2,3,4]", "np.rollaxis(x, 2)[0]"),
+    ("x: f64[2,3]", "np.tile(x, 2)"),
+    ("x: f64[3]", "np.tile(x, (2, 2))"),
+    ("x: f64[2,3]", "np.repeat(x, 2)"),
+    ("x: f64[2,3]", "np.repeat(x, np.array([1, 0, 2]), axis=1) + x.repeat(2, axis=1)[:, :3]"),
+    ("x: f64[2,3]", "np.take(x, np.array([0, 2, 2])) + x.take(np.array([1, 1, 0]), axis=1)[0]"),
+    ("x: f64[3], y: f64[2]", "np.append(x, y)"),
+    ("x: f64[2,3], y: f64[1,3]", "np.append(x, y, axis=0)"),
+    ("x: f64[5]", "np.delete(x, np.array([1, 3]))"),
+    ("x: f64[3,4]", "np.delete(x, 0, axis=1)"),
+    ("x: f64[3]", "np.pad(x, 2)"),
+    ("x: f64[2,3]", "np.pad(x, ((1, 0), (2, 1)), constant_values=0.5)"),
+    ("x: f64[2,3]", "np.pad(x, 1, mode='edge')"),
+    ("x: f64[4]", "np.pad(x, (2, 3), mode='reflect')"),
+    ("x: f64[3,3]", "np.pad(x, ((1, 1), (0, 2)), mode='symmetric')"),
+    ("x: f64[6]", "np.lib.stride_tricks.sliding_window_view(x, 3) @ np.arange(3.0)"),
+    (
+        "x: f64[4,5], k: f64[2,2]",
+        "np.einsum('ijkl,kl->ij', " "np.lib.stride_tricks.sliding_window_view(x, (2, 2)), k)",
+    ),
+    ("x: f64[3,4]", "x * np.ndim(x) + np.size(x) + np.size(x, 1) + np.shape(x)[0]"),
+]
+
+
+@pytest.mark.parametrize("pass_set", ["all", "none"])
+@pytest.mark.parametrize("params, expr", CASES, ids=[e for _, e in CASES])
+def test_composite_through_pipeline(tmp_path, params, expr, pass_set):
+    path = write_expr(tmp_path, params, expr)
+    compiled, module, reports = compile_and_check(path, enabled_passes=passes.parse(pass_set))
+    for r in reports:
+        assert r.ok, "\n" + "\n".join(str(a) for a in r.args)
+    assert_ir_matches(compiled, module)
+
+
+@pytest.mark.parametrize("params, expr", CASES, ids=[e for _, e in CASES])
+def test_composite_matches_jax(tmp_path, params, expr):
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    path = write_expr(tmp_path, params, expr)
+    compiled, module, _ = compile_and_check(path)
+    spec = compiled.functions[0].spec
+    source = path.read_text().replace("import numpy as np", "")
+    namespace: dict = {}
+    exec(compile(source, str(path), "exec"), {"np": jnp, "__name__": "jaxed"}, namespace)
+    from codegen.check import draw_point
+
+    args, _ = draw_point(spec.params, compiled.functions[0].forward, np.random.default_rng(5))
+    try:
+        want = jax.grad(namespace["f"], argnums=tuple(range(len(args))))(
+            *[jnp.asarray(a) for a in args]
+        )
+    except (AttributeError, NotImplementedError) as e:  # jax.numpy lacks the function
+        pytest.skip(f"jax.numpy does not have it: {e}")
+    # anything else jax raises is a failure: the cases are written for both
+    _, got = module.f_value_and_grad(*[a if a.ndim else float(a) for a in args])
+    for ours, theirs in zip(got, want):
+        np.testing.assert_allclose(ours, np.asarray(theirs), rtol=1e-9, atol=1e-12)
+
+
+def test_logaddexp_is_stable_and_splits_ties(tmp_path):
+    path = write_expr(tmp_path, "x: f64[], y: f64[]", "np.logaddexp(x, y)", reduce=False)
+    compiled, module, _ = compile_and_check(path)
+    value, (gx, gy) = module.f_value_and_grad(800.0, 800.0)
+    assert value == pytest.approx(800.0 + np.log(2.0))
+    assert (gx, gy) == (0.5, 0.5)
+    value, (gx, gy) = module.f_value_and_grad(-1000.0, 1.0)
+    assert value == 1.0 and gx == 0.0 and gy == 1.0
+
+
+def test_sinc_at_zero_is_finite(tmp_path):
+    path = write_expr(tmp_path, "x: f64[3]", "np.sinc(x)", reduce=False)
+    path.write_text(path.read_text().replace("return np.sinc(x)", "return np.sum(np.sinc(x))"))
+    _, module, _ = compile_and_check(path)
+    value, (g,) = module.f_value_and_grad(np.array([0.0, 0.5, -1.5]))
+    assert value == pytest.approx(np.sum(np.sinc([0.0, 0.5, -1.5])))
+    assert np.all(np.isfinite(g)) and g[0] == 0.0
+
+
+def test_flip_is_a_view_as_in_numpy(tmp_path):
+    """Writing into np.flip(y) writes into y, as numpy's view does."""
+    path = write_source(
+        tmp_path,
+        """
+        import numpy as np
+
+        def f(x: "f64[3]"):
+            y = x * 1.0
+            v = np.flip(y)
+            v[0] = x[0] * 5.0
+            return np.sum(y * y)
+        """,
+    )
+    compiled, module, reports = compile_and_check(path)
+    assert all(r.ok for r in reports)
+    x = np.array([1.0, 2.0, 3.0])
+    assert module.f(x) == pytest.approx(1.0 + 4.0 + 25.0)
+
+
+@pytest.mark.parametrize(
+    "expr, message",
+    [
+        ("np.average(x, weights=w, returned=True)", "returned=True"),
+        ("np.pad(x, 1, mode='wrap')", "mode='wrap'"),
+        ("np.var(x, where=x > 0)", "where="),
+    ],
+)
+def test_refusals_name_the_line(tmp_path, expr, message):
+    path = write_expr(tmp_path, "x: f64[3], w: f64[3]", expr)
+    with pytest.raises(GradgenError) as e:
+        compile_file(path)
+    assert message in e.value.message and e.value.src is not None
+    assert "expr.py" in e.value.render() and ":5" in e.value.render()
+
+
+def test_every_composite_has_a_case():
+    fronts = {fn for fn, front in NUMPY.items() if front.__qualname__.startswith("composite.")}
+    names = {getattr(fn, "__name__", "") for fn in fronts}
+    written = " ".join(e for _, e in CASES)
+    missing = sorted(n for n in names if n not in written)
+    assert not missing, f"no test case for {missing}"
