@@ -30,7 +30,7 @@ from .errors import GradgenError, Src
 from .ir import NUMPY_DTYPES, Graph, Node, dtype_of, evaluate
 from .load import BOUND, RETURNING, FunctionSpec, Loaded, user_frame_src
 from .ops import create
-from .ops.shape import key_of_positions, nonnegative, normalize_key, real_key
+from .ops.shape import ARR, key_of_positions, nonnegative, normalize_key, real_key
 
 SUPPORTED_HINT = "see 'Supported numpy' in gradgen's README.md for what traces"
 BRANCH_HINT = (
@@ -278,6 +278,8 @@ class Tracer:
         return norm, arrays, selected
 
     def __getitem__(self, key):
+        if _runtime_indices(key, self.tracing):
+            return Tracer(self.tracing.gather(self, key), self.tracing)  # a copy, as numpy's
         norm, arrays, selected = self.key(key)
         consts = self.tracing.index_arrays(arrays, key)
         node = self.tracing.apply("index", self.node, *consts, key=norm)
@@ -286,6 +288,11 @@ class Tracer:
         )
 
     def __setitem__(self, key, value):
+        if _runtime_indices(key, self.tracing):
+            raise self.tracing.error(
+                "assignment at indices computed from the parameters (argsort, argmax, ...)",
+                "build the result with np.take_along_axis or np.where instead",
+            )
         if self.scalar:
             raise self.tracing.error(
                 "assignment into an element of a scalar", "a scalar value has no elements to assign"
@@ -445,7 +452,7 @@ METHODS = {
     name: getattr(np, name)
     for name in (
         "sum mean max min prod reshape dot clip transpose ravel squeeze swapaxes cumsum round "
-        "std var copy diagonal trace repeat take"
+        "std var copy diagonal trace repeat take argsort argmax argmin"
     ).split()
 }
 METHODS.update({"flatten": np.ravel, "T": np.transpose})
@@ -485,6 +492,15 @@ def _nodes_in(obj: Any) -> list[Node]:
     if isinstance(obj, (list, tuple)):
         return [n for o in obj for n in _nodes_in(o)]
     return []
+
+
+def _runtime_indices(key: Any, tracing: "Tracing") -> bool:
+    """Whether the key holds integers computed at run time (argsort, argmax): traced
+    integer values that are not constants."""
+    return any(
+        isinstance(k, Tracer) and k.dtype.kind in "iu" and tracing.concrete(k.node) is None
+        for k in (key if isinstance(key, tuple) else (key,))
+    )
 
 
 def _holds_tracer(obj: Any) -> bool:
@@ -612,6 +628,35 @@ class Tracing:
             node.name = node.name or name or "IDX"
             nodes.append(node)
         return nodes
+
+    def gather(self, x: Tracer, key: Any) -> Node:
+        """x[key] where parts of the key are integers computed at run time (argsort,
+        argmax): they enter the index op as array inputs; numpy checks the key on
+        stand-ins of their shapes."""
+        parts = key if isinstance(key, tuple) else (key,)
+        norm: list = []
+        inputs: list = []
+        stand_ins: list = []
+        for k in parts:
+            if isinstance(k, Tracer) and k.dtype.kind in "iu" and self.concrete(k.node) is None:
+                norm.append((ARR, len(inputs)))
+                inputs.append(k.node)
+                stand_ins.append(np.zeros(k.shape, dtype=np.int64))
+                continue
+            one, arrays = normalize_key((self.index_value(k),))
+            for entry in one:
+                if isinstance(entry, tuple) and entry[0] == ARR:
+                    entry = (ARR, len(inputs))
+                    inputs.append(None)
+                    stand_ins.append(arrays.pop(0))
+                norm.append(entry)
+        consts = iter(self.index_arrays([a for a, n in zip(stand_ins, inputs) if n is None]))
+        inputs = [next(consts) if n is None else n for n in inputs]
+        try:
+            x.positions[real_key(tuple(norm), stand_ins)]  # numpy checks the key here
+        except (TypeError, IndexError, ValueError) as e:
+            raise self.error(f"indexing a {x.node.dtype}{list(x.shape)} value: {e}") from None
+        return self.apply("index", x.node, *inputs, key=nonnegative(tuple(norm), x.shape))
 
     def wrap(self, x: Any) -> Any:
         return Tracer(x, self) if isinstance(x, Node) else x
