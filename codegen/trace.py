@@ -452,7 +452,7 @@ METHODS = {
     name: getattr(np, name)
     for name in (
         "sum mean max min prod reshape dot clip transpose ravel squeeze swapaxes cumsum round "
-        "std var copy diagonal trace repeat take argsort argmax argmin"
+        "std var copy diagonal trace repeat take argsort argmax argmin cumprod"
     ).split()
 }
 METHODS.update({"flatten": np.ravel, "T": np.transpose})
