@@ -1,0 +1,531 @@
+"""np.linalg: inverse, solve, determinants, Cholesky, symmetric eigendecomposition and
+singular values as primitives with their published VJPs; norm, matrix_power and
+multi_dot written as numpy on traced values.
+
+All work on stacks of matrices (the last two axes), as numpy's do. Where numpy reads only
+one triangle of its input (cholesky, eigh, eigvalsh: the lower one by default), so does
+the gradient: the other triangle does not change the result, and its gradient is 0.
+
+Tuple results (slogdet, eigh, svd) are one op per part, each computed by numpy's own
+function: `np.linalg.slogdet(a)[1]`. The gradient through svd's singular vectors is not
+supported (an error names the line); through its singular values it is.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import numpy as np
+
+from ..emit.expr import ATOM, Expr
+from ..errors import GradgenError
+from . import NUMPY, apply, defop
+from .composite import composite
+from .linalg import _swap_last
+
+# ---- small IR helpers ----
+
+
+def _mT(x):
+    return _swap_last(x)
+
+
+def _mm(a, b):
+    return apply("matmul", a, b)
+
+
+def _expand2(x):
+    """A stack of scalars (...,) as (..., 1, 1), to scale a stack of matrices."""
+    return apply("reshape", x, shape=tuple(x.shape) + (1, 1))
+
+
+def _square(shape: tuple, name: str) -> None:
+    if len(shape) < 2:
+        raise ValueError(
+            f"{len(shape)}-dimensional array given. Array must be at least two-dimensional"
+        )
+    if shape[-1] != shape[-2]:
+        raise ValueError(f"{name}: last 2 dimensions of the array must be square")
+
+
+def _square_shape(name: str):
+    def shape(shapes, **attrs):
+        _square(shapes[0], name)
+        return tuple(shapes[0])
+
+    return shape
+
+
+def _linalg_front(op: str, *names: str, **defaults: Any):
+    """A front taking the matrix and the keyword arguments `defaults` (numpy's defaults)."""
+
+    def front(args, kwargs, tracing):
+        a, *rest = args
+        attrs = dict(defaults)
+        for key, value in zip(defaults, rest):
+            attrs[key] = value
+        for key, value in kwargs.items():
+            if key not in defaults:
+                raise TypeError(f"np.linalg.{op}'s argument {key}= is not supported")
+            attrs[key] = value
+        if not hasattr(a, "graph"):
+            a = tracing.graph.const(np.asarray(a, dtype=np.float64))
+        return tracing.apply(names[0] if names else op, a, **attrs)
+
+    return front
+
+
+def _lower_only(s, uplo: str = "L"):
+    """The gradient of a function of the symmetric matrix numpy builds from one triangle
+    of A, given S, its gradient as if every element of that symmetric matrix were free:
+    an element below the diagonal stands for itself and its mirror, so it gets S + S^T."""
+    n = s.shape[-1]
+    tri = np.tril(np.ones((n, n)), -1) if uplo == "L" else np.triu(np.ones((n, n)), 1)
+    off = apply("mul", s + _mT(s), tri)
+    return off + apply("mul", s, np.eye(n))
+
+
+def _call_py(text: str):
+    def emit(args, node) -> Expr:
+        return Expr(text.format(*(a.text for a in args), **node.attrs), ATOM)
+
+    return emit
+
+
+# ---- inverse, solve, determinants ----
+
+defop(
+    "inv",
+    numpy=(np.linalg.inv,),
+    front=_linalg_front("inv"),
+    eval=np.linalg.inv,
+    shape=_square_shape("inv"),
+    dtype=lambda dtypes, **a: dtypes[0],
+    # d(A^-1) = -A^-1 dA A^-1
+    vjp=lambda g, out, a: (-_mm(_mm(_mT(out), g), _mT(out)),),
+    py=_call_py("np.linalg.inv({0})"),
+    gate="inv gate: -A^-T g A^-T",
+    examples=(
+        ("a: f64[3,3]", "np.linalg.inv(a + 3.0 * np.eye(3))"),
+        ("a: f64[2,2,2]", "np.linalg.inv(a + np.eye(2) * 2.0) * a"),
+    ),
+)
+
+
+def _solve_shape(shapes):
+    a, b = shapes
+    _square(a, "solve")
+    if len(b) == 1:
+        return tuple(np.broadcast_shapes(a[:-2], ())) + (a[-1],) if len(a) > 2 else (a[-1],)
+    return tuple(np.broadcast_shapes(a[:-2], b[:-2])) + (a[-1], b[-1])
+
+
+def _solve_vjp(g, x, a, b):
+    """x = A^-1 b: gb = A^-T g, gA = -gb x^T."""
+    if b.ndim == 1:  # b is a vector: numpy solves each stacked A with it
+        gb = apply("solve", _mT(a), apply("reshape", g, shape=tuple(g.shape) + (1,)))
+        ga = -gb * apply("reshape", x, shape=tuple(x.shape[:-1]) + (1, x.shape[-1]))
+        return ga, apply("reshape", gb, shape=tuple(g.shape))
+    gb = apply("solve", _mT(a), g)
+    return -_mm(gb, _mT(x)), gb
+
+
+def _solve_front(args, kwargs, tracing):
+    if kwargs:
+        raise TypeError("np.linalg.solve takes a, b")
+    a, b = (
+        x if hasattr(x, "graph") else tracing.graph.const(np.asarray(x, dtype=np.float64))
+        for x in args
+    )
+    return tracing.apply("solve", a, b)
+
+
+defop(
+    "solve",
+    numpy=(np.linalg.solve,),
+    front=_solve_front,
+    eval=np.linalg.solve,
+    shape=_solve_shape,
+    vjp=_solve_vjp,
+    py=_call_py("np.linalg.solve({0}, {1})"),
+    gate="solve gate: A^-T g, and -(A^-T g) x^T",
+    examples=(
+        ("a: f64[3,3], b: f64[3]", "np.linalg.solve(a + 3.0 * np.eye(3), b)"),
+        ("a: f64[3,3], b: f64[3,2]", "np.linalg.solve(a + 3.0 * np.eye(3), b * b)"),
+        ("a: f64[2,3,3], b: f64[3]", "np.linalg.solve(a + 3.0 * np.eye(3), b)"),
+        ("a: f64[2,2,2], b: f64[2,2,1]", "np.linalg.solve(a + 2.0 * np.eye(2), b)"),
+    ),
+)
+
+defop(
+    "det",
+    numpy=(np.linalg.det,),
+    front=_linalg_front("det"),
+    eval=np.linalg.det,
+    shape=lambda shapes: (_square(shapes[0], "det"), tuple(shapes[0][:-2]))[1],
+    dtype=lambda dtypes, **a: dtypes[0],
+    # d det A = det A tr(A^-1 dA); the inverse exists wherever the gradient is asked for
+    vjp=lambda g, out, a: (_expand2(g * out) * _mT(apply("inv", a)),),
+    py=_call_py("np.linalg.det({0})"),
+    gate="det gate: det(A) A^-T",
+    examples=(
+        ("a: f64[3,3]", "np.linalg.det(a + 2.0 * np.eye(3))"),
+        ("a: f64[2,2,2]", "np.linalg.det(a * a + np.eye(2))"),
+    ),
+)
+
+defop(
+    "slogdet_sign",
+    internal=True,
+    eval=lambda a: np.linalg.slogdet(a)[0],
+    shape=lambda shapes: tuple(shapes[0][:-2]),
+    dtype=lambda dtypes, **a: dtypes[0],
+    vjp=lambda g, out, a: (None,),  # piecewise constant: no gradient
+    py=_call_py("np.linalg.slogdet({0})[0]"),
+    gate="slogdet's sign: no gradient",
+    kink=lambda a: np.abs(np.linalg.det(a)),
+)
+defop(
+    "slogdet_log",
+    eval=lambda a: np.linalg.slogdet(a)[1],
+    shape=lambda shapes: tuple(shapes[0][:-2]),
+    dtype=lambda dtypes, **a: dtypes[0],
+    vjp=lambda g, out, a: (_expand2(g) * _mT(apply("inv", a)),),
+    py=_call_py("np.linalg.slogdet({0})[1]"),
+    gate="logdet gate: A^-T",
+    examples=(
+        ("a: f64[3,3]", "np.linalg.slogdet(a + 3.0 * np.eye(3))[1]"),
+        ("a: f64[2,3,3]", "np.linalg.slogdet(a @ np.swapaxes(a, 1, 2) + np.eye(3))[1] * 2.0"),
+    ),
+)
+
+
+def _slogdet_front(args, kwargs, tracing):
+    (a,) = args
+    if kwargs:
+        raise TypeError("np.linalg.slogdet takes one matrix")
+    _square(a.shape, "slogdet")
+    return (tracing.apply("slogdet_sign", a), tracing.apply("slogdet_log", a))
+
+
+NUMPY[np.linalg.slogdet] = _slogdet_front
+
+
+# ---- Cholesky, symmetric eigendecomposition ----
+
+
+def _cholesky_vjp(g, low, a, upper=False):
+    """A = L L^T: S = L^-T Phi(L^T g) L^-1, Phi the lower triangle with half its diagonal
+    (Murray 2016); numpy reads A's lower triangle only."""
+    if upper:  # U = L^T: the same with g transposed
+        g, low = _mT(g), _mT(low)
+    n = low.shape[-1]
+    phi = np.tril(np.ones((n, n))) - 0.5 * np.eye(n)
+    inv_l = apply("inv", low)
+    s = _mm(_mm(_mT(inv_l), apply("mul", _mm(_mT(low), g), phi)), inv_l)
+    return (_lower_only(s, "U" if upper else "L"),)
+
+
+defop(
+    "cholesky",
+    numpy=(np.linalg.cholesky,),
+    front=_linalg_front("cholesky", upper=False),
+    eval=lambda a, upper=False: (
+        np.linalg.cholesky(a) if not upper else np.swapaxes(np.linalg.cholesky(a), -1, -2)
+    ),
+    shape=lambda shapes, **attrs: _square_shape("cholesky")(shapes),
+    dtype=lambda dtypes, **a: dtypes[0],
+    vjp=_cholesky_vjp,
+    py=lambda args, node: Expr(
+        f"np.linalg.cholesky({args[0].text}{', upper=True' if node.attrs['upper'] else ''})",
+        ATOM,
+    ),
+    gate="cholesky gate: L^-T Phi(L^T g) L^-1",
+    examples=(
+        ("a: f64[3,3]", "np.linalg.cholesky(a @ a.T + np.eye(3))"),
+        ("a: f64[2,2,2]", "np.linalg.cholesky(a @ np.swapaxes(a, 1, 2) + np.eye(2))"),
+    ),
+)
+
+
+def _uplo(uplo: str) -> str:
+    if uplo not in ("L", "U"):
+        raise ValueError("UPLO argument must be 'L' or 'U'")
+    return uplo
+
+
+def _eigh_gradient(gw, gv, w, v, uplo):
+    """S = V (diag(gw) + F o (V^T gV)) V^T with F_ij = 1 / (w_j - w_i) off the diagonal."""
+    inner = None
+    if gw is not None:
+        inner = _mm(
+            v * apply("reshape", gw, shape=tuple(gw.shape[:-1]) + (1, gw.shape[-1])), _mT(v)
+        )
+    if gv is not None:
+        n = w.shape[-1]
+        row = apply("reshape", w, shape=tuple(w.shape[:-1]) + (1, n))
+        col = apply("reshape", w, shape=tuple(w.shape[:-1]) + (n, 1))
+        off = 1.0 - np.eye(n)
+        f = apply("div", off, row - col + np.eye(n))  # the diagonal: 0 / 1
+        part = _mm(_mm(v, f * _mm(_mT(v), gv)), _mT(v))
+        inner = part if inner is None else inner + part
+    return _lower_only(inner, uplo)
+
+
+def _eigvals_vjp(g, w, a, uplo):
+    v = apply("eigh_vectors", a, uplo=uplo)
+    return (_eigh_gradient(g, None, w, v, uplo),)
+
+
+def _eigvecs_vjp(g, v, a, uplo):
+    w = apply("eigh_values", a, uplo=uplo)
+    return (_eigh_gradient(None, g, w, v, uplo),)
+
+
+def _eig_gap(a, uplo):
+    w = np.linalg.eigvalsh(a, UPLO=uplo)
+    return np.diff(w, axis=-1) if w.shape[-1] > 1 else np.array(np.inf)
+
+
+defop(
+    "eigh_values",
+    eval=lambda a, uplo: np.linalg.eigvalsh(a, UPLO=uplo),
+    shape=lambda shapes, uplo: (_square(shapes[0], "eigh"), tuple(shapes[0][:-1]))[1],
+    dtype=lambda dtypes, **a: dtypes[0],
+    vjp=_eigvals_vjp,
+    py=lambda args, node: Expr(f"np.linalg.eigvalsh({args[0].text}{_uplo_text(node)})", ATOM),
+    gate="eigh gate: V diag(g) V^T",
+    kink=_eig_gap,
+    examples=(
+        ("a: f64[3,3]", "np.linalg.eigvalsh(a + a.T)"),
+        ("a: f64[3,3]", "np.linalg.eigh(a @ a.T, UPLO='U')[0] * np.arange(3.0)"),
+    ),
+)
+defop(
+    "eigh_vectors",
+    eval=lambda a, uplo: np.linalg.eigh(a, UPLO=uplo)[1],
+    shape=lambda shapes, uplo: (_square(shapes[0], "eigh"), tuple(shapes[0]))[1],
+    dtype=lambda dtypes, **a: dtypes[0],
+    vjp=_eigvecs_vjp,
+    py=lambda args, node: Expr(f"np.linalg.eigh({args[0].text}{_uplo_text(node)})[1]", ATOM),
+    gate="eigh gate: V (F o V^T g) V^T",
+    # distinct eigenvalues: the vectors' gradient divides by their gaps
+    kink=_eig_gap,
+    examples=(
+        # an eigenvector's sign is arbitrary: a sign-free function of it
+        ("a: f64[3,3]", "np.linalg.eigh(a + a.T)[1] ** 2 * np.arange(9.0).reshape(3, 3)"),
+    ),
+)
+
+
+def _uplo_text(node) -> str:
+    return "" if node.attrs["uplo"] == "L" else f", UPLO={node.attrs['uplo']!r}"
+
+
+def _eigh_front(args, kwargs, tracing):
+    a, *rest = args
+    uplo = _uplo(kwargs.pop("UPLO", rest[0] if rest else "L"))
+    if kwargs:
+        raise TypeError("np.linalg.eigh takes a, UPLO")
+    return (
+        tracing.apply("eigh_values", a, uplo=uplo),
+        tracing.apply("eigh_vectors", a, uplo=uplo),
+    )
+
+
+def _eigvalsh_front(args, kwargs, tracing):
+    a, *rest = args
+    uplo = _uplo(kwargs.pop("UPLO", rest[0] if rest else "L"))
+    if kwargs:
+        raise TypeError("np.linalg.eigvalsh takes a, UPLO")
+    return tracing.apply("eigh_values", a, uplo=uplo)
+
+
+NUMPY[np.linalg.eigh] = _eigh_front
+NUMPY[np.linalg.eigvalsh] = _eigvalsh_front
+
+
+# ---- singular values ----
+
+
+def _svdvals_vjp(g, s, a):
+    """ds = U^T dA V, diagonal: gA = U diag(g) V^T (the reduced factors)."""
+    u = apply("svd_u", a)
+    vh = apply("svd_vh", a)
+    return (_mm(u * apply("reshape", g, shape=tuple(g.shape[:-1]) + (1, g.shape[-1])), vh),)
+
+
+def _no_vector_gradient(g, out, a):
+    raise GradgenError(
+        "the gradient through np.linalg.svd's singular vectors is not supported",
+        out.src,
+        "use the singular values (np.linalg.svd(a, compute_uv=False) or svd(a)[1]), "
+        "or np.linalg.eigh of a @ a.T for the vectors of a symmetric problem",
+    )
+
+
+def _svd_gap(a):
+    s = np.linalg.svd(a, compute_uv=False)
+    gaps = [s]  # a zero singular value is a kink of the values too
+    if s.shape[-1] > 1:
+        gaps.append(-np.diff(s, axis=-1))
+    return np.concatenate([np.ravel(x) for x in gaps])
+
+
+def _min_dim_shape(shapes, keep_last: str):
+    m, n = shapes[0][-2:]
+    k = min(m, n)
+    batch = tuple(shapes[0][:-2])
+    return {"s": batch + (k,), "u": batch + (m, k), "vh": batch + (k, n)}[keep_last]
+
+
+for _part, _index, _vjp, _gate in (
+    ("s", 1, _svdvals_vjp, "svd gate: U diag(g) V^T"),
+    ("u", 0, _no_vector_gradient, "svd: vectors (no gradient)"),
+    ("vh", 2, _no_vector_gradient, "svd: vectors (no gradient)"),
+):
+    defop(
+        f"svd_{_part}",
+        internal=_part != "s",  # the vectors: reached only through np.linalg.svd
+        eval=(
+            (lambda a: np.linalg.svd(a, compute_uv=False))
+            if _part == "s"
+            else (lambda a, _i=_index: np.linalg.svd(a, full_matrices=False)[_i])
+        ),
+        shape=lambda shapes, _p=_part: _min_dim_shape(shapes, _p),
+        dtype=lambda dtypes, **a: dtypes[0],
+        vjp=_vjp,
+        py=_call_py(
+            "np.linalg.svd({0}, compute_uv=False)"
+            if _part == "s"
+            else f"np.linalg.svd({{0}}, full_matrices=False)[{_index}]"
+        ),
+        gate=_gate,
+        kink=_svd_gap,
+        examples=((("a: f64[3,2]", "np.linalg.svd(a, compute_uv=False)"),) if _part == "s" else ()),
+    )
+
+
+def _svd_front(args, kwargs, tracing):
+    a, *rest = args
+    given = dict(zip(("full_matrices", "compute_uv", "hermitian"), rest))
+    given.update(kwargs)
+    compute_uv = given.pop("compute_uv", True)
+    full = given.pop("full_matrices", True)
+    if given.pop("hermitian", False) or given:
+        raise TypeError("np.linalg.svd takes a, full_matrices, compute_uv")
+    if a.ndim < 2:
+        raise ValueError(
+            f"{a.ndim}-dimensional array given. Array must be at least two-dimensional"
+        )
+    s = tracing.apply("svd_s", a)
+    if not compute_uv:
+        return s
+    if full and a.shape[-1] != a.shape[-2]:
+        raise TypeError(
+            "np.linalg.svd with full_matrices=True of a non-square matrix: pass "
+            "full_matrices=False (the extra vectors have no gradient)"
+        )
+    return (tracing.apply("svd_u", a), s, tracing.apply("svd_vh", a))
+
+
+NUMPY[np.linalg.svd] = _svd_front
+if hasattr(np.linalg, "svdvals"):
+    NUMPY[np.linalg.svdvals] = lambda args, kwargs, tracing: _svd_front(
+        args, {"compute_uv": False, **kwargs}, tracing
+    )
+
+
+# ---- written in numpy ----
+
+
+@composite(np.linalg.norm)
+def _norm(x, ord=None, axis=None, keepdims=False):
+    """numpy's vector and matrix norms, by their definitions."""
+    if axis is None:
+        if ord is None:  # the 2-norm of the flattened array
+            value = np.sqrt(np.sum(x * x))
+            return np.reshape(value, (1,) * x.ndim) if keepdims else value
+        axis = tuple(range(x.ndim))
+    axes = (axis,) if np.ndim(axis) == 0 else tuple(axis)
+    if len(axes) == 1:
+        return _vector_norm(x, ord, axes[0], keepdims)
+    if len(axes) == 2:
+        return _matrix_norm(x, ord, axes, keepdims)
+    raise ValueError("Improper number of dimensions to norm.")
+
+
+def _vector_norm(x, ord, axis, keepdims):
+    a = np.abs(x)
+    if ord is None or ord == 2:
+        return np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims))
+    if ord == np.inf:
+        return np.max(a, axis=axis, keepdims=keepdims)
+    if ord == -np.inf:
+        return np.min(a, axis=axis, keepdims=keepdims)
+    if ord == 0:  # a count: no gradient
+        return np.sum(np.where(x != 0, 1.0, 0.0), axis=axis, keepdims=keepdims)
+    if ord == 1:
+        return np.sum(a, axis=axis, keepdims=keepdims)
+    if isinstance(ord, str):
+        raise ValueError(f"Invalid norm order '{ord}' for vectors")
+    return np.sum(a**ord, axis=axis, keepdims=keepdims) ** (1.0 / ord)
+
+
+def _matrix_norm(x, ord, axes, keepdims):
+    row, col = (operator.index(a) % x.ndim for a in axes)
+    if row == col:
+        raise ValueError("Duplicate axes given.")
+    if ord is None or ord == "fro":
+        value = np.sqrt(np.sum(x * x, axis=(row, col)))
+    elif ord in (1, -1):
+        sums = np.sum(np.abs(x), axis=row)
+        value = (np.max if ord == 1 else np.min)(sums, axis=col - 1 if col > row else col)
+    elif ord in (np.inf, -np.inf):
+        sums = np.sum(np.abs(x), axis=col)
+        value = (np.max if ord == np.inf else np.min)(sums, axis=row - 1 if row > col else row)
+    elif ord in ("nuc", 2, -2):
+        moved = np.moveaxis(x, (row, col), (-2, -1))
+        s = np.linalg.svd(moved, compute_uv=False)
+        value = {"nuc": np.sum, 2: np.max, -2: np.min}[ord](s, axis=-1)
+    else:
+        raise ValueError("Invalid norm order for matrices.")
+    if keepdims:
+        shape = list(x.shape)
+        shape[row] = shape[col] = 1
+        value = np.reshape(value, tuple(shape))
+    return value
+
+
+@composite(np.linalg.matrix_power)
+def _matrix_power(a, n):
+    """Repeated squaring, as numpy does; a negative power inverts first."""
+    n = operator.index(n)
+    _square(a.shape, "matrix_power")
+    if n == 0:
+        return np.broadcast_to(np.eye(a.shape[-1]), a.shape).copy()  # a constant
+    if n < 0:
+        a, n = np.linalg.inv(a), -n
+    result, square = None, a
+    while n:
+        if n & 1:
+            result = square if result is None else result @ square
+        n >>= 1
+        if n:
+            square = square @ square
+    return result
+
+
+@composite(np.linalg.multi_dot)
+def _multi_dot(arrays, *, out=None):
+    """The chain of products, left to right (numpy picks the cheapest order; the value is
+    the same up to rounding)."""
+    if out is not None:
+        raise TypeError("np.linalg.multi_dot(..., out=...) is not supported")
+    if len(arrays) < 2:
+        raise ValueError("Expecting at least two arrays.")
+    result = arrays[0]
+    for b in arrays[1:]:
+        result = result @ b
+    return result

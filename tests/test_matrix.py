@@ -1,0 +1,134 @@
+"""np.linalg: the op table's examples run in tests/test_ops.py (with jax); here numpy's own
+semantics that jax does not share (cholesky and eigh read one triangle), the functions
+written in numpy (norm, matrix_power, multi_dot), tuple results and refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from codegen import check, passes
+from codegen.errors import GradgenError
+from codegen.pipeline import compile_file
+from codegen.write import write_atomic
+from helpers import assert_ir_matches, compile_and_check, write_expr, write_source
+
+CASES = [
+    # numpy reads the lower triangle only: the upper one's gradient is 0
+    ("a: f64[3,3]", "np.linalg.cholesky(np.tril(a) @ np.tril(a).T + np.eye(3) + np.triu(a, 1))"),
+    ("a: f64[3,3]", "np.linalg.cholesky(a @ a.T + np.eye(3), upper=True)"),
+    ("a: f64[3,3]", "np.linalg.eigvalsh(a)"),
+    ("a: f64[3,3]", "np.linalg.eigvalsh(a, UPLO='U') * np.arange(3.0)"),
+    ("a: f64[3,3]", "np.linalg.eigh(a)[1] ** 2 * np.arange(9.0).reshape(3, 3)"),
+    ("a: f64[2,3,3]", "np.linalg.eigh(a + np.swapaxes(a, 1, 2))[0]"),
+    (
+        "a: f64[3,3]",
+        "np.linalg.slogdet(a + 3.0 * np.eye(3))[0] * np.exp(np.linalg.slogdet(a + 3.0 * np.eye(3))[1])",
+    ),
+    ("a: f64[4,3]", "np.linalg.svd(a, full_matrices=False)[1]"),
+    ("a: f64[2,3,2]", "np.linalg.svd(a, compute_uv=False) ** 2"),
+    ("x: f64[5]", "np.linalg.norm(x)"),
+    ("x: f64[3,4]", "np.linalg.norm(x)"),
+    ("x: f64[3,4]", "np.linalg.norm(x, axis=1)"),
+    ("x: f64[3,4]", "np.linalg.norm(x, ord=1, axis=0, keepdims=True) * x"),
+    ("x: f64[5]", "np.linalg.norm(x, ord=np.inf) + np.linalg.norm(x, -np.inf)"),
+    ("x: f64[5]", "np.linalg.norm(x, ord=3)"),
+    ("x: f64[3,4]", "np.linalg.norm(x, 'fro') + np.linalg.norm(x, 'nuc')"),
+    ("x: f64[3,4]", "np.linalg.norm(x, 1) + np.linalg.norm(x, np.inf)"),
+    ("x: f64[3,4]", "np.linalg.norm(x, 2) + np.linalg.norm(x, -2)"),
+    ("x: f64[2,3,4]", "np.linalg.norm(x, axis=(2, 0))"),
+    ("a: f64[3,3]", "np.linalg.matrix_power(a, 3)"),
+    ("a: f64[3,3]", "np.linalg.matrix_power(a + 3.0 * np.eye(3), -2)"),
+    ("a: f64[2,2,2]", "np.linalg.matrix_power(a, 5) + np.linalg.matrix_power(a, 0)"),
+    ("a: f64[3], b: f64[3,4], c: f64[4]", "np.linalg.multi_dot([a, b, c])"),
+    ("a: f64[2,3], b: f64[3,4], c: f64[4,2]", "np.linalg.multi_dot((a, b, c))"),
+    ("a: f64[3,3], b: f64[3]", "np.linalg.solve(np.linalg.inv(a @ a.T + np.eye(3)), b)"),
+    ("a: f64[2,2]", "np.linalg.det(np.linalg.inv(a + 3.0 * np.eye(2)))"),
+]
+
+
+@pytest.mark.parametrize("pass_set", ["all", "none"])
+@pytest.mark.parametrize("params, expr", CASES, ids=[e for _, e in CASES])
+def test_linalg_through_pipeline(tmp_path, params, expr, pass_set):
+    path = write_expr(tmp_path, params, expr)
+    compiled, module, reports = compile_and_check(path, enabled_passes=passes.parse(pass_set))
+    for r in reports:
+        assert r.ok, "\n" + "\n".join(str(a) for a in r.args)
+    assert_ir_matches(compiled, module)
+
+
+def test_cholesky_upper_triangle_has_no_gradient(tmp_path):
+    path = write_expr(
+        tmp_path,
+        "a: f64[3,3]",
+        "np.sum(np.linalg.cholesky(a) * np.arange(9.0).reshape(3, 3))",
+        reduce=False,
+    )
+    target = tmp_path / "out" / "expr_grad.py"
+    write_atomic(target, compile_file(path).source)  # no check: random points are not PD
+    module = check.import_path(target)
+    rng = np.random.default_rng(0)
+    m = rng.standard_normal((3, 3))
+    a = m @ m.T + 3.0 * np.eye(3)
+    _, (g,) = module.f_value_and_grad(a)
+    a[0, 2] += 10.0  # numpy ignores the upper triangle
+    _, (g2,) = module.f_value_and_grad(a)
+    assert np.all(np.triu(g, 1) == 0.0) and np.any(np.tril(g, -1) != 0.0)
+    np.testing.assert_array_equal(g, g2)
+    h = 1e-6
+    for i, j in [(1, 0), (2, 1), (2, 2)]:
+        e = np.zeros((3, 3))
+        e[i, j] = h
+        numeric = (module.f(a + e) - module.f(a - e)) / (2 * h)
+        assert abs(numeric - g[i, j]) < 1e-6 * max(1.0, abs(numeric))
+
+
+def test_svd_vectors_gradient_is_refused_at_the_line(tmp_path):
+    path = write_source(
+        tmp_path,
+        """
+        import numpy as np
+
+        def f(a: "f64[3,3]"):
+            u, s, vh = np.linalg.svd(a)
+            return np.sum(u * u * s)
+        """,
+    )
+    with pytest.raises(GradgenError) as e:
+        compile_file(path)
+    assert "singular vectors" in e.value.message and "expr.py:4" in e.value.render()
+
+
+def test_svd_values_of_the_tuple_work(tmp_path):
+    path = write_source(
+        tmp_path,
+        """
+        import numpy as np
+
+        def f(a: "f64[3,3]"):
+            u, s, vh = np.linalg.svd(a)
+            return np.sum(s * s)
+        """,
+    )
+    _, module, reports = compile_and_check(path)
+    assert all(r.ok for r in reports)
+    a = np.arange(9.0).reshape(3, 3)
+    _, (g,) = module.f_value_and_grad(a)
+    np.testing.assert_allclose(g, 2 * a, rtol=1e-12, atol=1e-12)  # sum s^2 = |a|_F^2
+
+
+@pytest.mark.parametrize(
+    "expr, message",
+    [
+        ("np.linalg.inv(a[:2])", "square"),
+        ("np.linalg.eigh(a, UPLO='X')[0]", "UPLO"),
+        ("np.linalg.norm(a, ord='bogus')", "Invalid norm order"),
+        ("np.linalg.svd(a[:2])[0]", "full_matrices=False"),
+    ],
+)
+def test_refusals_name_the_line(tmp_path, expr, message):
+    path = write_expr(tmp_path, "a: f64[3,3]", expr)
+    with pytest.raises(GradgenError) as e:
+        compile_file(path)
+    assert message in e.value.message, e.value.message
+    assert "expr.py:5" in e.value.render()
