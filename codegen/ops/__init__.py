@@ -192,4 +192,4 @@ def is_const(node: Any, value: float | None = None) -> bool:
 
 # Importing the op modules fills the table.
 from . import create, elementwise, fused, linalg, reduce, shape  # noqa: E402,F401
-from . import composite, cumulative, matrix, order  # noqa: E402,F401  (numpy written on the ops above)
+from . import composite, cumulative, einsum, matrix, order  # noqa: E402,F401  (numpy written on the ops above)
