@@ -514,3 +514,149 @@ def _shape(a):
 @composite(np.size)
 def _size(a, axis=None):
     return a.size if axis is None else a.shape[axis]
+
+
+# ---- NaN-skipping reductions: a NaN element counts as missing, and gets no gradient ----
+
+
+def _missing(a):
+    """Where a is NaN (x != x holds only there)."""
+    return a != a
+
+
+@composite(np.nansum)
+def _nansum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    _unsupported("nansum", dtype=dtype, out=out, initial=initial, where=where)
+    return np.sum(np.where(_missing(a), 0.0, a), axis=axis, keepdims=keepdims)
+
+
+@composite(np.nanprod)
+def _nanprod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    _unsupported("nanprod", dtype=dtype, out=out, initial=initial, where=where)
+    return np.prod(np.where(_missing(a), 1.0, a), axis=axis, keepdims=keepdims)
+
+
+def _present(a, axis, keepdims):
+    return np.sum(np.where(_missing(a), 0.0, 1.0), axis=axis, keepdims=keepdims)
+
+
+@composite(np.nanmean)
+def _nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
+    _unsupported("nanmean", dtype=dtype, out=out, where=where)
+    return np.nansum(a, axis=axis, keepdims=keepdims) / _present(a, axis, keepdims)
+
+
+@composite(np.nanvar)
+def _nanvar(
+    a,
+    axis=None,
+    dtype=None,
+    out=None,
+    ddof=0,
+    keepdims=False,
+    *,
+    where=None,
+    mean=None,
+    correction=None,
+):
+    _unsupported("nanvar", dtype=dtype, out=out, where=where, mean=mean)
+    if correction is not None:
+        ddof = correction
+    d = np.where(_missing(a), 0.0, a - np.nanmean(a, axis=axis, keepdims=True))
+    return np.sum(d * d, axis=axis, keepdims=keepdims) / (_present(a, axis, keepdims) - ddof)
+
+
+@composite(np.nanstd)
+def _nanstd(
+    a,
+    axis=None,
+    dtype=None,
+    out=None,
+    ddof=0,
+    keepdims=False,
+    *,
+    where=None,
+    mean=None,
+    correction=None,
+):
+    _unsupported("nanstd", dtype=dtype, out=out, where=where, mean=mean)
+    ddof = ddof if correction is None else correction
+    return np.sqrt(np.nanvar(a, axis=axis, ddof=ddof, keepdims=keepdims))
+
+
+@composite(np.nanmax)
+def _nanmax(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+    _unsupported("nanmax", out=out, initial=initial, where=where)
+    return np.max(np.where(_missing(a), -np.inf, a), axis=axis, keepdims=keepdims)
+
+
+@composite(np.nanmin)
+def _nanmin(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+    _unsupported("nanmin", out=out, initial=initial, where=where)
+    return np.min(np.where(_missing(a), np.inf, a), axis=axis, keepdims=keepdims)
+
+
+# ---- numerical derivative ----
+
+
+@composite(np.gradient)
+def _gradient(f, *varargs, axis=None, edge_order=1):
+    """numpy's central differences: second order inside, first (or second) at the edges;
+    spacing a scalar or the coordinates along each axis. Several axes give a tuple."""
+    axes = tuple(range(f.ndim)) if axis is None else normalize_axis(axis, f.ndim)
+    if axis is not None and np.ndim(axis) == 0:
+        single = True
+    else:
+        single = len(axes) == 1
+    if not varargs:
+        spacing = [1.0] * len(axes)
+    elif len(varargs) == 1 and np.ndim(varargs[0]) == 0:
+        spacing = [varargs[0]] * len(axes)
+    elif len(varargs) == len(axes):
+        spacing = list(varargs)
+    else:
+        raise TypeError("invalid number of arguments")
+    if edge_order not in (1, 2):
+        raise ValueError("'edge_order' greater than 2 not supported")
+    out = [_gradient_along(f, ax, h, edge_order) for ax, h in zip(axes, spacing)]
+    return out[0] if single else tuple(out)
+
+
+def _gradient_along(f, ax: int, h, edge_order: int):
+    n = f.shape[ax]
+    if n < edge_order + 1:
+        raise ValueError(
+            "Shape of array too small to calculate a numerical gradient, "
+            "at least (edge_order + 1) elements are required."
+        )
+
+    def at(key):
+        return f[_along(f.ndim, ax, key)]
+
+    def shaped(v):  # a 1-d spacing array along `ax`
+        return np.reshape(v, tuple(-1 if i == ax else 1 for i in range(f.ndim)))
+
+    if np.ndim(h) == 0:
+        inner = (at(slice(2, None)) - at(slice(None, -2))) / (2.0 * h)
+        if edge_order == 1:
+            first = (at(slice(1, 2)) - at(slice(0, 1))) / h
+            last = (at(slice(-1, None)) - at(slice(-2, -1))) / h
+        else:
+            first = (-1.5 * at(slice(0, 1)) + 2.0 * at(slice(1, 2)) - 0.5 * at(slice(2, 3))) / h
+            last = (
+                0.5 * at(slice(-3, -2)) - 2.0 * at(slice(-2, -1)) + 1.5 * at(slice(-1, None))
+            ) / h
+        return np.concatenate([first, inner, last], axis=ax)
+    if np.ndim(h) != 1 or np.shape(h)[0] != n:
+        raise ValueError("when 1d, distances must match the length of the corresponding dimension")
+    if edge_order != 1:
+        raise TypeError("np.gradient with coordinates supports edge_order=1 here")
+    dx = np.diff(h)
+    dx1, dx2 = shaped(dx[:-1]), shaped(dx[1:])
+    a = -dx2 / (dx1 * (dx1 + dx2))
+    b = (dx2 - dx1) / (dx1 * dx2)
+    c = dx1 / (dx2 * (dx1 + dx2))
+    inner = a * at(slice(None, -2)) + b * at(slice(1, -1)) + c * at(slice(2, None))
+    first = (at(slice(1, 2)) - at(slice(0, 1))) / shaped(dx[:1])
+    last = (at(slice(-1, None)) - at(slice(-2, -1))) / shaped(dx[-1:])
+    return np.concatenate([first, inner, last], axis=ax)
