@@ -80,6 +80,8 @@ CASES = [
         "x: f64[4,5], k: f64[2,2]",
         "np.einsum('ijkl,kl->ij', " "np.lib.stride_tricks.sliding_window_view(x, (2, 2)), k)",
     ),
+    ("x: f64[2,5,4]", "np.lib.stride_tricks.sliding_window_view(x, (3, 2), axis=(1, 2))"),
+    ("x: f64[2,5]", "np.lib.stride_tricks.sliding_window_view(x, 2, axis=-1) ** 2"),
     ("x: f64[3,4]", "x * np.ndim(x) + np.size(x) + np.size(x, 1) + np.shape(x)[0]"),
     (
         "x: f64[2,3]",

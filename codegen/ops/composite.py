@@ -485,14 +485,38 @@ def _pad(array, pad_width, mode="constant", **kwargs):
 
 
 def _sliding_window_view(x, window_shape, axis=None, *, subok=False, writeable=False):
-    """Every window as an integer gather; the gradient scatter-adds the overlaps back."""
+    """One strided slice of x per offset in the window, stacked on the window's axes:
+    the gradient adds each offset's slice back, a loop over the window's offsets."""
     if writeable:
         raise TypeError("a writeable window view would write into the parameter")
-    window_shape = (window_shape,) if np.ndim(window_shape) == 0 else tuple(window_shape)
-    # numpy's own windows over the flat positions give the gather index
-    positions = np.arange(x.size).reshape(x.shape)
-    windows = np.lib.stride_tricks.sliding_window_view(positions, window_shape, axis=axis)
-    return np.reshape(np.ravel(x)[np.ravel(windows)], windows.shape)
+    window = (
+        (operator.index(window_shape),)
+        if np.ndim(window_shape) == 0
+        else tuple(operator.index(w) for w in window_shape)
+    )
+    if axis is None:
+        axes = tuple(range(x.ndim))
+    else:
+        axes = tuple(
+            normalize_axis(a, x.ndim)[0] for a in ((axis,) if np.ndim(axis) == 0 else axis)
+        )
+    if len(axes) != len(window):
+        raise ValueError("Must provide matching length window_shape and axis")
+    if len(set(axes)) != len(axes):
+        raise TypeError("a window over the same axis twice is not supported")
+    counts = list(x.shape)
+    for a, w in zip(axes, window):
+        if w < 0 or w > counts[a]:
+            raise ValueError("window shape cannot be larger than input array shape")
+        counts[a] -= w - 1
+    pieces = []
+    for offsets in np.ndindex(*window):
+        key = [slice(None)] * x.ndim
+        for a, o in zip(axes, offsets):
+            key[a] = slice(o, o + counts[a])
+        pieces.append(x[tuple(key)])
+    stacked = np.stack(pieces, axis=-1)
+    return np.reshape(stacked, tuple(counts) + window)
 
 
 composite(np.lib.stride_tricks.sliding_window_view)(_sliding_window_view)
