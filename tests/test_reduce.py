@@ -140,7 +140,8 @@ def test_float32_gradients_stay_float32(tmp_path):
 @pytest.mark.parametrize(
     "expr, message",
     [
-        ("np.max(x, initial=0.0)", "initial="),
+        ("np.max(x, where=x > 0.0, initial=0.0)", "constant mask"),
+        ("np.max(x, where=np.array([True, False, True]))", "specify 'initial'"),
         ("np.sum(x, dtype=np.float32)", "dtype="),
         ("np.mean(x, axis=2)", "out of range"),
         ("np.prod(x, axis=(0, -2))", "repeats"),
