@@ -445,6 +445,33 @@ def _delete(arr, obj, axis=None):
     return arr[_along(arr.ndim, ax, keep)]
 
 
+@composite(np.insert)
+def _insert(arr, obj, values, axis=None):
+    """The array with values inserted before the given positions: a concatenation read back
+    in the order numpy's own insert puts an index array in."""
+    if axis is None:
+        arr, axis = np.ravel(arr), 0
+    ax = normalize_axis(axis, arr.ndim)[0]
+    n = arr.shape[ax]
+    obj = np.asarray(obj)
+    # how many numpy inserts, and where: numpy's insert of stand-ins of the same shapes
+    probe = np.insert(np.zeros(arr.shape), obj, np.zeros(np.shape(values)), axis=ax)
+    count = probe.shape[ax] - n
+    stand_in = np.arange(n, n + count)
+    if obj.ndim == 0 and np.ndim(values) >= 1 and count > 1:
+        stand_in = np.reshape(stand_in, (count,))
+    order = np.insert(np.arange(n), obj, stand_in)
+    block = list(arr.shape)
+    block[ax] = count
+    if obj.ndim == 0 and np.ndim(values) == arr.ndim - 1 and count == 1:
+        values = np.expand_dims(values, ax)  # numpy inserts one slice
+    elif obj.ndim == 0 and np.ndim(values) == arr.ndim and arr.ndim > 1:
+        values = np.moveaxis(values, 0, ax)  # numpy's insert of several slices at one place
+    inserted = np.broadcast_to(values, tuple(block))
+    joined = np.concatenate([arr, inserted], axis=ax)
+    return joined[_along(arr.ndim, ax, order)]
+
+
 @composite(np.pad)
 def _pad(array, pad_width, mode="constant", **kwargs):
     """constant, edge and reflect padding, one axis at a time, as concatenations."""

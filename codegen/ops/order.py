@@ -286,3 +286,59 @@ def _median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
         )
         value = np.reshape(value, kept)
     return value
+
+
+@composite(np.partition)
+def _partition(a, kth, axis=-1, kind="introselect", order=None):
+    """A full sort, which is one valid partition: element kth is in its sorted place,
+    smaller ones before it, larger after. numpy's own arrangement of the others is
+    unspecified, so code that reads them in an order other than sorted may differ (the
+    numeric check compares the values)."""
+    if order is not None:
+        raise TypeError("np.partition(..., order=...) is not supported")
+    return np.sort(a, axis=axis)
+
+
+@composite(np.argpartition)
+def _argpartition(a, kth, axis=-1, kind="introselect", order=None):
+    """The stable argsort: a valid argpartition for every kth (see np.partition)."""
+    if order is not None:
+        raise TypeError("np.argpartition(..., order=...) is not supported")
+    return np.argsort(a, axis=axis)
+
+
+def _put_along_axis(args, kwargs, tracing):
+    """arr[i0, ..., indices, ..., ik] = values, in place, with constant indices: numpy's
+    own arguments (the user's arrays, which it writes into)."""
+    names = ("arr", "indices", "values", "axis")
+    given = dict(zip(names, args))
+    given.update(kwargs)
+    if set(given) != set(names):
+        raise tracing.error("np.put_along_axis takes arr, indices, values, axis")
+    arr, indices, values, axis = (given[n] for n in names)
+    if not hasattr(arr, "tracing"):
+        raise tracing.error(
+            "np.put_along_axis writes a traced value into a numpy array",
+            "create the array inside the function with np.zeros (gradgen traces it)",
+        )
+    if axis is None:
+        raise tracing.error("np.put_along_axis with axis=None is not supported: reshape first")
+    ax = normalize_axis(axis, arr.ndim)[0]
+    indices = np.asarray(indices)
+    if indices.ndim != arr.ndim:
+        raise tracing.error("`indices` and `arr` must have the same number of dimensions")
+    key = tuple(
+        (
+            indices
+            if i == ax
+            else np.arange(arr.shape[i]).reshape(
+                tuple(-1 if j == i else 1 for j in range(arr.ndim))
+            )
+        )
+        for i in range(arr.ndim)
+    )
+    arr[key] = values
+
+
+_put_along_axis.raw = True
+NUMPY[np.put_along_axis] = _put_along_axis
