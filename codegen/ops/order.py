@@ -226,47 +226,36 @@ def _quantiles(a, q, axis, keepdims: bool, name: str):
     return value
 
 
-def _method(method: str, interpolation: Any) -> None:
-    if interpolation is not None or method != "linear":
-        raise TypeError(f"only the linear method is supported (got {interpolation or method!r})")
+def _quantile_front(name: str, scale: float):
+    """np.quantile (scale 1) and np.percentile (q in percent, scale 100)."""
+
+    def impl(
+        a,
+        q,
+        axis=None,
+        out=None,
+        overwrite_input=False,
+        method="linear",
+        keepdims=False,
+        *,
+        weights=None,
+        interpolation=None,
+    ):
+        if out is not None or weights is not None:
+            raise TypeError(f"np.{name}'s out= and weights= are not supported")
+        if interpolation is not None or method != "linear":
+            raise TypeError(
+                f"only the linear method is supported (got {interpolation or method!r})"
+            )
+        q = np.asarray(q, dtype=np.float64) / scale
+        return _quantiles(a, q, axis, keepdims, name)
+
+    impl.__name__ = f"_{name}"
+    return impl
 
 
-@composite(np.quantile)
-def _quantile(
-    a,
-    q,
-    axis=None,
-    out=None,
-    overwrite_input=False,
-    method="linear",
-    keepdims=False,
-    *,
-    weights=None,
-    interpolation=None,
-):
-    if out is not None or weights is not None:
-        raise TypeError("np.quantile's out= and weights= are not supported")
-    _method(method, interpolation)
-    return _quantiles(a, q, axis, keepdims, "quantile")
-
-
-@composite(np.percentile)
-def _percentile(
-    a,
-    q,
-    axis=None,
-    out=None,
-    overwrite_input=False,
-    method="linear",
-    keepdims=False,
-    *,
-    weights=None,
-    interpolation=None,
-):
-    if out is not None or weights is not None:
-        raise TypeError("np.percentile's out= and weights= are not supported")
-    _method(method, interpolation)
-    return _quantiles(a, np.asarray(q, dtype=np.float64) / 100.0, axis, keepdims, "percentile")
+composite(np.quantile)(_quantile_front("quantile", 1.0))
+composite(np.percentile)(_quantile_front("percentile", 100.0))
 
 
 @composite(np.median)
