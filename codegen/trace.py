@@ -7,9 +7,10 @@ unrolled); a branch on a traced value is an error at the user's line.
 
 Arrays are mutable in numpy, and the tracer keeps numpy's semantics: `x[k] = v`, `x += v`
 and np.add.at rebind the Tracer that owns the memory to a new, immutable node, and views
-share their base's memory (see `Tracer`). Writing into a parameter is refused (numpy would
-change the caller's array). While the function runs, its module's `np` is a proxy whose
-np.array / np.zeros / ... trace (`create.SHIMS`), so arrays it creates can be filled in.
+share their base's memory (see `Tracer`). Writing into a parameter writes into a copy, so
+the caller's array is left as it was (numpy's would change). While the function runs, its
+module's `np` is a proxy whose np.array / np.zeros / ... trace (`create.SHIMS`), so arrays
+it creates can be filled in, and whose functions take lists of traced scalars as arrays.
 A value that does not depend on the parameters is a constant: `if`, float(), indexing and
 numpy functions gradgen does not trace work on it as in numpy.
 """
@@ -318,12 +319,9 @@ class Tracer:
                 "copy would not see the write",
                 "write into the array before that line, or work on a copy",
             )
-        if root.param is not None:
-            raise tracing.error(
-                f"writing into the parameter {root.param!r} (x[...] = ..., x += ...) would change "
-                "the caller's array in numpy",
-                f"work on a copy: {root.param} = {root.param}.copy() first",
-            )
+        if root.param is not None and root.param not in tracing.written:
+            # the generated code writes into a copy (index_update copies): say so once
+            tracing.written[root.param] = tracing.src()
         if not self.positions.flags.writeable:
             raise tracing.error("assignment into a read-only view (np.broadcast_to makes those)")
         if np.unique(selected).size != selected.size:
@@ -519,6 +517,7 @@ class Tracing:
         self._line_tables: dict[int, tuple[list[int], list[int | None], types.CodeType]] = {}
         self._srcs: dict[int, Src] = {}  # one Src a line, shared by its nodes
         self.in_front = False  # running an op's front, whose nodes all take one line
+        self.written: dict[str, Src | None] = {}  # parameters the function writes into
         # user's module-level arrays, so constants keep the user's names
         self.global_names = {
             id(v): k
@@ -675,6 +674,8 @@ class Tracing:
     def call(self, fn: Any, args: tuple, kwargs: dict | None = None) -> Any:
         """Trace `fn(*args, **kwargs)` through the op table."""
         kwargs = dict(kwargs or {})
+        if fn is not np.array and any(_scalar_list(a) for a in args):  # x * [1.0, a]
+            args = tuple(self.call(np.array, (a,)) if _scalar_list(a) else a for a in args)
         front = ops.NUMPY.get(fn)
         if front is None:
             return self.fallback(numpy_name(fn), fn, args, kwargs)
@@ -827,11 +828,68 @@ class _NumpyProxy(types.ModuleType):
 
     def __init__(self, tracing: Tracing):
         super().__init__("numpy", np.__doc__)
+        self._tracing = tracing
         for fn in create.SHIMS:
             setattr(self, fn.__name__, tracing.shim(fn))
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(np, name)
+        value = _proxied(getattr(np, name), self._tracing)
+        setattr(self, name, value)  # looked up once per trace
+        return value
+
+
+class _SubmoduleProxy(types.ModuleType):
+    """np.linalg as the user's function sees it: its functions take lists as arrays."""
+
+    def __init__(self, module: types.ModuleType, tracing: Tracing):
+        super().__init__(module.__name__, module.__doc__)
+        self._module, self._tracing = module, tracing
+
+    def __getattr__(self, name: str) -> Any:
+        value = _proxied(getattr(self._module, name), self._tracing)
+        setattr(self, name, value)
+        return value
+
+
+def _proxied(value: Any, tracing: Tracing) -> Any:
+    if value is np.linalg:
+        return _SubmoduleProxy(value, tracing)
+    if callable(value) and not isinstance(value, (np.ufunc, type)) and value in ops.NUMPY:
+        return _lists_as_arrays(value, tracing)
+    return value
+
+
+def _scalar_list(obj: Any) -> bool:
+    """A (nested) list or tuple of numbers and traced scalars, with at least one traced:
+    numpy does not look inside lists for traced values, so np.sum([1, a * a]) would
+    otherwise turn the tracer into a concrete array."""
+    if not isinstance(obj, (list, tuple)) or not obj:
+        return False
+    traced = False
+    stack = list(obj)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, Tracer):
+            if item.ndim:
+                return False
+            traced = True
+        elif not isinstance(item, (int, float, np.integer, np.floating)):
+            return False
+    return traced
+
+
+def _lists_as_arrays(fn: Any, tracing: Tracing) -> Any:
+    """The user's np.<fn>, taking lists of traced scalars and numbers as arrays."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        if any(_scalar_list(a) for a in args):
+            args = tuple(tracing.call(np.array, (a,)) if _scalar_list(a) else a for a in args)
+        return fn(*args, **kwargs)
+
+    return call
 
 
 def _swap_numpy(namespace: dict, tracing: Tracing) -> dict:
@@ -905,6 +963,11 @@ def trace_function(loaded: Loaded, spec: FunctionSpec) -> Graph:
     finally:
         spec.fn.__globals__.update(saved)
     graph.outputs = [_output_node(tracing, spec, result)]
+    graph.notes = [
+        f"{src or spec.src}: {spec.name} writes into its parameter {name!r}: the generated "
+        "code works on a copy, so the caller's array is not modified (numpy's would be)"
+        for name, src in tracing.written.items()
+    ]
     return graph
 
 
