@@ -14,6 +14,7 @@ for graphs too large to read gate by gate).
 
 from __future__ import annotations
 
+import ast
 import html
 import os
 import shutil
@@ -280,21 +281,37 @@ def circuit(
 # ---- the point, and rendering ----
 
 
-def parse_at(text: str | None) -> dict[str, float]:
-    """`x=-2,y=5` as {"x": -2.0, "y": 5.0}."""
-    values: dict[str, float] = {}
-    for item in (text or "").split(","):
-        if not item.strip():
+def parse_at(text: str | None) -> dict[str, np.ndarray]:
+    """`x=-2,y=5,w=[2,-3,-3]` as {"x": -2.0, "y": 5.0, "w": array([2., -3., -3.])}."""
+    values: dict[str, np.ndarray] = {}
+    items, depth, start = [], 0, 0
+    text = text or ""
+    for k, ch in enumerate(text):  # commas inside [...] belong to the array
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            items.append(text[start:k])
+            start = k + 1
+    items.append(text[start:])
+    for item in (i.strip() for i in items):
+        if not item:
             continue
         name, sep, number = item.partition("=")
         try:
             if not sep or not name.strip().isidentifier():
                 raise ValueError
-            values[name.strip()] = float(number)
-        except ValueError:
+            value = number.strip()
+            if value.startswith("["):
+                if not all(c in "0123456789.eE+-[], " for c in value):
+                    raise ValueError
+                parsed = np.array(ast.literal_eval(value), dtype=np.float64)
+            else:
+                parsed = np.asarray(float(value))
+            values[name.strip()] = parsed
+        except (ValueError, SyntaxError, TypeError):
             raise GradgenError(
-                f"--at takes NAME=NUMBER pairs separated by commas (got {item.strip()!r})",
-                hint="e.g. --at x=-2,y=5,z=-4",
+                f"--at takes NAME=VALUE pairs separated by commas, a value a number or a "
+                f"bracketed list (got {item!r})",
+                hint="e.g. --at x=-2,y=5,z=-4 or --at 'w=[2,-3,-3],x=[-1,-2]'",
             ) from None
     return values
 
@@ -315,14 +332,14 @@ def point(spec, graph: Graph, at: dict[str, float], seed: int = 0) -> tuple[list
             "give NAME=NUMBER for scalar parameters, e.g. --at "
             + ",".join(f"{n}=1" for n in names[:2]),
         )
-    arrays = [p.name for p in spec.params if p.name in at and p.shape]
-    if arrays:
-        raise GradgenError(
-            f"--at gives numbers for scalar parameters; {', '.join(arrays)} "
-            f"{'is an array' if len(arrays) == 1 else 'are arrays'}",
-            spec.src,
-            "define _check_args(rng) in the input file to choose array values",
-        )
+    for p in spec.params:
+        if p.name in at and at[p.name].shape != tuple(p.shape):
+            raise GradgenError(
+                f"--at gives {p.name} the shape {at[p.name].shape}, but it is " f"{p.type_str()}",
+                spec.src,
+                f"give all its values in brackets, e.g. --at '{p.name}=[...]', or choose them "
+                "with _check_args(rng) in the input file",
+            )
     chosen = check.user_points(spec, seed)
     if chosen:
         args, where = [np.asarray(a, dtype=np.float64) for a in chosen[0]], "_check_args"
@@ -333,12 +350,18 @@ def point(spec, graph: Graph, at: dict[str, float], seed: int = 0) -> tuple[list
         np.asarray(at[p.name], dtype=np.float64) if p.name in at else a
         for p, a in zip(spec.params, args)
     ]
-    shown = ", ".join(f"{n}={at[n]:g}" for n in names if n in at)
+    shown = ", ".join(f"{n}={_short(at[n])}" for n in names if n in at)
     rest = [n for n in names if n not in at]
     caption = f"{spec.name}" + (f" at {shown}" if shown else "")
     if rest:
         caption += f"; {', '.join(rest)} from {where}"
     return args, caption
+
+
+def _short(value: np.ndarray) -> str:
+    if value.ndim == 0:
+        return f"{float(value):g}"
+    return "[" + ",".join(f"{float(v):g}" for v in value.ravel()) + "]"
 
 
 def render(text: str, path: Path) -> str:

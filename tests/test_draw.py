@@ -61,7 +61,9 @@ def test_wire_gradients_match_autodiff(tmp_path):
     """The drawn gradients of the parameters are the generated module's."""
     from helpers import compile_and_check, write_expr
 
-    path = write_expr(tmp_path, "x: f64[3], y: f64[2,3]", "np.tanh(x * y) @ x + np.maximum(y[0], 0.1) @ x")
+    path = write_expr(
+        tmp_path, "x: f64[3], y: f64[2,3]", "np.tanh(x * y) @ x + np.maximum(y[0], 0.1) @ x"
+    )
     compiled, module, _ = compile_and_check(path)
     t = compiled.functions[0]
     rng = np.random.default_rng(3)
@@ -129,7 +131,7 @@ def test_without_graphviz_writes_dot_and_says_how(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "at, message",
-    [("x=1,q=2", "'q', not a parameter"), ("x", "NAME=NUMBER"), ("x=abc", "NAME=NUMBER")],
+    [("x=1,q=2", "'q', not a parameter"), ("x", "NAME=VALUE"), ("x=abc", "NAME=VALUE")],
 )
 def test_bad_at(at, message):
     spec, graph = _traced(ROOT / "examples" / "circuit.py")
@@ -138,11 +140,27 @@ def test_bad_at(at, message):
     assert message in e.value.message
 
 
-def test_array_at_is_refused():
+def test_arrays_at_in_brackets():
+    spec, graph = _traced(ROOT / "examples" / "neuron.py")
+    args, caption = draw.point(spec, graph, draw.parse_at("w=[2,-3,-3],x=[-1,-2]"))
+    np.testing.assert_array_equal(args[0], [2.0, -3.0, -3.0])
+    np.testing.assert_array_equal(args[1], [-1.0, -2.0])
+    assert caption == "neuron at w=[2,-3,-3], x=[-1,-2]"
+
+
+@pytest.mark.parametrize("at", ["w=1", "w=[1,2]", "w=[[1,2,3]]"])
+def test_array_at_of_the_wrong_shape(at):
     spec, graph = _traced(ROOT / "examples" / "neuron.py")
     with pytest.raises(GradgenError) as e:
-        draw.point(spec, graph, {"w": 1.0})
-    assert "w is an array" in e.value.message and "_check_args" in e.value.hint
+        draw.point(spec, graph, draw.parse_at(at))
+    assert "f64[3]" in e.value.message and "brackets" in e.value.hint
+
+
+@pytest.mark.parametrize("at", ["w=[1,2", "w=[__import__]", "w=[1;2]"])
+def test_at_is_numbers_only(at):
+    with pytest.raises(GradgenError) as e:
+        draw.parse_at(at)
+    assert "NAME=VALUE" in e.value.message
 
 
 def test_bad_extension(tmp_path):

@@ -55,8 +55,9 @@ def test_writing_into_a_parameter_works_on_a_copy(tmp_path):
     x = np.arange(4.0)
     _, (g_x, g_a) = module.f_value_and_grad(x, 0.5)
     np.testing.assert_array_equal(x, np.arange(4.0))  # the caller's array as it was
-    np.testing.assert_allclose(g_x, [8 * 0.0, 0.0, 8 * 2.5, 8 * 3.5])
-    assert g_a == pytest.approx(8 * 2 * 0.25 * 0.5 * 2 + 8 * (2.5 + 3.5))
+    # f = 4 (x0^2 + a^4 + (x2 + a)^2 + (x3 + a)^2) at x = 0, 1, 2, 3 and a = 0.5
+    np.testing.assert_allclose(g_x, [0.0, 0.0, 20.0, 28.0])
+    assert g_a == pytest.approx(4 * (4 * 0.125 + 2 * 2.5 + 2 * 3.5))
 
 
 def test_no_note_without_writes(tmp_path):
