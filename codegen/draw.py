@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import ast
 import html
-import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -29,6 +27,7 @@ import numpy as np
 from . import ops
 from .errors import GradgenError
 from .ir import Graph, Node, evaluate
+from .write import write_atomic
 
 # Beyond this many gates, `auto` draws one box per source line.
 GATES_LIMIT = 80
@@ -375,12 +374,12 @@ def render(text: str, path: Path) -> str:
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".dot":
-        _atomic(path, text.encode())
+        write_atomic(path, text.encode())
         return f"wrote {path}"
     dot = shutil.which("dot")
     if dot is None:
         fallback = path.with_suffix(".dot")
-        _atomic(fallback, text.encode())
+        write_atomic(fallback, text.encode())
         return (
             f"wrote {fallback} (Graphviz's `dot` is not installed: render it with "
             f"`dot -T{suffix[1:]} {fallback} -o {path}`, after e.g. `apt-get install graphviz`)"
@@ -396,16 +395,5 @@ def render(text: str, path: Path) -> str:
         ) from None
     if done.returncode != 0:
         raise RuntimeError(f"dot failed: {done.stderr.decode(errors='replace').strip()}")
-    _atomic(path, done.stdout)
+    write_atomic(path, done.stdout)
     return f"wrote {path}"
-
-
-def _atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -33,8 +33,9 @@ def check_writable(paths: list[Path], force: bool) -> None:
             )
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename: never a half file."""
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write `text` (or bytes: a picture) to `path` through a temporary file and a rename:
+    never a half file."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -43,8 +44,12 @@ def write_atomic(path: Path, text: str) -> None:
             f"cannot write to {path.parent}: {e.strerror}", hint="pass a writable --out DIR"
         ) from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
+        if isinstance(text, bytes):
+            with os.fdopen(fd, "wb") as f:
+                f.write(text)
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError as e:
