@@ -44,6 +44,14 @@ CASES = [
     ("a: f64[2,3], b: f64[3,4], c: f64[4,2]", "np.linalg.multi_dot((a, b, c))"),
     ("a: f64[3,3], b: f64[3]", "np.linalg.solve(np.linalg.inv(a @ a.T + np.eye(3)), b)"),
     ("a: f64[2,2]", "np.linalg.det(np.linalg.inv(a + 3.0 * np.eye(2)))"),
+    ("a: f64[4,3]", "np.linalg.qr(a, mode='r') * np.arange(9.0).reshape(3, 3)"),
+    ("a: f64[4,3]", "np.linalg.pinv(a)"),
+    ("a: f64[2,4]", "np.linalg.pinv(a) * np.arange(8.0).reshape(4, 2)"),
+    ("a: f64[5,3], b: f64[5]", "np.linalg.lstsq(a, b)[0] + np.linalg.lstsq(a, b)[1]"),
+    ("a: f64[5,3], b: f64[5,2]", "np.linalg.lstsq(a, b, rcond=None)[0]"),
+    ("a: f64[3,3]", "np.linalg.cond(a) + np.linalg.cond(a + 2.0 * np.eye(3), 'fro')"),
+    ("a: f64[2,3,3]", "np.linalg.matrix_norm(a) + np.linalg.vector_norm(a, axis=1).sum()"),
+    ("a: f64[3,3]", "np.linalg.vector_norm(a, ord=1)"),
 ]
 
 
@@ -132,3 +140,19 @@ def test_refusals_name_the_line(tmp_path, expr, message):
         compile_file(path)
     assert message in e.value.message, e.value.message
     assert "expr.py:5" in e.value.render()
+
+
+def test_qr_tuple_unpacks(tmp_path):
+    path = write_source(
+        tmp_path,
+        """
+        import numpy as np
+
+        def f(a: "f64[4,3]"):
+            q, r = np.linalg.qr(a)
+            return np.sum(q[:, 0] * np.arange(4.0)) + np.sum(r * r)
+        """,
+    )
+    compiled, module, reports = compile_and_check(path)
+    assert all(r.ok for r in reports)
+    assert_ir_matches(compiled, module)

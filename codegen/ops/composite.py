@@ -549,6 +549,63 @@ def _sliding_window_view(x, window_shape, axis=None, *, subok=False, writeable=F
 composite(np.lib.stride_tricks.sliding_window_view)(_sliding_window_view)
 
 
+@composite(np.vdot)
+def _vdot(a, b):
+    """The dot product of the flattened arrays (real: no conjugate to take)."""
+    return np.sum(np.ravel(a) * np.ravel(b))
+
+
+@composite(np.select)
+def _select(condlist, choicelist, default=0.0):
+    """The first choice whose condition holds, element by element: nested np.where, the
+    last condition innermost."""
+    if len(condlist) != len(choicelist):
+        raise ValueError("list of cases must be same length as list of conditions")
+    out = default
+    for cond, choice in reversed(list(zip(condlist, choicelist))):
+        out = np.where(cond, choice, out)
+    return out
+
+
+@composite(np.block)
+def _block(arrays):
+    """Nested lists of arrays, concatenated innermost along the last axis."""
+
+    def depth(x):
+        return 1 + depth(x[0]) if isinstance(x, list) else 0
+
+    levels = depth(arrays)
+    ndim = max(levels, max(np.ndim(a) for a in _leaves(arrays)))
+
+    def join(x, level):
+        if not isinstance(x, list):
+            return np.reshape(x, (1,) * (ndim - np.ndim(x)) + tuple(np.shape(x)))
+        return np.concatenate([join(v, level + 1) for v in x], axis=level - levels)
+
+    return join(arrays, 0)
+
+
+def _leaves(x):
+    return [leaf for v in x for leaf in _leaves(v)] if isinstance(x, list) else [x]
+
+
+@composite(np.dstack)
+def _dstack(tup):
+    return np.concatenate([np.atleast_3d(a) for a in tup], axis=2)
+
+
+@composite(np.column_stack)
+def _column_stack(tup):
+    cols = [a if np.ndim(a) >= 2 else np.reshape(a, (-1, 1)) for a in tup]
+    return np.concatenate(cols, axis=1)
+
+
+@composite(np.broadcast_arrays)
+def _broadcast_arrays(*args, subok=False):
+    shape = np.broadcast_shapes(*(np.shape(a) for a in args))
+    return tuple(np.broadcast_to(a, shape) for a in args)
+
+
 # ---- Python-valued queries ----
 
 

@@ -529,3 +529,139 @@ def _multi_dot(arrays, *, out=None):
     for b in arrays[1:]:
         result = result @ b
     return result
+
+
+# ---- QR (reduced, m >= n) ----
+
+
+def _copyltu(m):
+    """The symmetric matrix with m's lower triangle: tril(m) + tril(m, -1)^T."""
+    n = m.shape[-1]
+    lower = apply("mul", m, np.tril(np.ones((n, n))))
+    strict = apply("mul", m, np.tril(np.ones((n, n)), -1))
+    return lower + _mT(strict)
+
+
+def _times_r_inv_t(x, r):
+    """x R^-T, as (R^-1 x^T)^T: a solve, not an inverse."""
+    return _mT(apply("solve", r, _mT(x)))
+
+
+def _qr_q_vjp(g, q, a):
+    r = apply("qr_r", a)
+    m = -_mm(_mT(g), q)
+    return (_times_r_inv_t(g + _mm(q, _copyltu(m)), r),)
+
+
+def _qr_r_vjp(g, r, a):
+    q = apply("qr_q", a)
+    m = _mm(r, _mT(g))
+    return (_times_r_inv_t(_mm(q, _copyltu(m)), r),)
+
+
+def _qr_shape(part: str):
+    def shape(shapes):
+        batch, (m, n) = tuple(shapes[0][:-2]), shapes[0][-2:]
+        if m < n:
+            raise ValueError(
+                "np.linalg.qr of a wide matrix (fewer rows than columns) has no gradient here"
+            )
+        return batch + ((m, n) if part == "q" else (n, n))
+
+    return shape
+
+
+for _part, _k, _vjp in (("q", 0, _qr_q_vjp), ("r", 1, _qr_r_vjp)):
+    defop(
+        f"qr_{_part}",
+        eval=lambda a, _k=_k: np.linalg.qr(a)[_k],
+        shape=_qr_shape(_part),
+        dtype=lambda dtypes, **a: dtypes[0],
+        vjp=_vjp,
+        py=_call_py(f"np.linalg.qr({{0}})[{_k}]"),
+        gate=f"qr gate ({'Q' if _part == 'q' else 'R'}): (gQ + Q copyltu(M)) R^-T",
+        kink=lambda a: np.abs(np.diagonal(np.linalg.qr(a)[1], axis1=-2, axis2=-1)),
+        examples=(
+            (
+                ("a: f64[4,3]", "np.linalg.qr(a)[0] * np.arange(12.0).reshape(4, 3)"),
+                ("a: f64[2,3,3]", "np.linalg.qr(a)[0][:, :, 0]"),
+            )
+            if _part == "q"
+            else (("a: f64[4,3]", "np.linalg.qr(a)[1] * np.arange(9.0).reshape(3, 3)"),)
+        ),
+    )
+
+
+def _qr_front(args, kwargs, tracing):
+    a, *rest = args
+    mode = kwargs.pop("mode", rest[0] if rest else "reduced")
+    if kwargs:
+        raise TypeError("np.linalg.qr takes a, mode")
+    if mode == "r":
+        return tracing.apply("qr_r", a)
+    if mode != "reduced":
+        raise TypeError(f"np.linalg.qr(..., mode={mode!r}) is not supported (reduced and r are)")
+    return (tracing.apply("qr_q", a), tracing.apply("qr_r", a))
+
+
+NUMPY[np.linalg.qr] = _qr_front
+
+
+# ---- more written in numpy ----
+
+
+@composite(np.linalg.pinv)
+def _pinv(a, rcond=None, hermitian=False, *, rtol=None):
+    """For a matrix of full rank, (A^T A)^-1 A^T (tall) or A^T (A A^T)^-1 (wide): the same
+    matrix numpy's SVD gives, and differentiable there. A rank-deficient matrix is outside
+    this definition (the check would show its values differ)."""
+    m, n = a.shape[-2:]
+    at = np.swapaxes(a, -1, -2)
+    if m >= n:
+        return np.linalg.solve(at @ a, at)
+    return np.swapaxes(np.linalg.solve(a @ at, a), -1, -2)
+
+
+@composite(np.linalg.lstsq)
+def _lstsq(a, b, rcond=None):
+    """numpy's (x, residuals, rank, s) for a matrix of full column rank: x solves the normal
+    equations; the residuals are the squared norms of b - a x (empty unless m > n); the
+    rank is n (full rank is what this definition assumes)."""
+    m, n = a.shape
+    if m < n:
+        raise TypeError(
+            "np.linalg.lstsq of a wide matrix (fewer rows than columns) is not supported"
+        )
+    at = a.T
+    x = np.linalg.solve(at @ a, at @ b)
+    r = b - a @ x
+    residuals = np.sum(r * r, axis=0) if m > n else np.zeros((0,))
+    if b.ndim == 1 and m > n:
+        residuals = np.reshape(residuals, (1,))
+    return x, residuals, n, np.linalg.svd(a, compute_uv=False)
+
+
+@composite(np.linalg.cond)
+def _cond(x, p=None):
+    """The 2-norm condition number (largest over smallest singular value), or
+    norm(x, p) norm(inv(x), p)."""
+    if p is None or p == 2 or p == -2:
+        s = np.linalg.svd(x, compute_uv=False)
+        ratio = np.max(s, axis=-1) / np.min(s, axis=-1)
+        return ratio if p != -2 else 1.0 / ratio
+    return np.linalg.norm(x, p, axis=(-2, -1)) * np.linalg.norm(np.linalg.inv(x), p, axis=(-2, -1))
+
+
+if hasattr(np.linalg, "matrix_norm"):
+
+    @composite(np.linalg.matrix_norm)
+    def _matrix_norm_front(x, /, *, keepdims=False, ord="fro"):
+        return np.linalg.norm(x, ord=ord, axis=(-2, -1), keepdims=keepdims)
+
+    @composite(np.linalg.vector_norm)
+    def _vector_norm_front(x, /, *, axis=None, keepdims=False, ord=2):
+        if axis is None:
+            flat = np.ravel(x)
+            value = np.linalg.norm(flat, ord=ord)
+            return np.reshape(value, (1,) * x.ndim) if keepdims else value
+        return np.linalg.norm(x, ord=ord, axis=axis, keepdims=keepdims)
