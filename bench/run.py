@@ -71,7 +71,7 @@ SYSTEMS = (
 )
 TITLES = {key: title for key, title, _ in SYSTEMS}
 NUMPY_SYSTEMS = ("hand", "gradgen", "autograd")  # what tracemalloc can see
-MEMORY_CASES = ("mlp", "mlp_b1", "elementwise", "rnn")
+MEMORY_CASES = ("element_reads", "mlp", "mlp_b1", "elementwise", "rnn")
 RTOL = 1e-6  # float64 agreement with the hand-written gradients
 ATOL_SCALE = 1e-8  # elements this far below the array's largest are compared absolutely
 SEED = 0

@@ -9,7 +9,9 @@ grows with the size shows at a glance. The cases:
   reusing the previous value twice (fan-out) — deep graphs, many user-named lines;
 - wide: array expressions, `s = s + np.tanh(x * c_i + w)` on f64[16] — one local rebound
   every line, two parameters read by every term (a copy gate with N branches);
-- loop: the chain as a Python `for` loop (a short source that traces to a big graph).
+- loop: the chain as a Python `for` loop (a short source that traces to a big graph);
+- reads: `h = np.tanh(a * h + b * x[i])` for nodes/4 steps, x an array of that many
+  elements — every step reads one element of x, whose gradient gathers nodes/4 parts.
 
     python bench/scale.py          # 1k, 10k, 100k; tables into bench/SCALE.md, notes kept
     python bench/scale.py --sizes 1000,10000 --cases chain
@@ -48,7 +50,8 @@ from codegen import format as gradgen_format  # noqa: E402
 from codegen import passes, pipeline  # noqa: E402
 from codegen.emit import python as emit_python  # noqa: E402
 
-OPS_PER_LINE = {"chain": 4, "wide": 4, "loop": 4}  # traced forward nodes each line/iteration adds
+# traced forward nodes each line/iteration adds (reads: and one index node a step)
+OPS_PER_LINE = {"chain": 4, "wide": 4, "loop": 4, "reads": 4}
 STAGES = ["load", "trace", "autodiff", "passes", "emit", "black"]
 
 
@@ -87,10 +90,24 @@ def loop_source(nodes: int) -> str:
     )
 
 
+def reads_source(nodes: int) -> str:
+    """A loop reading x[i] at every step (bench/cases/element_reads.py at nodes/4 steps)."""
+    n = max(1, nodes // OPS_PER_LINE["reads"])
+    return (
+        "import numpy as np\n\n\n"
+        f'def f(a, b, x: "f64[{n}]"):\n'
+        "    h = 0.0\n"
+        f"    for i in range({n}):\n"
+        "        h = np.tanh(a * h + b * x[i])\n"
+        "    return h\n"
+    )
+
+
 CASES: dict[str, Callable[[int], str]] = {
     "chain": chain_source,
     "wide": wide_source,
     "loop": loop_source,
+    "reads": reads_source,
 }
 
 

@@ -6,20 +6,46 @@ its inputs' cotangents. Two things happen here, once, rather than in every rule:
   added up as they arrive (a running sum, as hand-written backprop keeps `g_w += ...`), so
   that each branch's cotangent dies at once rather than waiting for one long sum at the end;
 - unbroadcasting: a cotangent wider than its value is summed over the broadcast axes.
+
+A part of an array read many times (x[i] in a loop: elements, rows, slices, fancy indices)
+sends back a scatter, the size of the whole array. Those are kept as their parts, not as
+arrays, and meet in one array at the end: one `np.array` of the elements, one `np.stack`
+of the rows, or one `multi_scatter` (zeros, then `g_x[k] = v` per part), so that n reads
+cost one array, not n of them and their sum.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
 from . import ops
+from .errors import Src
 from .ir import Graph, Node, replay
 
 COPY_GATE = "copy gate: sums"
 UNBROADCAST = "broadcast: sums back"
-PACK_LIMIT = 64  # elements: beyond this, read-every-element gradients stay scatters
+PACK_LIMIT = 64  # elements: beyond this, read-every-element gradients go into zeros
+
+
+class Scatter(NamedTuple):
+    """A scatter cotangent kept as its part: `value` added into zeros at `key`."""
+
+    value: Node
+    arrays: tuple[Node, ...]  # the key's index arrays
+    key: tuple
+    tag: str | None
+    src: Src | None
+
+
+def _as_part(graph: Graph, c: Node, mark: int) -> Node | Scatter:
+    """A scatter that a VJP rule just made becomes its part (and leaves the graph)."""
+    if c.op != "scatter" or c.id < mark:
+        return c
+    if graph.nodes[-1] is c:  # nothing else reads it: made last
+        graph.discard(c)
+    return Scatter(c.inputs[0], c.inputs[1:], c.attrs["key"], c.tag, c.src)
 
 
 def unbroadcast(c: Node, shape: tuple[int, ...]) -> Node:
@@ -42,64 +68,87 @@ def unbroadcast(c: Node, shape: tuple[int, ...]) -> Node:
     return c
 
 
-def _single_key(p: Node, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+def _single_key(p: Scatter, shape: tuple[int, ...]) -> tuple[int, ...] | None:
     """The integer key of a scatter that writes one element or one leading row, else None."""
-    key = p.attrs.get("key", ())
-    if p.op != "scatter" or len(p.inputs) != 1 or not key or len(key) > len(shape):
+    key = p.key
+    if p.arrays or not key or len(key) > len(shape):
         return None
     if not all(isinstance(k, int) and not isinstance(k, bool) for k in key):
         return None
     return tuple(k % d for k, d in zip(key, shape))
 
 
-def _pack_scatters(parts: list[Node], shape: tuple[int, ...]) -> list[Node]:
-    """Scatters into distinct elements (or rows) of one array become one `pack` (or `stack`).
+def _gather_scatters(graph: Graph, parts: list[Scatter], shape: tuple[int, ...]) -> list[Node]:
+    """Scatters into one array as few arrays as possible: into distinct elements of a small
+    array, one `pack`; into every row once, one `stack`; the rest, one `multi_scatter`.
 
     Reading w[0], w[1], w[2] gives g_w = np.array([...]); reading xs[0] ... xs[7] gives
-    g_xs = np.stack([...]): no zeros of a concrete shape, and one line.
+    g_xs = np.stack([...]): no zeros of a concrete shape, and one line. Reading x[i] for
+    500 steps gives g_x = np.zeros((500,)) and g_x[i] = ... where each part is made.
     """
+    graph.tag, graph.src = parts[0].tag, parts[0].src
     keyed = [(p, _single_key(p, shape)) for p in parts]
-    graph = parts[0].graph
     elements = {k: p for p, k in keyed if k is not None and len(k) == len(shape)}
     rows = {k[0]: p for p, k in keyed if k is not None and len(k) == 1 and len(shape) > 1}
     n_elements = sum(1 for _, k in keyed if k is not None and len(k) == len(shape))
     n_rows = sum(1 for _, k in keyed if k is not None and len(k) == 1 and len(shape) > 1)
     size = int(np.prod(shape))
+    out = []
     if len(elements) >= 2 and len(elements) == n_elements and size <= PACK_LIMIT:
-        zero = graph.const(0.0, parts[0].dtype)
+        zero = graph.const(0.0, parts[0].value.dtype)
         flat = [zero] * size
         for k, p in elements.items():
-            flat[int(np.ravel_multi_index(k, shape))] = p.inputs[0]
-        packed = graph.apply("pack", *flat, shape=shape)
-        return [packed] + [p for p in parts if p not in elements.values()]
-    if len(shape) > 1 and len(rows) == shape[0] == n_rows and shape[0] >= 2:
-        stacked = graph.apply("stack", *(rows[i].inputs[0] for i in range(shape[0])), axis=0)
-        return [stacked] + [p for p in parts if p not in rows.values()]
-    return parts
+            flat[int(np.ravel_multi_index(k, shape))] = p.value
+        out.append(graph.apply("pack", *flat, shape=shape))
+        parts = [p for p in parts if p not in elements.values()]
+    elif len(shape) > 1 and len(rows) == shape[0] == n_rows and shape[0] >= 2:
+        out.append(graph.apply("stack", *(rows[i].value for i in range(shape[0])), axis=0))
+        parts = [p for p in parts if p not in rows.values()]
+    if len(parts) == 1:
+        (p,) = parts
+        out.append(graph.apply("scatter", _bare(p.value), *p.arrays, key=p.key, shape=shape))
+    elif parts:
+        values = [_bare(p.value) for p in parts]
+        arrays = [a for p in parts for a in p.arrays]
+        keys = tuple(p.key for p in parts)
+        out.append(graph.apply("multi_scatter", *values, *arrays, keys=keys, shape=shape))
+    return out
 
 
-def _accumulate(graph: Graph, node: Node, parts: list[Node], start: int) -> Node:
-    if len(parts) == 1 and parts[0].shape == node.shape:  # one branch, nothing to sum
+def _bare(value: Node) -> Node:
+    """A scatter's value without its broadcast: `g[1:4] = 1.0` broadcasts as it writes."""
+    return value.inputs[0] if value.op == "broadcast_to" else value
+
+
+def _accumulate(graph: Graph, node: Node, parts: list[Node | Scatter], start: int) -> Node:
+    if len(parts) == 1 and _summable(parts[0], node):  # one branch, nothing to sum
         _name_gradient(parts[0], node, start)
         return parts[0]
-    if any(p.shape != node.shape for p in parts):
+    dense = [p for p in parts if isinstance(p, Node)]
+    if any(p.shape != node.shape for p in dense):
         graph.tag, graph.src = UNBROADCAST, node.src
-    parts = _pack_scatters([unbroadcast(p, node.shape) for p in parts], node.shape)
-    total = parts[0]
-    if len(parts) > 1:
+    summed = [unbroadcast(p, node.shape) for p in dense]
+    scattered = [p for p in parts if isinstance(p, Scatter)]
+    if scattered:  # where the first scatter was, in the order of the sum
+        at = next(k for k, p in enumerate(parts) if isinstance(p, Scatter))
+        summed[at:at] = _gather_scatters(graph, scattered, node.shape)
+    total = summed[0]
+    if len(summed) > 1:
         graph.tag, graph.src = COPY_GATE, node.src
-        for p in parts[1:]:
+        for p in summed[1:]:
             total = total + p
     _name_gradient(total, node, start)
     return total
 
 
-def _summable(part: Node, value: Node) -> bool:
-    """A cotangent that can join the running sum as it is: no unbroadcast, no packing."""
-    return part.shape == value.shape and part.op != "scatter"
+def _summable(part: Node | Scatter, value: Node) -> bool:
+    """A cotangent that can join the running sum as it is: no unbroadcast, no gathering."""
+    return isinstance(part, Node) and part.shape == value.shape
 
 
-def _add_branch(graph: Graph, value: Node, parts: list[Node], c: Node, start: int) -> None:
+def _add_branch(
+    graph: Graph, value: Node, parts: list[Node | Scatter], c: Node | Scatter, start: int
+) -> None:
     """Add the cotangent `c` of one more branch of `value` to the running sum in `parts`."""
     if not (parts and _summable(parts[-1], value) and _summable(c, value)):
         parts.append(c)
@@ -141,7 +190,7 @@ def vjp_graph(forward: Graph, wrt: Sequence[str], seed: str | float = "g") -> Gr
             needs.add(node.id)
 
     start = len(graph.nodes)  # ids from here on are backward nodes
-    cotangents: dict[int, list[Node]] = {out.id: [g]} if out.id in needs else {}
+    cotangents: dict[int, list[Node | Scatter]] = {out.id: [g]} if out.id in needs else {}
     for node in reversed(list(graph.nodes)):
         parts = cotangents.pop(node.id, None)
         if not parts or node.op == "param":
@@ -151,10 +200,12 @@ def vjp_graph(forward: Graph, wrt: Sequence[str], seed: str | float = "g") -> Gr
         ct = _accumulate(graph, node, parts, start)
         spec = ops.OPS[node.op]
         graph.tag, graph.src = spec.gate, node.src
+        mark = len(graph.nodes)
         contributions = spec.vjp(ct, node, *node.inputs, **node.attrs)
         for inp, c in zip(node.inputs, contributions):
             if c is not None and inp.id in needs:
-                _add_branch(graph, inp, cotangents.setdefault(inp.id, []), c, start)
+                part = _as_part(graph, c, mark)
+                _add_branch(graph, inp, cotangents.setdefault(inp.id, []), part, start)
 
     grads = []
     for t in targets:

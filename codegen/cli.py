@@ -7,6 +7,8 @@ Exit statuses: 0 ok; 1 the numeric check failed (the module stays, to be read);
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import os
 import sys
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Sequence
 from . import __version__
 from .errors import EXIT_CHECK_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_USER_ERROR, GradgenError
 
-TARGETS = ("python",)
+TARGETS = ("python", "c")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,7 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("expr", metavar="EXPR.py", help="the file holding the forward function(s)")
     p.add_argument("--fn", metavar="NAME", help="trace only this function")
-    p.add_argument("--target", default="python", help="python (default)")
+    p.add_argument(
+        "--target",
+        default="python",
+        help="python (default), or c: <stem>_grad.c, .h and the loader <stem>_grad_c.py",
+    )
     p.add_argument(
         "--out", default="generated", metavar="DIR", help="output folder (default: generated)"
     )
@@ -59,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-check", action="store_true", help="skip the numeric gradient check")
     p.add_argument("--no-comments", action="store_true", help="emit no gate comments")
     p.add_argument(
+        "--explain",
+        action="store_true",
+        help="add to each backward line's comment the forward line of your file it comes from",
+    )
+    p.add_argument(
         "--force", action="store_true", help="overwrite an output file gradgen did not write"
     )
     p.add_argument(
@@ -73,6 +84,29 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("ir", "grad-ir", "code"),
         help="print the traced IR, the gradient IR or the code, and write nothing",
     )
+    p.add_argument(
+        "--draw",
+        metavar="FILE",
+        help="draw the function as a circuit with each wire's value and gradient "
+        "(.svg, .png, .pdf or .dot), and write nothing else",
+    )
+    p.add_argument(
+        "--at",
+        metavar="X=V,...",
+        help="the point to draw at: x=-2,y=5 (arrays in brackets: w=[1,2,3]); the rest from "
+        "_check_args or a seeded random point",
+    )
+    p.add_argument(
+        "--draw-level",
+        choices=("auto", "gates", "lines"),
+        default="auto",
+        help="one node per gate, or one box per source line (auto: by size)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the check's report as JSON on stdout (the rest goes to stderr)",
+    )
     p.add_argument("--version", action="version", version=f"gradgen {__version__}")
     return p
 
@@ -84,6 +118,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     from codegen import check, passes, pipeline
     from codegen.ir import format_graph
     from codegen.stats import format_stats
+    from codegen.highlight import highlight
     from codegen.write import check_writable, write_atomic
 
     if args.target not in TARGETS:
@@ -95,15 +130,34 @@ def run(argv: Sequence[str] | None = None) -> int:
         raise GradgenError("--wrt names no parameter", hint="e.g. --wrt w,b")
     expr = Path(args.expr)
     out_path = Path(args.out) / f"{expr.stem}_grad.py"
-    if not args.show:
+    c_paths: list[Path] = []  # the C target's .c and .h; out_path is then its loader
+    if args.target == "c":
+        out_path = Path(args.out) / f"{expr.stem}_grad_c.py"
+        c_paths = [Path(args.out) / f"{expr.stem}_grad{ext}" for ext in (".c", ".h")]
+    if args.json and (args.no_check or args.show or args.draw):
+        raise GradgenError(
+            "--json prints the check's report", hint="drop --no-check, --show and --draw"
+        )
+    if args.at is not None and not args.draw:
+        raise GradgenError("--at chooses the point of a drawing", hint="add --draw FILE")
+    inspecting = args.show or args.draw
+    if not inspecting:
         check_writable([out_path], args.force)
+        _check_c_writable(c_paths, args.force)
 
     try:
         enabled = passes.parse(args.passes) if args.passes is not None else None
     except ValueError as e:
         raise GradgenError(str(e)) from None
     compiled = pipeline.compile_file(
-        expr, args.fn, wrt, dict(args.dim), comments=not args.no_comments, enabled_passes=enabled
+        expr,
+        args.fn,
+        wrt,
+        dict(args.dim),
+        comments=not args.no_comments,
+        enabled_passes=enabled,
+        target=args.target,
+        explain=args.explain,
     )
     if args.stats:
         print(format_stats(compiled))
@@ -122,31 +176,103 @@ def run(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
 
+    for t in compiled.functions:
+        for note in t.forward.notes:
+            print(f"note: {note}", file=sys.stderr)
+
     if args.show == "code":
-        sys.stdout.write(compiled.source)
+        kind = "c" if compiled.files is not None else "python"
+        text = compiled.files[".c"] if compiled.files is not None else compiled.source
+        sys.stdout.write(highlight(text, kind, sys.stdout))
         return EXIT_OK
     if args.show:
         for t in compiled.functions:
             if args.show == "ir":
-                print(format_graph(t.forward, f"# {t.spec.name}: traced"))
+                text = format_graph(t.forward, f"# {t.spec.name}: traced")
             else:
                 graph = t.value_and_grad or t.vjp
-                print(format_graph(graph, f"# {t.spec.name}: value and gradients, optimized"))
+                text = format_graph(graph, f"# {t.spec.name}: value and gradients, optimized")
+            print(highlight(text + "\n", "ir", sys.stdout), end="")
         return EXIT_OK
+    if args.draw:
+        return _draw(compiled, Path(args.draw), args.at, args.draw_level)
+    points = {}  # the points of the module's _check_args(rng), validated before writing
+    if not args.no_check:
+        points = {t.spec.name: check.user_points(t.spec) for t in compiled.functions}
 
-    write_atomic(out_path, compiled.source)
-    print(f"wrote {out_path}")
+    # with --json, stdout is the report alone: what the command says goes to stderr
+    say = functools.partial(print, file=sys.stderr) if args.json else print
+    if compiled.files is not None:  # the C target: the C first, then its loader
+        for path, ext in zip(c_paths, (".c", ".h")):
+            write_atomic(path, compiled.files[ext])
+            say(f"wrote {path}")
+        write_atomic(out_path, compiled.files["_c.py"])
+    else:
+        write_atomic(out_path, compiled.source)
+    say(f"wrote {out_path}")
+    if compiled.files is not None and not args.no_check:
+        try:  # compiled here, so that a missing compiler is one clear message
+            check.import_path(out_path)
+        except ImportError as e:
+            raise GradgenError(str(e), hint="or pass --no-check to only write the files") from None
     if args.no_check:
         return EXIT_OK
     module = check.import_path(out_path)
     status = EXIT_OK
+    unconfirmed = []
+    reports = []
     for t in compiled.functions:
-        report = check.check_function(module, t.spec, t.forward, t.wrt)
-        print(check.format_report(report))
-        if not report.ok:
+        report = check.check_function(module, t.spec, t.forward, t.wrt, points=points[t.spec.name])
+        reports.append(report)
+        say(check.format_report(report))
+        if report.failed:
             status = EXIT_CHECK_FAILED
-    print("ok" if status == EXIT_OK else f"check FAILED: {out_path} is written, for reading")
+        unconfirmed += [f"{t.spec.name}: {name}" for name in report.inconclusive]
+    if status != EXIT_OK:
+        say(f"check FAILED: {out_path} is written, for reading")
+    elif unconfirmed:
+        # not a failure (status 0), but never the word ok: the gradients were not confirmed
+        say(
+            f"not confirmed: the check could not confirm {', '.join(unconfirmed)} at the "
+            f"arguments tried (central differences did not converge there); {out_path} is "
+            f"written. Choose the points with {check.CHECK_ARGS}(rng) in {expr.name}"
+        )
+    else:
+        say("ok")
+    if args.json:
+        print(json.dumps(check.report_json(reports, str(out_path)), indent=2))
     return status
+
+
+def _draw(compiled, path: Path, at: str | None, level: str) -> int:
+    """--draw: each function's circuit at the point --at gives (one file per function
+    when the input file has several: FILE's stem gets the function's name)."""
+    from codegen import draw
+
+    point = draw.parse_at(at)
+    source = compiled.loaded.path.read_text().splitlines()
+    several = len(compiled.functions) > 1
+    for t in compiled.functions:
+        target = path.with_stem(f"{path.stem}_{t.spec.name}") if several else path
+        args, caption = draw.point(t.spec, t.forward, point)
+        text = draw.circuit(t.forward, args, caption, level, source)
+        print(draw.render(text, target))
+    return EXIT_OK
+
+
+def _check_c_writable(paths: list[Path], force: bool) -> None:
+    """As write.check_writable, for C files, whose first line is a C comment."""
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                ours = f.readline().startswith("/* Generated by gradgen")
+        except OSError:
+            continue  # (absent: nothing to overwrite)
+        if not ours and not force:
+            raise GradgenError(
+                f"{path} exists and was not generated by gradgen; not overwriting it",
+                hint="move it away, choose another --out, or pass --force",
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

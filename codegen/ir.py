@@ -22,6 +22,12 @@ FOLD_MAX_ELEMENTS = 64
 
 def _freeze(value: Any) -> Any:
     """A hashable stand-in for an attribute value (lists become tuples)."""
+    if isinstance(value, tuple):
+        try:
+            hash(value)  # (a multi_scatter's thousands of keys: one call, in C)
+            return value
+        except TypeError:
+            pass
     if isinstance(value, (list, tuple)):
         return tuple(_freeze(v) for v in value)
     if isinstance(value, dict):
@@ -156,6 +162,8 @@ class Graph:
         # "intern" (same op and inputs give the same node: CSE), "fold" (constant
         # folding), "simplify" (the ops' algebraic rewrites), "fuse" (pattern fusions).
         self.rules: frozenset[str] = frozenset()
+        # What the command tells the user about their code (a write into a parameter).
+        self.notes: list[str] = []
 
     def param(self, name: str, shape: Shape, dtype: str, src: Src | None = None) -> Node:
         node = self._new("param", (), {"name": name, "index": len(self.params)}, shape, dtype, src)
@@ -241,6 +249,16 @@ class Graph:
             if spec.simplify:
                 return spec.simplify(*nodes, **attrs)
         return None
+
+    def discard(self, node: Node) -> None:
+        """Take back the node added last, which nothing reads (autodiff keeps the scatters
+        that VJP rules make as parts, to meet in one array)."""
+        if not self.nodes or self.nodes[-1] is not node:
+            raise ValueError(f"%{node.id} is not the last node of its graph")
+        self.nodes.pop()
+        key = _key(node.op, node.inputs, node.attrs)
+        if self._interned.get(key) is node:
+            del self._interned[key]
 
     def _new(self, op, inputs, attrs, shape, dtype, src, value=None) -> Node:
         node = Node(self, len(self.nodes), op, inputs, attrs, shape, dtype, src, self.tag, value)

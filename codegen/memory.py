@@ -53,6 +53,9 @@ class Statement:
     # it writes its result into a slot of a buffer defined earlier (out=buf[k]): its value
     # is a view of that buffer, which owns the bytes
     into: Node | None = None
+    # it writes a part of its node's array, which an earlier statement made (g_x[3] = v):
+    # it defines nothing and allocates nothing but its temporaries
+    update: bool = False
 
 
 @dataclass
@@ -71,7 +74,7 @@ def plan(stmts: list[Statement], protected: set[int], ufunc_ops: set[str]) -> Pl
     for k, st in enumerate(stmts):
         for r in st.reads:
             last[r] = k
-    defined = {st.node.id: st for st in stmts if st.node is not None}
+    defined = {st.node.id: st for st in stmts if st.node is not None and not st.update}
     dels: dict[int, list[Node]] = {}
     inplace: dict[int, Node] = {}
     live = 0  # bytes of the named, non-parameter arrays alive after each statement
@@ -79,7 +82,7 @@ def plan(stmts: list[Statement], protected: set[int], ufunc_ops: set[str]) -> Pl
     for k, st in enumerate(stmts):
         node = st.node
         handed_on = None  # the dead input whose buffer lives on as this statement's result
-        if node is not None:
+        if node is not None and not st.update:
             if st.into is None and node.op in ufunc_ops and nbytes(node) >= INPLACE_MIN_BYTES:
                 free = [
                     cand

@@ -41,6 +41,8 @@ class Compiled:
     memory: dict[str, dict]  # function -> memory figures from the emitter
     specialized: dict[str, int]  # named dims the code depends on -> the size it is for
     reasons: dict[str, str]  # named dim -> the first emitted line that depends on its size
+    # the C target's files, by suffix after <stem>_grad: .c, .h, _c.py (source is the .c)
+    files: dict[str, str] | None = None
 
 
 def _wrt_for(spec: FunctionSpec, wrt: Sequence[str] | None) -> list[str]:
@@ -100,7 +102,7 @@ def _any_node(node) -> bool:
     return True
 
 
-def _emit(loaded: Loaded, traced: list[Traced], comments: bool, specialized: dict[str, int]):
+def _units(loaded: Loaded, traced: list[Traced], specialized: dict[str, int]) -> list:
     units = []
     for t in traced:
         guards = []
@@ -127,9 +129,24 @@ def _emit(loaded: Loaded, traced: list[Traced], comments: bool, specialized: dic
                 guards=guards,
             )
         )
+    return units
+
+
+def _emit(loaded: Loaded, traced: list[Traced], comments: bool, specialized: dict[str, int]):
+    units = _units(loaded, traced, specialized)
     memory: dict[str, dict] = {}
     text = emit_python.emit_module(units, loaded.path.name, comments, memory)
     return text, memory
+
+
+def _source_lines(path: Path) -> dict[int, str] | bool:
+    """The user's file, line number -> text, for --explain (True if it cannot be read:
+    the loader reports that)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return True
+    return {k + 1: line.strip() for k, line in enumerate(text.splitlines())}
 
 
 def _first_difference(a: str, b: str) -> str:
@@ -146,8 +163,13 @@ def compile_file(
     dims: dict[str, int] | None = None,
     comments: bool = True,
     enabled_passes: Sequence[str] | None = None,
+    target: str = "python",
+    explain: bool = False,
 ) -> Compiled:
     """Load, trace, differentiate, optimize, emit and format one expr.py.
+
+    `explain` (with comments) adds to each backward line's gate comment the forward line
+    of the user's file it differentiates.
 
     Named dims stay symbolic when the emitted code does not depend on their sizes; this is
     tested by compiling again with each named dim at another size. Where the code does
@@ -159,15 +181,43 @@ def compile_file(
     # alive goes straight to the oldest generation (freeze, then unfreeze: no walk), as
     # if it had survived the young collections it skipped. A later full collection walks
     # it once, if it is still alive then.
+    if explain and comments:  # the emitters read the user's lines from the comments map
+        comments = _source_lines(Path(path))
     collecting = gc.isenabled()
     gc.disable()
     try:
+        if target == "c":
+            return _compile_c(path, fn, wrt, dims, comments, enabled_passes)
         return _compile(path, fn, wrt, dims, comments, enabled_passes)
     finally:
         if collecting:
             gc.freeze()
             gc.unfreeze()
             gc.enable()
+
+
+def _compile_c(path, fn, wrt, dims, comments, enabled_passes) -> Compiled:
+    """The C target: the same graphs, without the lowerings that only speed up numpy
+    (scan, widen), emitted for the sizes given (named dims included)."""
+    from .emit.c import emit_c
+
+    enabled = passes.default_enabled() if enabled_passes is None else enabled_passes
+    enabled = [p for p in enabled if p not in ("scan", "widen")]
+    loaded = load(path, fn, dims)
+    traced = [differentiate(loaded, spec, wrt, enabled) for spec in loaded.functions]
+    named = sorted(
+        {d for s in loaded.functions for p in s.params for d in p.dims if isinstance(d, str)}
+    )
+    dims = []  # per function, its named dims in order: its leading `long` parameters
+    for t in traced:
+        names = dict.fromkeys(d for p in t.spec.params for d in p.dims if isinstance(d, str))
+        dims.append([(d, loaded.dims[d]) for d in names])
+    units = _units(loaded, traced, {})
+    memory: dict[str, dict] = {}
+    files = emit_c(units, f"{loaded.path.stem}_grad", loaded.path.name, comments, dims, memory)
+    specialized = {d: loaded.dims[d] for d in named}
+    reasons = {d: "the C target sizes its loops and buffers when generated" for d in named}
+    return Compiled(loaded, traced, files[".c"], memory, specialized, reasons, files)
 
 
 def _compile(path, fn, wrt, dims, comments, enabled_passes) -> Compiled:

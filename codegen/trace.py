@@ -208,6 +208,12 @@ class Tracer:
     def __rpow__(self, o):
         return self.tracing.call(np.power, (o, self))
 
+    def __mod__(self, o):
+        return self.tracing.call(np.remainder, (self, o))
+
+    def __rmod__(self, o):
+        return self.tracing.call(np.remainder, (o, self))
+
     def __matmul__(self, o):
         return self.tracing.call(np.matmul, (self, o))
 
@@ -674,7 +680,7 @@ class Tracing:
     def call(self, fn: Any, args: tuple, kwargs: dict | None = None) -> Any:
         """Trace `fn(*args, **kwargs)` through the op table."""
         kwargs = dict(kwargs or {})
-        if fn is not np.array and any(_scalar_list(a) for a in args):  # x * [1.0, a]
+        if fn not in SEQUENCES and any(_scalar_list(a) for a in args):  # x * [1.0, a]
             args = tuple(self.call(np.array, (a,)) if _scalar_list(a) else a for a in args)
         front = ops.NUMPY.get(fn)
         if front is None:
@@ -859,6 +865,27 @@ def _proxied(value: Any, tracing: Tracing) -> Any:
     return value
 
 
+# Functions whose list arguments are sequences of arrays, which numpy's dispatch looks
+# inside: a list of traced scalars stays a list for them (np.stack([a, b]) is a pack).
+SEQUENCES = {
+    fn
+    for fn in (
+        np.array,
+        np.stack,
+        np.concatenate,
+        np.vstack,
+        np.hstack,
+        np.dstack,
+        np.column_stack,
+        np.block,
+        np.select,
+        np.linalg.multi_dot,
+        getattr(np, "row_stack", None),
+    )
+    if fn is not None
+}
+
+
 def _scalar_list(obj: Any) -> bool:
     """A (nested) list or tuple of numbers and traced scalars, with at least one traced:
     numpy does not look inside lists for traced values, so np.sum([1, a * a]) would
@@ -882,6 +909,8 @@ def _scalar_list(obj: Any) -> bool:
 
 def _lists_as_arrays(fn: Any, tracing: Tracing) -> Any:
     """The user's np.<fn>, taking lists of traced scalars and numbers as arrays."""
+    if fn in SEQUENCES:  # numpy looks inside their lists, and they take them as they are
+        return fn
 
     @functools.wraps(fn)
     def call(*args, **kwargs):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import textwrap
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +67,23 @@ def compile_and_check(path: Path, out: Path | None = None, **kwargs):
     return compiled, module, reports
 
 
+def assert_checked(reports, source: str = "") -> None:
+    """Every numeric check passed; on failure, the check's own table for each failed one
+    (and the generated source, when given)."""
+    bad = [r for r in reports if not r.ok]
+    assert not bad, "\n".join(check.format_report(r) for r in bad) + (
+        f"\n--- generated ---\n{source}" if source else ""
+    )
+
+
+def assert_same_arrays(got, want, context: str = "") -> None:
+    """As many arrays as expected, each equal bit for bit, saying which one differs."""
+    got, want = list(got), list(want)
+    assert len(got) == len(want), f"{len(got)} arrays, expected {len(want)} {context}"
+    for k, (a, b) in enumerate(zip(got, want)):
+        np.testing.assert_array_equal(a, b, err_msg=f"array {k} {context}", strict=True)
+
+
 def assert_ir_matches(compiled, module, seed: int = 1) -> None:
     """The reference interpreter agrees with the user's function and the generated module."""
     rng = np.random.default_rng(seed)
@@ -81,3 +100,43 @@ def assert_ir_matches(compiled, module, seed: int = 1) -> None:
         np.testing.assert_allclose(value, mod_value, rtol=rtol, atol=atol)
         for a, b in zip(grads, mod_grads):
             np.testing.assert_allclose(a, b, rtol=max(rtol, 1e-10), atol=atol)
+
+
+# How jax.numpy says it does not take a numpy expression (an op or a keyword it lacks, numpy
+# indexing or assignment it forbids). A jax cross-check skips on these and nothing else.
+JAX_REFUSALS = (
+    r"JAX arrays are immutable",
+    r"non-tuple sequence for multidimensional indexing",
+    r"^\w+\(\) got an unexpected keyword argument",
+    r"^module 'jax\.numpy' has no attribute",
+    r"^'\w*(Array|Tracer)\w*' object has no attribute",
+)
+
+
+def jax_refusal(error: BaseException) -> str | None:
+    """Why jax refused, when `error` is jax.numpy declining the expression; else None.
+
+    Only an exception raised while jax ran the user's expression, with no frame of gradgen
+    in its traceback, of the kinds jax refuses with, and saying one of JAX_REFUSALS (or
+    NotImplementedError from jax itself) counts: anything else is a failure to report.
+    """
+    if not isinstance(error, (TypeError, AttributeError, NotImplementedError, IndexError)):
+        return None
+    frames = traceback.extract_tb(error.__traceback__)
+    package = str(Path(check.__file__).resolve().parent)
+    if any(str(Path(f.filename).resolve()).startswith(package + os.sep) for f in frames):
+        return None  # gradgen's own code raised: not jax's refusal
+    text = f"{type(error).__name__}: {error}"
+    if isinstance(error, NotImplementedError) and frames and "jax" in frames[-1].filename:
+        return text
+    return text if any(re.search(r, str(error)) for r in JAX_REFUSALS) else None
+
+
+def jax_x64(jax):
+    """jax's float64 switch as a context: jax.enable_x64 in recent versions, jax.experimental's
+    before."""
+    if hasattr(jax, "enable_x64"):
+        return jax.enable_x64(True)
+    from jax.experimental import enable_x64
+
+    return enable_x64()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
-import cli
+from codegen import cli
 from codegen import ops
 from helpers import ROOT, write_source
 
@@ -42,7 +43,13 @@ def test_show_ir_and_grad_ir(tmp_path, capsys):
         "lambda x:f64[], y:f64[], z:f64[]" in out and "add %x %y" in out and "circuit.py:5" in out
     )
     status, out, _ = run(capsys, ROOT / "examples" / "circuit.py", "--show", "grad-ir")
-    assert status == 0 and "mul" in out
+    assert status == 0, out
+    # f = (x + y) * z: the add's and the mul's lines, then the value and the gradients
+    # (g_x, g_y, g_z) = (z, z, q): add distributes, mul swaps
+    q = re.search(r"%(\d+) \(q\):f64\[\] = add %x %y  # circuit\.py:5", out)
+    f = q and re.search(rf"%(\d+) \(f\):f64\[\] = mul %{q[1]} %z  # circuit\.py:6", out)
+    assert f, out
+    assert f"in ( %{f[1]}, %z, %z, %{q[1]} )" in out, out
     assert not (tmp_path / "circuit_grad.py").exists()
 
 
@@ -74,11 +81,19 @@ def test_dims_from_flag_and_module(tmp_path, capsys):
         tmp_path,
         'import numpy as np\nDIMS = {"n": 3}\n\ndef f(x: "f64[n]"):\n    return np.sum(x * x)\n',
     )
-    status, out, err = run(capsys, path, "--out", tmp_path / "a", "--no-check")
+    status, out, err = run(capsys, path, "--out", tmp_path / "a")
     assert status == 0, err
     assert "f64[n]" in (tmp_path / "a" / "expr_grad.py").read_text()
+    assert re.search(r"^\s*x\s+\(3,\)\s", out, re.M), out  # checked at the module's n = 3
     status, out, err = run(capsys, path, "--out", tmp_path / "b", "--dim", "n=5")
     assert status == 0, err
+    assert re.search(r"^\s*x\s+\(5,\)\s", out, re.M), out  # the flag wins: n = 5
+    mod = __import__("codegen.check", fromlist=["import_path"]).import_path(
+        tmp_path / "b" / "expr_grad.py"
+    )
+    x = __import__("numpy").arange(5.0)
+    value, (g,) = mod.f_value_and_grad(x)
+    assert value == 30.0 and list(g) == [0.0, 2.0, 4.0, 6.0, 8.0]
 
 
 def test_failed_check_is_status_1_and_keeps_the_module(tmp_path, capsys, monkeypatch):
@@ -119,9 +134,9 @@ ERRORS = {
     "math on traced": ("import math\n\ndef f(x):\n    return math.exp(x)\n", "expr.py:4", "np.exp"),
     "float on traced": ("def f(x):\n    return float(x) * 2\n", "expr.py:2", "np.exp"),
     "unsupported numpy": (
-        'import numpy as np\n\ndef f(x: "f64[3]"):\n    return np.sum(np.sort(x))\n',
+        'import numpy as np\n\ndef f(x: "f64[3]"):\n    return np.sum(np.fft.fft(x).real)\n',
         "expr.py:4",
-        "np.sort is not supported",
+        "np.fft.fft is not supported",
     ),
     "shape mismatch": (
         'import numpy as np\n\ndef f(x: "f64[3]", y: "f64[4]"):\n    z = x * y\n    return np.sum(z)\n',
@@ -257,7 +272,9 @@ def test_nan_at_every_point_warns_with_the_node(tmp_path, capsys):
         tmp_path, 'import numpy as np\n\ndef f(x: "f64[3]"):\n    return np.sum(np.log(x - 10.0))\n'
     )
     status, out, err = run(capsys, path, "--out", tmp_path / "o")
+    assert status == 1, out + err  # NaN values: the check cannot pass
     assert "warning: log at expr.py:4 gives a NaN or infinity" in out
+    assert (tmp_path / "o" / "expr_grad.py").exists()  # written, for reading
 
 
 def test_large_modules_skip_black_and_say_so(tmp_path, capsys, monkeypatch):

@@ -90,16 +90,43 @@ def test_several_inputs_by_hand(tmp_path, params, expr, point, expected):
     np.testing.assert_allclose(grads, expected, rtol=1e-12, atol=1e-15)
 
 
-def test_clip_tie_is_central():
+CLIP = """
+import numpy as np
+
+
+def scalar(x: "f64[]", lo: "f64[]", hi: "f64[]"):
+    return np.clip(x, lo, hi)
+
+
+def array(x: "f64[2]", lo: "f64[]", hi: "f64[]"):
+    return np.sum(np.clip(x, lo, hi))
+"""
+
+
+def test_clip_tie_is_central(tmp_path):
     """At x on a bound, clip's slope is 1 on one side and 0 on the other: the central
-    difference sees 1/2, which is what the even split of the max/min gates gives."""
+    difference sees 1/2 for x and for the bound that ties, and gradgen's code (max/min
+    gates splitting ties evenly, in scalar and in array code) gives the same."""
+    _, module, reports = compile_and_check(write_source(tmp_path, CLIP))
+    for r in reports:  # the check's random points are off the ties: the ties are below
+        assert r.ok, "\n" + "\n".join(str(a) for a in r.args)
     h = 1e-6
-    for x, lo, hi in [(0.0, 0.0, 1.0), (1.0, 0.0, 1.0)]:
+    for x, lo, hi in [(0.0, 0.0, 1.0), (1.0, 0.0, 1.0), (-0.5, -0.5, 2.0)]:
         dx = (np.clip(x + h, lo, hi) - np.clip(x - h, lo, hi)) / (2 * h)
         d_lo = (np.clip(x, lo + h, hi) - np.clip(x, lo - h, hi)) / (2 * h)
         d_hi = (np.clip(x, lo, hi + h) - np.clip(x, lo, hi - h)) / (2 * h)
+        central = (dx, d_lo, d_hi)
         expected = (0.5, 0.5, 0.0) if x == lo else (0.5, 0.0, 0.5)
-        np.testing.assert_allclose((dx, d_lo, d_hi), expected, atol=1e-9)
+        np.testing.assert_allclose(central, expected, atol=1e-9)
+        value, grads = module.scalar_value_and_grad(x, lo, hi)
+        assert value == x
+        np.testing.assert_allclose(grads, central, atol=1e-9, err_msg=f"scalar at {x, lo, hi}")
+        # array code: one element on the tie, one strictly inside (slope 1, bounds 0)
+        inside = (lo + hi) / 2
+        value, (gx, g_lo, g_hi) = module.array_value_and_grad(np.array([x, inside]), lo, hi)
+        assert value == x + inside
+        np.testing.assert_allclose(gx, [dx, 1.0], atol=1e-9, err_msg=f"array at {x, lo, hi}")
+        np.testing.assert_allclose((g_lo, g_hi), (d_lo, d_hi), atol=1e-9)
 
 
 def test_clip_needs_a_bound(tmp_path):

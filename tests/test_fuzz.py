@@ -3,13 +3,16 @@
 The programs come from `fuzzgen.py` (beside this file), which reads the op table at run
 time, so a new op is fuzzed the moment it is declared. Each program is compiled for every
 target in `fuzzgen.TARGETS`, imported, checked against central differences, compared with
-the reference IR interpreter and, when jax is importable, with `jax.vjp`.
+the reference IR interpreter and, when jax is importable, with `jax.vjp`. A failed numeric
+check is a failure unless jax ran the program at the check's points and agreed with
+gradgen there (`suspect`: the central differences were ill-conditioned).
 
 Runs:
 
     python -m pytest tests/test_fuzz.py                     # bounded, derandomized (CI)
     GRADGEN_FUZZ=long python -m pytest tests/test_fuzz.py   # 10,000 programs, random seed
     python tests/fuzzgen.py --seeds 0:10000 --jobs 2 --report fuzz.md   # sweep, every failure
+    python -m pytest -m jax tests/test_fuzz.py              # the tests that need jax
 
 A failure shrinks (hypothesis) to a small program; paste its source into REGRESSIONS,
 with an `xfail(strict=True)` mark while the bug stands.
@@ -17,6 +20,7 @@ with an `xfail(strict=True)` mark while the bug stands.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import textwrap
@@ -26,6 +30,7 @@ from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 
 import fuzzgen
+from codegen import ops
 from fuzzgen import TARGETS, Target
 
 LONG = os.environ.get("GRADGEN_FUZZ", "").lower() == "long"
@@ -57,6 +62,7 @@ def _target_params():
 
 
 def _assert_ok(verdict: fuzzgen.Verdict, source: str, passes) -> None:
+    """ok, or suspect: the numeric check failed where jax ran and agreed with gradgen."""
     assert verdict.status in ("ok", "suspect"), (
         f"{verdict.kind} failure (passes: {'all' if passes is None else passes})\n"
         f"{verdict.detail}\n--- program ---\n{source}"
@@ -79,6 +85,96 @@ def test_random_programs(target: Target, data):
     verdict = fuzzgen.judge(program.source, program.passes, target, use_jax=use_jax)
     assume(verdict.status != "rejected")  # the program left its domain at the check's points
     _assert_ok(verdict, program.source, program.passes)
+
+
+JAX_PROGRAMS = 100 if LONG else 12
+
+
+@pytest.mark.parametrize("target", _target_params())
+@settings(FUZZ, max_examples=JAX_PROGRAMS)
+@given(data=st.data())
+def test_random_programs_against_jax(target: Target, data):
+    """Programs of their own (another test name, other derandomized draws), each compared
+    with jax.vjp; a program jax cannot run (x[i] = v, ...) is checked as above."""
+    pytest.importorskip("jax")
+    program = fuzzgen.generate(fuzzgen.HypothesisChooser(data))
+    note(program.source)
+    note(f"passes: {program.passes}")
+    verdict = fuzzgen.judge(program.source, program.passes, target, use_jax=True)
+    assume(verdict.status != "rejected")
+    _assert_ok(verdict, program.source, program.passes)
+
+
+# ---- the judge: a failed numeric check is forgiven only on jax's positive agreement -----
+
+SIN_IN_PLACE = """
+import numpy as np
+
+
+def f(x: "f64[3]"):
+    y = np.zeros(3)
+    y[0] = np.sin(x[0])
+    return np.sum(y * x)
+"""
+
+SIN_PLAIN = """
+import numpy as np
+
+
+def f(x: "f64[3]"):
+    return np.sum(np.sin(x) * x)
+"""
+
+
+@pytest.fixture
+def wrong_sin(monkeypatch):
+    """sin's gate planted wrong: 2 cos instead of cos."""
+    wrong = dataclasses.replace(
+        ops.OPS["sin"], vjp=lambda g, out, x: (g * 2.0 * ops.apply("cos", x),)
+    )
+    monkeypatch.setitem(ops.OPS, "sin", wrong)
+
+
+def test_failed_check_stays_failed_when_jax_refuses_or_is_missing(wrong_sin):
+    """jax cannot run `y[0] = v` (or is not installed): nothing vouches for gradgen, so the
+    failed check is a failure, whether or not the crosscheck extra is installed."""
+    source = textwrap.dedent(SIN_IN_PLACE).lstrip()
+    verdict = fuzzgen.judge(source, None, TARGETS[0], use_jax=True, arbitrate=True)
+    assert (verdict.status, verdict.kind) == ("fail", "check"), verdict
+    assert "jax unknown" in verdict.detail, verdict.detail
+
+
+def test_failed_check_stays_failed_when_jax_disagrees(wrong_sin):
+    pytest.importorskip("jax")
+    source = textwrap.dedent(SIN_PLAIN).lstrip()
+    verdict = fuzzgen.judge(source, None, TARGETS[0], use_jax=False, arbitrate=True)
+    assert (verdict.status, verdict.kind) == ("fail", "check"), verdict
+    assert "jax disagree" in verdict.detail, verdict.detail
+    # and the plain cross-check catches it on its own
+    verdict = fuzzgen.judge(source, None, TARGETS[0], use_jax=True, arbitrate=False)
+    assert (verdict.status, verdict.kind) == ("fail", "jax"), verdict
+
+
+def test_failed_check_is_suspect_only_when_jax_agrees_at_its_points(monkeypatch):
+    """A right gradient whose check fails (a tolerance below zero stands in for
+    ill-conditioned differences): jax runs it at the check's own points and agrees."""
+    pytest.importorskip("jax")
+    from codegen import check
+
+    points = []
+    monkeypatch.setitem(check.TOL, "f64", (-1.0, 0.0))
+    real = fuzzgen.compare_jax
+
+    def spy(*args, **kwargs):
+        points.append(kwargs.get("at"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fuzzgen, "compare_jax", spy)
+    source = textwrap.dedent(SIN_PLAIN).lstrip()
+    verdict = fuzzgen.judge(source, None, TARGETS[0], use_jax=False, arbitrate=True)
+    assert (verdict.status, verdict.kind) == ("suspect", "check"), verdict
+    (at,) = points
+    assert at is not None and len(at["f"]) >= check.POINTS  # the points the check drew
 
 
 # ---- regressions: shrunk failures, kept as explicit sources -----------------------------

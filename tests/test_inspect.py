@@ -174,3 +174,19 @@ def test_note_for_a_write_into_a_parameter(tmp_path, capsys):
     assert status == 0, err
     assert "note: expr.py:4: f writes into its parameter 'x'" in err
     assert out.rstrip().endswith("ok")
+
+
+def test_explain_names_the_forward_line(tmp_path, capsys):
+    status, out, _ = run(capsys, ROOT / "examples" / "neuron.py", "--explain", "--show", "code")
+    assert status == 0
+    body = out.split("def neuron_value_and_grad", 1)[1].split("def neuron_forward", 1)[0]
+    lines = [line.strip() for line in body.splitlines()]
+    at = lines.index("# from f = 1.0 / (1.0 + np.exp(-dot))  (neuron.py:8)")
+    assert lines[at + 1].startswith("g_dot = f * (1.0 - f)  # sigmoid gate")
+    assert "# from dot = w[0] * x[0] + w[1] * x[1] + w[2]  (neuron.py:7)" in lines
+    plain = run(capsys, ROOT / "examples" / "neuron.py", "--show", "code")[1]
+    assert "# from" not in plain  # off by default: the goldens do not change
+    quiet = run(
+        capsys, ROOT / "examples" / "neuron.py", "--show", "code", "--explain", "--no-comments"
+    )[1]
+    assert "# from" not in quiet

@@ -10,7 +10,13 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from codegen.stats import format_stats
-from helpers import compile_and_check, write_source, needs_passes
+from helpers import (
+    assert_checked,
+    assert_same_arrays,
+    compile_and_check,
+    needs_passes,
+    write_source,
+)
 
 ELEMENTWISE = """
 import numpy as np
@@ -23,7 +29,7 @@ def ew(x: "f64[100000]"):
 
 def test_large_arrays_are_dropped_and_reused(tmp_path):
     compiled, module, reports = compile_and_check(write_source(tmp_path, ELEMENTWISE))
-    assert all(r.ok for r in reports)
+    assert_checked(reports)
     src = compiled.source
     assert "del " in src
     assert ", out=" in src
@@ -72,7 +78,7 @@ def f(x: "f64[100,100]"):
 def test_no_out_into_a_buffer_a_view_still_reads(tmp_path):
     """Regression: `b = np.exp(a, out=a)` while `v = a[0:50]` is still read."""
     compiled, module, reports = compile_and_check(write_source(tmp_path, VIEW_THEN_REUSE))
-    assert all(r.ok for r in reports)  # a large |f| (1e5) must not fail a right gradient
+    assert_checked(reports)  # a large |f| (1e5) must not fail a right gradient
     assert "out=a)" not in compiled.source
 
 
@@ -89,7 +95,7 @@ def test_gradients_never_share_memory(tmp_path):
     """g_x = y, a read-only broadcast, a view of a constant: each comes back as its own array,
     so an optimizer may update the parameters and the gradients in place."""
     compiled, module, reports = compile_and_check(write_source(tmp_path, ALIASES))
-    assert all(r.ok for r in reports)
+    assert_checked(reports)
     rng = np.random.default_rng(0)
     args = [rng.normal(size=s) for s in [(3,), (3,), (3,), (2, 3)]]
     before = [a.copy() for a in args]
@@ -124,7 +130,7 @@ def test_scalar_code_rebinds_dead_names(tmp_path):
     """A rebound user name is rebound in the generated code too, and a parameter read at
     every step gets a running sum: the function holds a few floats, not one per gate."""
     compiled, module, reports = compile_and_check(write_source(tmp_path, CHAIN))
-    assert all(r.ok for r in reports)
+    assert_checked(reports)
     src = compiled.source
     forward = src.split("def f_value_and_grad")[0]
     assert forward.count("    s = b * math.tanh(a * s)") == 39
@@ -144,7 +150,7 @@ def test_reused_names_do_not_confuse_del(tmp_path):
         "    h = np.tanh(x)\n    h = np.sin(h) * 2.0\n    h = np.exp(h) + h\n    return np.sum(h * h)\n",
     )
     compiled, module, reports = compile_and_check(src)
-    assert all(r.ok for r in reports)
+    assert_checked(reports)
     x = np.linspace(-1, 1, 5000)
     h = np.sin(np.tanh(x)) * 2.0
     h = np.exp(h) + h
@@ -170,7 +176,7 @@ def test_a_sum_of_dead_arrays_is_added_in_place(tmp_path):
     """`np.sum(a + b)` with `a` and `b` dead after it: the add writes into one of them, so
     three arrays of x's size never coexist, and the result keeps the buffer's name."""
     compiled, module, reports = compile_and_check(write_source(tmp_path, ELEMENTWISE))
-    assert all(r.ok for r in reports)
+    assert_checked(reports)
     assert compiled.memory["ew"]["forward peak live bytes"] == 2 * 800_000
     forward = _function(compiled.source, "ew")
     assert "+= " in forward and "*= " in forward
@@ -196,7 +202,7 @@ def test_out_starts_at_two_kib(tmp_path):
     small, _, _ = compile_and_check(write_source(tmp_path, STEP.format(n=128)))
     assert "np.tanh(np.exp(x) + b)" in _function(small.source, "f")
     large, _, reports = compile_and_check(write_source(tmp_path, STEP.format(n=256), "big"))
-    assert all(r.ok for r in reports)
+    assert_checked(reports)
     forward = _function(large.source, "f")
     assert "+= b" in forward and "out=" in forward
 
@@ -206,7 +212,7 @@ def test_a_value_read_twice_gives_its_buffer_at_the_last_read(tmp_path):
     """tanh(x) * exp(-x*x) is read by the forward sum and by backward: backward's last read
     writes into it. Four arrays of x's size at most, as in the hand-written gradient."""
     compiled, module, reports = compile_and_check(write_source(tmp_path, ELEMENTWISE))
-    assert all(r.ok for r in reports)
+    assert_checked(reports)
     assert compiled.memory["ew"]["value_and_grad peak live bytes"] <= 4 * 800_000 + 8
     x = np.linspace(-2, 2, 100000)
     (_, (g,)), peak = _peak(module.ew_value_and_grad, x)
@@ -228,7 +234,7 @@ def _checked_value_and_grad(tmp_path, params: str, body: str) -> str:
     """The text of f_value_and_grad for `def f(params): body`, checked numerically."""
     src = write_source(tmp_path, f"import numpy as np\n\ndef f({params}):\n    {body}\n")
     compiled, _, reports = compile_and_check(src)
-    assert all(r.ok for r in reports)
+    assert_checked(reports)
     return _function(compiled.source, "f_value_and_grad")
 
 
@@ -245,7 +251,7 @@ def test_a_result_written_into_its_second_operand(tmp_path):
     """`c + t` into t's buffer is `t += c` (addition commutes, bit for bit); `c - t` is
     not, and stays a call with out=."""
     compiled, module, reports = compile_and_check(write_source(tmp_path, PRODUCT_THEN_ADD))
-    assert all(r.ok for r in reports)
+    assert_checked(reports)
     forward = _function(compiled.source, "f")
     assert re.search(r"^\s*t\d* \+= c$", forward, re.M), forward
     assert re.search(r"np\.subtract\(c, (t\d*), out=\1\)", forward), forward
@@ -293,7 +299,7 @@ def test_batched_rows_are_written_into_one_buffer(tmp_path, monkeypatch):
     are copied and no second set of them is alive. Same bits as the copying code."""
     path = write_source(tmp_path, RNN, "rnn")
     compiled, module, reports = compile_and_check(path, dims={"B": 8})
-    assert all(r.ok for r in reports)
+    assert_checked(reports)
     assert compiled.specialized == {}  # the buffers are sized by arrays, not by numbers
     vg = _function(compiled.source, "rnn_value_and_grad")
     assert re.search(r"= np\.empty\(\(5, \*t\d+\[0\]\.shape\)\)", vg), vg
@@ -308,11 +314,12 @@ def test_batched_rows_are_written_into_one_buffer(tmp_path, monkeypatch):
     args = _rnn_args()
     (value, grads), peak = _peak(module.rnn_value_and_grad, *args)
     (value_c, grads_c), peak_c = _peak(plain.rnn_value_and_grad, *args)
-    assert value == value_c and all(np.array_equal(a, b) for a, b in zip(grads, grads_c))
+    assert value == value_c, (value, value_c)
+    assert_same_arrays(grads, grads_c, "(rows in one buffer vs copied rows)")
     assert peak < 0.8 * peak_c
     g = np.float64(1.0)
     v, saved = module.rnn_forward(*args)
-    assert all(np.array_equal(a, b) for a, b in zip(module.rnn_backward(saved, g), grads))
+    assert_same_arrays(module.rnn_backward(saved, g), grads, "(backward vs value_and_grad)")
 
 
 UNARY = ["np.tanh({})", "np.sin({})", "np.exp(-{})", "({} * 2.0)", "np.abs({})"]
@@ -369,10 +376,11 @@ def test_rows_in_place_on_random_programs(tmp_path_factory, source):
         _, copying, _ = compile_and_check(path, folder / "copies")
     finally:
         memory.INPLACE_MIN_BYTES, memory.DEL_MIN_ELEMENTS = saved
-    assert all(r.ok for r in reports), compiled.source
+    assert_checked(reports, compiled.source)
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
     for fn in ("f_value_and_grad", "f_vjp"):
         args = (x, y) if fn == "f_value_and_grad" else (x, y, 1.0)
         (v1, g1), (v2, g2) = getattr(module, fn)(*args), getattr(copying, fn)(*args)
-        assert v1 == v2 and all(np.array_equal(a, b) for a, b in zip(g1, g2)), compiled.source
+        assert v1 == v2, (fn, v1, v2, compiled.source)
+        assert_same_arrays(g1, g2, f"({fn}: rows vs copies)\n{compiled.source}")

@@ -21,7 +21,17 @@ BENCH = Path(__file__).resolve().parent.parent
 CASES_DIR = BENCH / "cases"
 
 # The order in which the cases run and appear in the results.
-CASE_NAMES = ("neuron", "circuit", "scalar_chain", "mlp", "mlp_b1", "elementwise", "rnn")
+CASE_NAMES = (
+    "neuron",
+    "circuit",
+    "scalar_chain",
+    "element_reads",
+    "mlp",
+    "mlp_b1",
+    "elementwise",
+    "rnn",
+    "convnet",
+)
 
 
 def _identity(args: tuple) -> tuple:

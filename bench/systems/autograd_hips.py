@@ -40,6 +40,18 @@ def _scalar_chain(module: ModuleType):
     return f
 
 
+def _element_reads(module: ModuleType):
+    steps = module.STEPS
+
+    def f(a, b, x):
+        h = 0.0
+        for i in range(steps):
+            h = anp.tanh(a * h + b * x[i])
+        return h
+
+    return f
+
+
 def _mlp(module: ModuleType):
     X, Y = module.X, module.Y
 
@@ -76,6 +88,7 @@ _BUILDERS = {
     "neuron": _neuron,
     "circuit": _circuit,
     "scalar_chain": _scalar_chain,
+    "element_reads": _element_reads,
     "mlp": _mlp,
     "mlp_b1": _mlp,
     "elementwise": _elementwise,

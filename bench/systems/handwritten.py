@@ -79,6 +79,37 @@ def _scalar_chain(module: ModuleType) -> Impl:
     return Impl(forward, value_and_grad)
 
 
+def _element_reads(module: ModuleType) -> Impl:
+    steps = module.STEPS
+    tanh = math.tanh
+
+    def forward(a, b, x):
+        h = 0.0
+        for xi in x.tolist():
+            h = tanh(a * h + b * xi)
+        return h
+
+    def value_and_grad(a, b, x):
+        xs = x.tolist()
+        hs = [0.0] * (steps + 1)  # h entering each step, and the last
+        h = 0.0
+        for i in range(steps):
+            h = tanh(a * h + b * xs[i])
+            hs[i + 1] = h
+        g_x = np.empty(steps)
+        g_h, g_a, g_b = 1.0, 0.0, 0.0
+        for i in range(steps - 1, -1, -1):
+            t = hs[i + 1]
+            g_u = g_h * (1.0 - t * t)
+            g_a += g_u * hs[i]
+            g_b += g_u * xs[i]
+            g_x[i] = g_u * b
+            g_h = g_u * a
+        return h, (g_a, g_b, g_x)
+
+    return Impl(forward, value_and_grad)
+
+
 def _mlp(module: ModuleType) -> Impl:
     X, Y = module.X, module.Y
     n = X.shape[0]
@@ -200,14 +231,91 @@ def _rnn(module: ModuleType) -> Impl:
     return Impl(forward, value_and_grad)
 
 
+def _convnet(module: ModuleType) -> Impl:
+    """im2col: the windows as one matrix, the convolution one matmul (NHWC inside), the
+    pooling's and the batch norm's backward in closed form, the images' gradient added back
+    one window offset at a time."""
+    Y = module.Y
+    n = Y.shape[0]
+    labels = Y.argmax(axis=1)
+    rows = np.arange(n)
+    eps = 1e-5
+
+    def forward_parts(K, gamma, beta, W, c, X):
+        k, kh, kw = K.shape
+        h, w = X.shape[1] - kh + 1, X.shape[2] - kw + 1
+        cols = np.lib.stride_tricks.sliding_window_view(X, (kh, kw), axis=(1, 2))
+        cols = cols.reshape(n * h * w, kh * kw)
+        conv = cols @ K.reshape(k, kh * kw).T  # (n h w, k)
+        act = np.maximum(conv, 0.0).reshape(n, h // 2, 2, w // 2, 2, k)
+        pooled = act.max(axis=(2, 4))  # (n, h/2, w/2, k)
+        mu = pooled.mean(axis=(0, 1, 2))
+        d = pooled - mu
+        var = np.einsum("nijk,nijk->k", d, d) / (n * (h // 2) * (w // 2))
+        inv = 1.0 / np.sqrt(var + eps)
+        normed = d * inv
+        scaled = normed * gamma
+        scaled += beta
+        flat = scaled.transpose(0, 3, 1, 2).reshape(n, -1)  # the case's (n, k, h, w) order
+        z = flat @ W
+        z += c
+        z -= z.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(z).sum(axis=1))
+        loss = (lse.sum() - z[rows, labels].sum()) / n
+        return loss, (cols, conv, act, pooled, normed, inv, flat, z, lse, h, w)
+
+    def forward(K, gamma, beta, W, c, X):
+        return forward_parts(K, gamma, beta, W, c, X)[0]
+
+    def value_and_grad(K, gamma, beta, W, c, X):
+        loss, (cols, conv, act, pooled, normed, inv, flat, z, lse, h, w) = forward_parts(
+            K, gamma, beta, W, c, X
+        )
+        k, kh, kw = K.shape
+        g_z = np.exp(z - lse[:, None])  # softmax
+        g_z[rows, labels] -= 1.0
+        g_z /= n
+        g_W = flat.T @ g_z
+        g_c = g_z.sum(axis=0)
+        g_scaled = (g_z @ W.T).reshape(n, k, h // 2, w // 2).transpose(0, 2, 3, 1)
+        g_beta = g_scaled.sum(axis=(0, 1, 2))
+        g_gamma = np.einsum("nijk,nijk->k", g_scaled, normed)
+        g_normed = g_scaled * gamma
+        m = n * (h // 2) * (w // 2)
+        g_pooled = (
+            inv
+            / m
+            * (
+                m * g_normed
+                - g_normed.sum(axis=(0, 1, 2))
+                - normed * np.einsum("nijk,nijk->k", g_normed, normed)
+            )
+        )
+        wins = act == pooled[:, :, None, :, None, :]  # ties split evenly, as gradgen does
+        g_act = wins * (g_pooled / wins.sum(axis=(2, 4)))[:, :, None, :, None, :]
+        g_conv = g_act.reshape(n * h * w, k)
+        g_conv *= conv > 0.0
+        g_K = (g_conv.T @ cols).reshape(k, kh, kw)
+        g_cols = (g_conv @ K.reshape(k, kh * kw)).reshape(n, h, w, kh, kw)
+        g_X = np.zeros((n, h + kh - 1, w + kw - 1))
+        for i in range(kh):
+            for j in range(kw):
+                g_X[:, i : i + h, j : j + w] += g_cols[:, :, :, i, j]
+        return loss, (g_K, g_gamma, g_beta, g_W, g_c, g_X)
+
+    return Impl(forward, value_and_grad)
+
+
 _BUILDERS = {
     "neuron": _neuron,
     "circuit": _circuit,
     "scalar_chain": _scalar_chain,
+    "element_reads": _element_reads,
     "mlp": _mlp,
     "mlp_b1": _mlp,
     "elementwise": _elementwise,
     "rnn": _rnn,
+    "convnet": _convnet,
 }
 
 

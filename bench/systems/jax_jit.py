@@ -46,6 +46,18 @@ def _scalar_chain(module: ModuleType):
     return f
 
 
+def _element_reads(module: ModuleType):
+    steps = module.STEPS
+
+    def f(a, b, x):
+        h = 0.0
+        for i in range(steps):
+            h = jnp.tanh(a * h + b * x[i])
+        return h
+
+    return f
+
+
 def _mlp(module: ModuleType):
     X, Y = jnp.asarray(module.X), jnp.asarray(module.Y)
 
@@ -78,14 +90,35 @@ def _rnn(module: ModuleType):
     return f
 
 
+def _convnet(module: ModuleType):
+    Y = jnp.asarray(module.Y)
+    n = Y.shape[0]
+
+    def f(K, gamma, beta, W, c, X):
+        conv = jax.lax.conv_general_dilated(X[:, None], K[:, None], (1, 1), "VALID")
+        act = jnp.maximum(conv, 0.0)
+        k, h, w = act.shape[1:]
+        pooled = act.reshape(n, k, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+        mu = pooled.mean(axis=(0, 2, 3), keepdims=True)
+        var = pooled.var(axis=(0, 2, 3), keepdims=True)
+        normed = (pooled - mu) / jnp.sqrt(var + 1e-5)
+        scaled = gamma[:, None, None] * normed + beta[:, None, None]
+        logits = scaled.reshape(n, -1) @ W + c
+        return -(Y * jax.nn.log_softmax(logits, axis=1)).sum() / n
+
+    return f
+
+
 _BUILDERS = {
     "neuron": _neuron,
     "circuit": _circuit,
     "scalar_chain": _scalar_chain,
+    "element_reads": _element_reads,
     "mlp": _mlp,
     "mlp_b1": _mlp,
     "elementwise": _elementwise,
     "rnn": _rnn,
+    "convnet": _convnet,
 }
 
 

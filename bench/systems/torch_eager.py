@@ -42,6 +42,18 @@ def _scalar_chain(module: ModuleType):
     return f
 
 
+def _element_reads(module: ModuleType):
+    steps = module.STEPS
+
+    def f(a, b, x):
+        h = 0.0
+        for i in range(steps):
+            h = torch.tanh(a * h + b * x[i])
+        return h
+
+    return f
+
+
 def _mlp(module: ModuleType):
     X, Y = torch.from_numpy(module.X), torch.from_numpy(module.Y)
 
@@ -74,14 +86,36 @@ def _rnn(module: ModuleType):
     return f
 
 
+def _convnet(module: ModuleType):
+    import torch.nn.functional as F
+
+    Y = torch.from_numpy(module.Y)
+    n = Y.shape[0]
+
+    def f(K, gamma, beta, W, c, X):
+        conv = F.conv2d(X[:, None], K[:, None])  # (n, k, h, w): torch's own convolution
+        act = torch.relu(conv)
+        pooled = F.max_pool2d(act, 2)
+        mu = pooled.mean(dim=(0, 2, 3), keepdim=True)
+        var = ((pooled - mu) ** 2).mean(dim=(0, 2, 3), keepdim=True)
+        normed = (pooled - mu) / torch.sqrt(var + 1e-5)
+        scaled = gamma[:, None, None] * normed + beta[:, None, None]
+        logits = scaled.reshape(n, -1) @ W + c
+        return -(Y * torch.log_softmax(logits, dim=1)).sum() / n
+
+    return f
+
+
 _BUILDERS = {
     "neuron": _neuron,
     "circuit": _circuit,
     "scalar_chain": _scalar_chain,
+    "element_reads": _element_reads,
     "mlp": _mlp,
     "mlp_b1": _mlp,
     "elementwise": _elementwise,
     "rnn": _rnn,
+    "convnet": _convnet,
 }
 
 

@@ -19,6 +19,8 @@ from .. import __version__, memory, ops
 from ..autodiff import COPY_GATE
 from ..ir import Graph, Node
 from ..naming import Namer
+from ..ops.shape import ScatterWrites
+from .consts import definition as const_definition
 from .expr import ATOM, Expr, dtype_kw, literal, name, wrap
 
 UNPACK_LIMIT = 16  # 1-D parameters up to this size are unpacked into scalars when read so
@@ -62,25 +64,12 @@ class ModuleConsts:
         if key not in self.names:
             nm = self.namer.fresh((node.name or "C").upper() if not node.name else node.name)
             self.names[key] = nm
-            self.lines.append(f"{nm} = {_array_literal(node.value, node.dtype)}")
+            self.lines.append(const_definition(nm, node.value, node.dtype))
         return self.names[key]
 
 
 def _shape_text(shape: tuple) -> str:
     return f"({shape[0]},)" if len(shape) == 1 else f"({', '.join(map(str, shape))})"
-
-
-def _array_literal(value: np.ndarray, dtype: str) -> str:
-    if value.size <= 64:
-        body = np.array2string(
-            value, separator=", ", threshold=100, max_line_width=10**9, floatmode="unique"
-        ).replace("\n", "")
-        return f"np.array({body}{dtype_kw(dtype)})"
-    # Large data as hex bytes: exact, compact, and needs nothing but numpy.
-    arr = np.ascontiguousarray(value)
-    np_dtype = {"f64": "<f8", "f32": "<f4", "bool": "?", "i64": "<i8"}[dtype]
-    hexed = arr.astype(np_dtype).tobytes().hex()
-    return f'np.frombuffer(bytes.fromhex("{hexed}"), dtype="{np_dtype}").reshape({_shape_text(value.shape)})'
 
 
 def const_expr(node: Node, consts: ModuleConsts) -> Expr:
@@ -92,7 +81,12 @@ def const_expr(node: Node, consts: ModuleConsts) -> Expr:
         e = literal(v)
         return Expr(f"np.float32({e.text})", ATOM) if node.dtype == "f32" else e
     flat = value.reshape(-1)
-    if flat.size and np.all(flat == flat[0]) and node.dtype in ("f64", "f32"):
+    if (
+        node.dtype in ("f64", "f32")
+        and flat.size
+        and np.all(flat == flat[0])
+        and np.all(np.signbit(flat) == np.signbit(flat[0]))  # 0.0 and -0.0 are not one value
+    ):
         v = float(flat[0])
         kw = dtype_kw(node.dtype)
         if v == 0.0 and not np.signbit(v):
@@ -120,7 +114,7 @@ class Walker:
     which arrays to drop (`del`) and which dead buffers a result can reuse (`out=`).
     """
 
-    def __init__(self, consts: ModuleConsts, namer: Namer, comments: bool):
+    def __init__(self, consts: ModuleConsts, namer: Namer, comments: bool | dict[int, str]):
         self.consts = consts
         self.namer = namer
         self.comments = comments
@@ -140,6 +134,13 @@ class Walker:
         self.rows_of: dict[int, list[Node]] = {}
         self.allocated: set[int] = set()  # owners whose buffer is made
         self.returned: set[int] = set()  # results and kept values of the walk
+        # multi_scatters written part by part where each part's value is made (see
+        # `_write_parts`): the multi_scatter's id -> its lines so far
+        self.scatters: dict[int, ScatterWrites] = {}
+        self.written: set[tuple[int, int]] = set()  # (multi_scatter id, part) written
+        self.pending: set[tuple[int, int]] = set()  # parts written where their value is made
+        # elements of a parameter read off its list: node id -> (the list, `[i]`)
+        self.listed: dict[int, tuple[str, str]] = {}
 
     def bind(self, node: Node, text: str) -> None:
         self.exprs[node.id] = name(text)
@@ -178,38 +179,53 @@ class Walker:
     def unpack_params(
         self, params: Iterable[Node], nodes: Sequence[Node], results: Sequence[Node]
     ) -> None:
-        """`w0, w1, w2 = w.tolist()` for small vectors read only element by element."""
-        params = [p for p in params if p.ndim == 1 and p.shape[0] <= UNPACK_LIMIT]
+        """Parameters read only element by element become Python floats, which scalar code
+        computes with several times faster than numpy's scalars: `w0, w1, w2 = w.tolist()`
+        for a small vector, `x_list = x.tolist()` read as `x_list[i]` for a larger array."""
+        params = [
+            p
+            for p in params
+            if (p.ndim == 1 and p.shape[0] <= UNPACK_LIMIT) or (p.ndim and p.dtype == "f64")
+        ]
         if not params:
             return
         readers: dict[int, list[Node]] = {}
         other: set[int] = {r.id for r in results}
         for n in nodes:
-            for i in n.inputs:
-                if (
-                    n.op == "index"
-                    and len(n.attrs["key"]) == 1
-                    and isinstance(n.attrs["key"][0], int)
-                ):
-                    readers.setdefault(i.id, []).append(n)
-                else:
-                    other.add(i.id)
+            if n.op == "index":
+                key, x = n.attrs["key"], n.inputs[0]
+                if key and len(key) == x.ndim and all(type(k) is int for k in key):
+                    readers.setdefault(x.id, []).append(n)
+                    continue
+            other.update([i.id for i in n.inputs])
         for p in params:
             if p.id in other or p.id not in readers:
                 continue
+            param = self.exprs[p.id].text
+            if p.ndim > 1 or p.shape[0] > UNPACK_LIMIT:
+                listed = self.namer.fresh(f"{param}_list")
+                self.lines.append(f"{listed} = {param}.tolist()")
+                for n in readers[p.id]:
+                    at = "".join(f"[{k % d}]" for k, d in zip(n.attrs["key"], p.shape))
+                    self.bind(n, f"{listed}{at}")
+                    self.listed[n.id] = (listed, at)
+                continue
             size = p.shape[0]
-            by_pos = {n.attrs["key"][0] % size: n for n in readers[p.id]}
+            by_pos: dict[int, list[Node]] = {}
+            for n in readers[p.id]:
+                by_pos.setdefault(n.attrs["key"][0] % size, []).append(n)
             names = []
             for pos in range(size):
                 if pos in by_pos:
-                    nm = self.namer.fresh(f"{self.exprs[p.id].text}{pos}")
-                    self.bind(by_pos[pos], nm)
+                    nm = self.namer.fresh(f"{param}{pos}")
+                    for n in by_pos[pos]:
+                        self.bind(n, nm)
                     names.append(nm)
                 else:
                     names.append("_")
             lister = ".tolist()" if p.dtype == "f64" else ""
             target = names[0] + "," if size == 1 else ", ".join(names)
-            self.lines.append(f"{target} = {self.exprs[p.id].text}{lister}")
+            self.lines.append(f"{target} = {param}{lister}")
 
     def walk(
         self, nodes: Sequence[Node], results: Sequence[Node], keep: set[int] = frozenset()
@@ -232,11 +248,15 @@ class Walker:
         exprs, reads_of, transient_of = self.exprs, self.reads, self.transient
         self._plan_rows(nodes, {r.id for r in results} | set(keep))
         slot = self.slot
+        parts_of = self._plan_scatters(nodes)
         for node in nodes:
             nid = node.id
             if nid in exprs or node.op in ("param", "const"):
                 continue
             if slot and node.op in ROWS_OPS and self._rows_view(node, viewed):
+                continue
+            if node.op == "multi_scatter":
+                self._write_parts_left(node)
                 continue
             spec = table[node.op]
             inputs = node.inputs
@@ -249,6 +269,18 @@ class Walker:
                 emit = spec.py_scalar if (spec.py_scalar and _is_scalar(node)) else spec.py
                 e = emit(args, node)
                 user = consumer.get(nid)
+                if (
+                    parts_of
+                    and nid in parts_of
+                    and uses[nid] == 1
+                    and nid not in keep
+                    and nid not in slot
+                ):
+                    # its one use is a part of a multi_scatter: written into it right here
+                    exprs[nid] = e
+                    spent = transient + memory.nbytes(node)
+                    self._write_parts(node, parts_of.pop(nid), e, reads, spent, inlined=True)
+                    continue
                 if (
                     user is not None
                     and uses[nid] == 1
@@ -291,6 +323,82 @@ class Walker:
                 self._into_rows(node, stmt)
             self.stmts.append((stmt, (target, args, e if spec.py_stmts is None else None)))
             exprs[nid] = Expr(target, ATOM)
+            if parts_of and nid in parts_of:
+                self._write_parts(node, parts_of.pop(nid), exprs[nid], {nid}, 0, inlined=False)
+
+    def _plan_scatters(self, nodes: Sequence[Node]) -> dict[int, list[tuple[Node, int]]]:
+        """The parts of the multi_scatters this walk emits whose values are backward values
+        it makes, by the id of the value.
+
+        A multi_scatter's array is made (zeros) where the first of those values is, and each
+        is written into it where it is made (`g_x[3] = t * b`), not all at the end: a value
+        dies once written, so n reads of x keep x's gradient and a few values alive, not n
+        of them. The parts whose values are there already (forward values, parameters,
+        constants) are written when the array is made."""
+        parts_of: dict[int, list[tuple[Node, int]]] = {}
+        for n in nodes:
+            if n.op == "multi_scatter" and n.id not in self.exprs:
+                for k, value in enumerate(n.inputs[: len(n.attrs["keys"])]):
+                    made_here = value.op != "const" and value.id not in self.exprs
+                    if made_here and value.tag is not None:
+                        parts_of.setdefault(value.id, []).append((n, k))
+                        self.pending.add((n.id, k))
+        return parts_of
+
+    def _write_parts(
+        self,
+        value: Node,
+        parts: list[tuple[Node, int]],
+        e: Expr,
+        reads: set[int],
+        transient: int,
+        inlined: bool,
+    ) -> None:
+        """Lines writing `value` (its text `e`, reading `reads`) into its multi_scatters."""
+        tag = _comment(value, self.reads) if inlined else None
+        for owner, k in parts:
+            if owner.id not in self.scatters:  # the first part: make the array
+                self._make_array(owner)
+            self._write(owner, k, e, reads, transient, tag)
+
+    def _make_array(self, owner: Node) -> None:
+        """`g_x = np.zeros(...)`, and the parts whose values are there already."""
+        writes = self.scatters[owner.id] = ScatterWrites(owner)
+        alloc = Expr(writes.zeros, ATOM)
+        self.stmts.append(
+            (memory.Statement(owner, set(), [], True), (_placeholder(owner), [], alloc))
+        )
+        self.comment[owner.id] = owner.tag
+        self.fresh_named.add(owner.id)
+        self._write_ready(owner)
+
+    def _write(self, owner: Node, k: int, e: Expr, reads: set[int], transient: int, tag) -> None:
+        """The line writing part k, of text `e`, into the array of the multi_scatter."""
+        writes = self.scatters[owner.id]
+        arrays = writes.parts[k][1]
+        line = writes.line(_placeholder(owner), k, e.text, [self.expr(a).text for a in arrays])
+        read = reads | {owner.id} | {a.id for a in arrays if a.id in self.exprs}
+        stmt = memory.Statement(owner, read, [], False, transient, update=True)
+        self.stmts.append((stmt, (line, tag or owner.tag)))
+        self.written.add((owner.id, k))
+        self.pending.discard((owner.id, k))
+
+    def _write_ready(self, owner: Node, every: bool = False) -> None:
+        """Write the parts whose values were there before the array (or, `every`, all the
+        parts not written yet)."""
+        for k, value in enumerate(owner.inputs[: len(owner.attrs["keys"])]):
+            if (owner.id, k) in self.written or (not every and (owner.id, k) in self.pending):
+                continue
+            named = value.op != "const" or value.id in self.exprs
+            self._write(owner, k, self.expr(value), {value.id} if named else set(), 0, None)
+
+    def _write_parts_left(self, node: Node) -> None:
+        """At the multi_scatter itself: make its array if no part did, write the parts not
+        written yet, and name the array."""
+        if node.id not in self.scatters:
+            self._make_array(node)
+        self._write_ready(node, every=True)
+        self.exprs[node.id] = Expr(_placeholder(node), ATOM)
 
     def _plan_rows(self, nodes: Sequence[Node], returned: set[int]) -> None:
         """Find concatenations and stacks (along axis 0) of new arrays of one shape, made
@@ -430,12 +538,15 @@ class Walker:
         lines = list(self.lines)
         body: list[str] = []
         in_backward = False
+        explained = ""  # the last --explain line written
         render, inplace, dels = self._render, self.plan.inplace, self.plan.dels
         comment = self.comment if self.comments else {}
         for k, (stmt, parts) in enumerate(self.stmts):
             node = stmt.node
             reuse = inplace.get(k)
-            if stmt.into is not None and node.id in self.slot:  # into its row of a buffer
+            if stmt.update:  # a part written into an array: its line is made
+                stmts, tag = [parts[0]], parts[1] if self.comments else None
+            elif stmt.into is not None and node.id in self.slot:  # into its row of a buffer
                 row = f"{_placeholder(stmt.into)}[{self.slot[node.id][1]}]"
                 stmts = render(node, parts, row, False)
             elif reuse is None:
@@ -443,11 +554,16 @@ class Walker:
             else:
                 out, itself = self.exprs[reuse.id].text, names[reuse.id] == names[node.id]
                 stmts = render(node, parts, out, itself)
-            tag = comment.get(node.id)
+            if not stmt.update:
+                tag = comment.get(node.id)
             if tag is not None:
                 if not in_backward:
                     body.append("# backward")
                     in_backward = True
+                origin = _explained(node, self.comments)
+                if origin and origin != explained:  # a run of lines from one forward line
+                    body.append(origin)
+                    explained = origin
                 stmts[-1] = f"{stmts[-1]}  # {tag}"
             body.extend(stmts)
             if k in dels:
@@ -489,6 +605,10 @@ class Walker:
         for k, (stmt, _) in enumerate(self.stmts):
             node = stmt.node
             dead = dying.get(k)
+            if stmt.update:  # defines nothing: the values it was last to read are free
+                if dead:
+                    release(dead)
+                continue
             one_line = table[node.op].py_stmts is None
             if dead and one_line:  # it reads its inputs before it binds: their names are free
                 release(dead)
@@ -534,6 +654,17 @@ def _same_place(node: Node, user: Node) -> bool:
 def _summed_branch(node: Node, user: Node) -> bool:
     """`node` is the branch cotangent that the copy gate `user` adds to its running sum."""
     return user.tag == COPY_GATE and user.op == "add" and user.inputs[-1] is node
+
+
+def _explained(node: Node, comments: bool | dict[int, str]) -> str:
+    """With --explain (`comments` maps the user's line numbers to their text): a comment
+    line naming the forward line this gate differentiates, and where it is."""
+    if not isinstance(comments, dict) or node.src is None or node.src.line not in comments:
+        return ""
+    text = comments[node.src.line]
+    if text.startswith("def "):  # a parameter's own gradient (a broadcast summed back)
+        text = text.split("(")[0] + "(...)"
+    return f"# from {text}  ({node.src})"
 
 
 def _comment(node: Node, inlined: Container[int]) -> str | None:
@@ -696,7 +827,15 @@ def emit_unit(
     w = _start(unit, consts, comments, vjp)
     w.unpack_params([p for p in vjp.params if p.id not in saved_ids], fwd_nodes, [value, *saved])
     lines = unit.guards + _body(w, vjp, fwd_nodes, [value], keep=saved_ids)
-    saved_names = [w.expr(n).text for n in saved]
+    # what the forward hands over, and each saved value's text in the backward: elements
+    # of a parameter read as `x_list[i]` travel as the one list
+    handed: dict[str, None] = {}  # (in order, each once)
+    saved_texts: list[str] = []
+    for n in saved:
+        listed, at = w.listed.get(n.id, (w.expr(n).text, ""))
+        handed[listed] = None
+        saved_texts.append(listed + at)
+    saved_names = list(handed)
     saved_tuple = _tuple(saved_names)
     doc = f"The value and what {unit.name}_backward reads."
     fns.append(
@@ -709,8 +848,8 @@ def emit_unit(
 
     bw = Walker(consts, w.namer, comments)
     bw.bind(g, "g")
-    for n, nm in zip(saved, saved_names):
-        bw.bind(n, nm)
+    for n, text in zip(saved, saved_texts):
+        bw.bind(n, text)
     if saved:
         bw.lines.append(f"{_tuple(saved_names)[1:-1]} = saved")
     bw.walk(bwd_nodes, vjp.outputs[1:])

@@ -41,6 +41,9 @@ class Op:
     vjp: Callable[..., tuple] | None = None
     py_scalar: Emit | None = None  # math form, for f64 scalars; defaults to `py`
     py_stmts: Callable[..., list[str]] | None = None  # statement form, when no expression fits
+    # C emission (emit/c_expr.py): the value at one element (an Emit) for elementwise ops,
+    # a Reduction, or a Form (matmul, outer, view); None: not yet on the C target
+    c: Any = None
     gate: str = ""  # the emitted comment on the lines this op's VJP makes
     domain: str = "real"  # what tests sample: real | positive | unit (-1, 1) | nonzero
     # kink(*input values, **attrs): distance to a switch (max/abs/where), for the numeric check
@@ -190,6 +193,6 @@ def is_const(node: Any, value: float | None = None) -> bool:
     return bool(np.all(node.value == value))
 
 
-# Importing the op modules fills the table.
+# Importing the op modules fills the table; the last row's are numpy written on the others'.
 from . import create, elementwise, fused, linalg, reduce, shape  # noqa: E402,F401
-from . import composite, cumulative, einsum, matrix, order  # noqa: E402,F401  (numpy written on the ops above)
+from . import composite, cumulative, einsum, matrix, order  # noqa: E402,F401

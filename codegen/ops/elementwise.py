@@ -10,6 +10,7 @@ import numpy as np
 
 from ..emit.expr import (
     ADD,
+    ATOM,
     MUL,
     POWER,
     UNARY,
@@ -22,6 +23,7 @@ from ..emit.expr import (
     ternary,
     wrap,
 )
+from ..emit import c_expr as C
 from . import NUMPY, apply, defop, is_const, promote, same_shape, to_bool
 
 LN2 = float(np.log(2.0))
@@ -100,6 +102,7 @@ defop(
     eval=np.add,
     vjp=lambda g, out, x, y: (g, g),
     py=binop("+", ADD),
+    c=C.binop("+", C.ADD),
     gate="add gate: distributes",
     simplify=_simplify_add,
 )
@@ -109,6 +112,7 @@ defop(
     eval=np.subtract,
     vjp=lambda g, out, x, y: (g, -g),
     py=binop("-", ADD),
+    c=C.binop("-", C.ADD),
     gate="sub gate: distributes, negated",
     simplify=_simplify_sub,
 )
@@ -118,6 +122,7 @@ defop(
     eval=np.multiply,
     vjp=lambda g, out, x, y: (g * y, g * x),
     py=binop("*", MUL),
+    c=C.binop("*", C.MUL),
     gate="mul gate: swaps",
     simplify=_simplify_mul,
 )
@@ -136,6 +141,7 @@ defop(
     eval=np.true_divide,
     vjp=_div_vjp,
     py=binop("/", MUL),
+    c=C.binop("/", C.MUL),
     gate="div gate: scales by 1/y",
     simplify=_simplify_div,
 )
@@ -145,6 +151,7 @@ defop(
     eval=np.negative,
     vjp=lambda g, out, x: (-g,),
     py=negate,
+    c=C.negate,
     shape=same_shape,
     gate="neg gate: negates",
     simplify=_simplify_neg,
@@ -190,6 +197,7 @@ defop(
     eval=np.power,
     vjp=_pow_vjp,
     py=power,
+    c=C.call("pow"),
     py_scalar=_power_scalar,
     gate="pow gate",
     domain="positive",
@@ -214,14 +222,18 @@ NUMPY[np.positive] = _positive_front
 # ---- unary functions: the local derivative reuses the forward output where it can ----
 
 
-def _unary(name, fn, vjp, scalar=None, domain="real", gate=None, numpy=None, **extra):
-    """A one-input ufunc; `scalar` is the math function (or an emission) for f64 scalars."""
+def _unary(name, fn, vjp, scalar=None, domain="real", gate=None, numpy=None, c=None, **extra):
+    """A one-input ufunc; `scalar` is the math function (or an emission) for f64 scalars,
+    `c` the <math.h> function (default: math's name) or an emission."""
+    if c is None and isinstance(scalar, str):
+        c = scalar.removeprefix("math.")
     defop(
         name,
         numpy=numpy if numpy is not None else (fn,),
         eval=fn,
         vjp=vjp,
         py=call(f"np.{fn.__name__}"),
+        c=C.call(c) if isinstance(c, str) else c,
         py_scalar=call(scalar) if isinstance(scalar, str) else scalar,
         shape=same_shape,
         gate=gate or f"{name} gate",
@@ -259,6 +271,7 @@ _unary(
     lambda g, out, x: (g * (2.0 * x),),
     lambda args, node: Expr(f"{wrap(args[0], POWER + 1)} ** 2", POWER),
     gate="square gate: 2x",
+    c=C.square,
 )
 _unary(
     "reciprocal",
@@ -266,6 +279,7 @@ _unary(
     lambda g, out, x: (-(g * (out * out)),),
     lambda args, node: Expr(f"1.0 / {wrap(args[0], MUL + 1)}", MUL),
     domain="nonzero",
+    c=C.reciprocal,
     gate="reciprocal gate: -1/x^2",
 )
 _unary(
@@ -290,6 +304,7 @@ _unary(
     # math.exp2 is new in Python 3.11; ** is as exact and reads the same
     lambda args, node: Expr(f"2.0 ** {wrap(args[0], UNARY)}", POWER),
     gate="exp2 gate: its output times log 2",
+    c="exp2",
 )
 _unary(
     "log2",
@@ -360,6 +375,7 @@ defop(
     vjp=_hypot_vjp,
     py=call("np.hypot"),
     py_scalar=call("math.hypot"),
+    c=C.call("hypot"),
     gate="hypot gate: (x, y)/r",
     # a cone at the origin
     kink=lambda x, y, **attrs: np.hypot(x, y),
@@ -383,6 +399,7 @@ defop(
     vjp=_arctan2_vjp,
     py=call("np.arctan2"),
     py_scalar=call("math.atan2"),
+    c=C.call("atan2"),
     gate="arctan2 gate: (x, -y)/r^2",
     kink=_arctan2_cut,
 )
@@ -394,6 +411,7 @@ defop(
     vjp=lambda g, out, x: (g * apply("sign", x),),
     py=call("np.abs"),
     py_scalar=call("abs"),
+    c=C.call("fabs"),
     shape=same_shape,
     gate="abs gate: sign",
     kink=lambda x, **attrs: np.abs(x),
@@ -403,6 +421,7 @@ defop(
     numpy=(np.sign,),
     eval=np.sign,
     py=call("np.sign"),
+    c=C.call("gradgen_sign"),
     shape=same_shape,
     gate="sign: no gradient",
     kink=lambda x, **attrs: np.abs(x),
@@ -427,6 +446,7 @@ defop(
     vjp=_route_vjp("gt"),
     py=call("np.maximum"),
     py_scalar=call("max"),
+    c=C.call("gradgen_maximum"),
     gate="max gate: routes",
     kink=lambda x, y, **attrs: np.abs(x - y),
     examples=(
@@ -442,6 +462,7 @@ defop(
     vjp=_route_vjp("lt"),
     py=call("np.minimum"),
     py_scalar=call("min"),
+    c=C.call("gradgen_minimum"),
     gate="min gate: routes",
     kink=lambda x, y, **attrs: np.abs(x - y),
     examples=(
@@ -501,6 +522,7 @@ for _name, _fn, _sym in [
         numpy=(_fn,),
         eval=_fn,
         py=compare(_sym),
+        c=C.compare(_sym),
         dtype=to_bool,
         gate="compare: no gradient",
         kink=lambda x, y, **attrs: np.abs(x - y),
@@ -522,6 +544,128 @@ defop(
     vjp=lambda g, out, c, x, y: (None, apply("where", c, g, 0.0), apply("where", c, 0.0, g)),
     py=call("np.where"),
     py_scalar=ternary,
+    c=C.ternary,
     dtype=lambda dtypes, **attrs: promote(dtypes[1:]),
     gate="where gate: routes by the mask",
+)
+
+
+# ---- the rest of the ufuncs a model writer reaches for ----
+
+_unary(
+    "arcsinh",
+    np.arcsinh,
+    lambda g, out, x: (g / apply("sqrt", x * x + 1.0),),
+    "math.asinh",
+    gate="arcsinh gate: 1/sqrt(x^2 + 1)",
+)
+_unary(
+    "arccosh",
+    np.arccosh,
+    lambda g, out, x: (g / apply("sqrt", x * x - 1.0),),
+    "math.acosh",
+    domain="above_one",
+    gate="arccosh gate: 1/sqrt(x^2 - 1)",
+)
+_unary(
+    "arctanh",
+    np.arctanh,
+    lambda g, out, x: (g / (1.0 - x * x),),
+    "math.atanh",
+    domain="unit",
+    gate="arctanh gate: 1/(1 - x^2)",
+)
+_unary(
+    "cbrt",
+    np.cbrt,
+    lambda g, out, x: (g / (3.0 * (out * out)),),
+    # math.cbrt is new in Python 3.11: numpy's is the same function on floats
+    lambda args, node: Expr(f"float(np.cbrt({args[0].text}))", ATOM),
+    domain="nonzero",
+    gate="cbrt gate: 1/(3 cbrt(x)^2)",
+    c="cbrt",
+)
+
+
+def _integer_distance(x, *rest, **attrs):
+    """How far x is from the integers, where floor, ceil, trunc and rint jump."""
+    return np.abs(x - np.round(x))
+
+
+for _name, _fn, _scalar in (
+    ("floor", np.floor, "math.floor"),
+    ("ceil", np.ceil, "math.ceil"),
+    ("trunc", np.trunc, None),
+    ("rint", np.rint, None),  # half to even, as numpy rounds
+):
+    defop(
+        _name,
+        numpy=(_fn,) if _fn is not np.trunc else (np.trunc, np.fix),
+        eval=_fn,
+        py=call(f"np.{_fn.__name__}"),
+        # math's functions return ints: float() keeps the value a float, as numpy's is
+        py_scalar=(
+            (lambda args, node, _s=_scalar: Expr(f"float({_s}({args[0].text}))", ATOM))
+            if _scalar
+            else None
+        ),
+        c=C.call(_name),
+        shape=same_shape,
+        gate=f"{_name}: no gradient (piecewise constant)",
+        kink=_integer_distance,
+    )
+
+
+def _remainder_kink(x, y, **attrs):
+    """Distance to a jump of x mod y: where x / y is an integer."""
+    q = np.asarray(x / np.where(y == 0, 1.0, y))
+    return np.abs(q - np.round(q)) * np.abs(y)
+
+
+defop(
+    "remainder",
+    numpy=(np.remainder,),
+    eval=np.remainder,
+    # x - y floor(x / y): slope 1 in x, -floor(x / y) in y, away from the jumps
+    vjp=lambda g, out, x, y: (g, -(g * apply("floor", x / y))),
+    py=binop("%", MUL),
+    c=C.call("gradgen_remainder"),
+    gate="remainder gate: 1, and -floor(x/y)",
+    domain="nonzero",
+    kink=_remainder_kink,
+)
+defop(
+    "fmod",
+    numpy=(np.fmod,),
+    eval=np.fmod,
+    vjp=lambda g, out, x, y: (g, -(g * apply("trunc", x / y))),
+    py=call("np.fmod"),
+    py_scalar=call("math.fmod"),
+    c=C.call("fmod"),
+    gate="fmod gate: 1, and -trunc(x/y)",
+    domain="nonzero",
+    kink=_remainder_kink,
+)
+defop(
+    "copysign",
+    numpy=(np.copysign,),
+    eval=np.copysign,
+    # |x| with y's sign: the slope in x is sign(x) sign(y); y only flips it
+    vjp=lambda g, out, x, y: (g * apply("copysign", 1.0, x) * apply("copysign", 1.0, y), None),
+    py=call("np.copysign"),
+    py_scalar=call("math.copysign"),
+    c=C.call("copysign"),
+    gate="copysign gate: sign(x) sign(y)",
+    kink=lambda x, y, **attrs: np.minimum(np.abs(x), np.abs(y)),
+)
+defop(
+    "heaviside",
+    numpy=(np.heaviside,),
+    eval=np.heaviside,
+    # a step: no slope in x; its value at 0 is h0's
+    vjp=lambda g, out, x, h0: (None, apply("where", apply("eq", x, 0.0), g, 0.0)),
+    py=call("np.heaviside"),
+    c=C.call("gradgen_heaviside"),
+    gate="heaviside: the value at 0 routes to h0",
+    kink=lambda x, h0, **attrs: np.abs(x),
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..emit import c_expr as C
 from ..emit.expr import MUL, Expr, wrap
 from . import apply, defop, is_const, same_shape
 
@@ -38,6 +39,7 @@ defop(
     vjp=lambda g, out, z: (g * (out * (1.0 - out)),),
     py=_sigmoid_text("np.exp"),
     py_scalar=_sigmoid_text("math.exp"),
+    c=lambda args, node: Expr(f"1.0 / (1.0 + exp(-{wrap(args[0], C.UNARY)}))", C.MUL),
     gate="sigmoid gate: s(1 - s)",
     fuses=("div", _match_sigmoid),
     examples=(("x: f64[3]", "1.0 / (1.0 + np.exp(-x))"), ("x: f64[]", "1 / (1 + np.exp(-x))")),

@@ -8,8 +8,8 @@ functions lowered onto them at trace time.
 - `outer` is np.outer of two vectors: the weight gradient of a matrix-vector product.
 - `transpose` permutes axes: np.transpose, .T, np.swapaxes, np.moveaxis, np.matrix_transpose.
 
-np.dot, np.inner, np.tensordot, np.vecdot and np.einsum (explicit or implicit subscripts,
-no `...` and no repeated subscript within an operand) lower exactly to these plus reshape,
+np.dot, np.inner, np.tensordot, np.vecdot and np.einsum (explicit or implicit subscripts;
+`einsum.py` first rewrites `...`, sublists and repeated subscripts) lower exactly to these plus reshape,
 sum and mul: an operand's axes are permuted into (batch, free, contracted) order and merged
 by reshapes, so each contraction is one matmul, and every lowering step is skipped when it
 would do nothing.
@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..emit import c_expr as C
 from ..emit.expr import ATOM, MUL, Expr, binop, call, wrap
 from . import NUMPY, apply, defop
 from .reduce import normalize_axis
@@ -195,6 +196,7 @@ defop(
     vjp=_transpose_vjp,
     py=_transpose_py,
     gate="transpose gate: permutes back",
+    c=C.VIEW,
     simplify=_simplify_transpose,
     flops=lambda node: 0,  # numpy returns a view
 )
@@ -271,6 +273,7 @@ defop(
     vjp=_matmul_vjp,
     py=binop("@", MUL),
     gate="matmul gate: swaps, transposed",
+    c=C.MATMUL,
     # a multiply and an add per product; the inner length is x's last axis either way
     flops=lambda node: 2 * max(node.size, 1) * node.inputs[0].shape[-1],
 )
@@ -301,6 +304,7 @@ defop(
     vjp=lambda g, out, x, y: (apply("matmul", g, y), apply("matmul", x, g)),
     py=call("np.outer"),
     gate="outer gate: swaps, contracted",
+    c=C.OUTER,
 )
 
 

@@ -116,6 +116,12 @@ defop(
 def _solve_shape(shapes):
     a, b = shapes
     _square(a, "solve")
+    rows = b[0] if len(b) == 1 else (b[-2] if len(b) >= 2 else None)
+    if rows != a[-1]:
+        raise ValueError(
+            f"solve: b's {'length' if len(b) == 1 else 'rows'} ({rows}) must match a's "
+            f"size ({a[-1]})"
+        )
     if len(b) == 1:
         return tuple(np.broadcast_shapes(a[:-2], ())) + (a[-1],) if len(a) > 2 else (a[-1],)
     return tuple(np.broadcast_shapes(a[:-2], b[:-2])) + (a[-1], b[-1])

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..emit import c_expr as C
 from ..emit.expr import ATOM, Expr, dtype_kw, wrap
 from . import apply, defop
 
@@ -152,6 +153,7 @@ _reduction(
     ),
     vjp=sum_vjp,
     gate="sum gate: distributes",
+    c=C.Reduction("0.0", "{acc} += {x};"),
 )
 
 
@@ -168,6 +170,7 @@ _reduction(
     ),
     vjp=lambda g, out, x, axis, keepdims: sum_vjp(g / _count(x, axis), out, x, axis, keepdims),
     gate="mean gate: distributes 1/n",
+    c=C.Reduction("0.0", "{acc} += {x};", "{acc} / {n}"),
 )
 
 
@@ -216,6 +219,7 @@ _reduction(
     ),
     vjp=_route_vjp,
     gate="max gate: routes to the winners",
+    c=C.Reduction("-INFINITY", "if ({x} > {acc} || {x} != {x}) {acc} = {x};"),
     kink=max_kink,
 )
 _reduction(
@@ -229,6 +233,7 @@ _reduction(
     ),
     vjp=_route_vjp,
     gate="min gate: routes to the winners",
+    c=C.Reduction("INFINITY", "if ({x} < {acc} || {x} != {x}) {acc} = {x};"),
     kink=lambda x, axis=None, keepdims=False: max_kink(-np.asarray(x), axis, keepdims),
 )
 
@@ -264,6 +269,7 @@ _reduction(
     ),
     vjp=_prod_vjp,
     gate="prod gate: product of the others",
+    c=C.Reduction("1.0", "{acc} *= {x};"),
 )
 
 

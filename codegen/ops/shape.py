@@ -474,6 +474,8 @@ def _zero_arrays(shapes: Sequence[tuple]) -> list[np.ndarray]:
 
 
 def indexed_shape(shape: tuple, key: tuple, array_shapes: Sequence[tuple] = ()) -> tuple:
+    if len(key) <= len(shape) and all(type(k) is int for k in key):
+        return tuple(shape[len(key) :])  # x[i] or x[i, j]: the rest of the axes, no numpy call
     return _probe(shape)[real_key(key, _zero_arrays(array_shapes))].shape
 
 
@@ -631,6 +633,117 @@ defop(
     py=None,
     py_stmts=_scatter_py,
     gate="index gate: scatters back",
+)
+
+
+# ---- multi_scatter: many scatters into one array, the copy gate of many reads ----
+
+
+def scatter_parts(inputs: Sequence[Any], keys: tuple) -> list[tuple[Any, tuple, tuple]]:
+    """A multi_scatter's inputs as (value, index arrays, key) per part: the values come
+    first, one per key, then each part's index arrays in turn, numbered from 0 in its key."""
+    values, arrays = inputs[: len(keys)], inputs[len(keys) :]
+    if not arrays:  # (ints and slices only: the common case, thousands of parts)
+        return [(value, (), key) for value, key in zip(values, keys)]
+    parts, at = [], 0
+    for value, key in zip(values, keys):
+        n = sum(1 for k in key if isinstance(k, tuple) and k[0] == ARR)
+        parts.append((value, tuple(arrays[at : at + n]), key))
+        at += n
+    return parts
+
+
+def _multi_scatter_eval(*inputs, keys, shape):
+    out = np.zeros(shape, dtype=np.result_type(inputs[0], np.float32))
+    for value, arrays, key in scatter_parts(inputs, keys):
+        np.add.at(out, real_key(key, arrays), value)  # repeated indices add up
+    return out
+
+
+def _multi_scatter_vjp(g, out, *inputs, keys, shape):
+    """Each part reads its own slots back."""
+    parts = scatter_parts(inputs, keys)
+    grads = tuple(apply("index", g, *arrays, key=key) for _, arrays, key in parts)
+    return grads + (None,) * (len(inputs) - len(keys))
+
+
+class ScatterWrites:
+    """The lines writing a multi_scatter's parts into its array, made zeros first: a part
+    whose elements no earlier line set is assigned (`g_x[3] = v`), one over elements set
+    before is added (`g_x[2:4] += v`), and one whose own key repeats an element adds at
+    each (`np.add.at`), as its sum does. Lines are asked for in the order they run."""
+
+    def __init__(self, node):
+        self.node = node
+        self.parts = scatter_parts(node.inputs, node.attrs["keys"])
+        self.positions = None  # the flat position of each element, made on first use
+        self.seen = np.zeros(node.size, dtype=bool)  # elements set so far
+
+    @property
+    def zeros(self) -> str:
+        """The array before any part is written."""
+        return _zeros_text(self.node)
+
+    def line(self, target: str, k: int, value: str, arrays: Sequence[str]) -> str:
+        """The line adding part `k`, whose value reads `value` and index arrays `arrays`."""
+        _, array_nodes, key = self.parts[k]
+        written = self._written(array_nodes, key)
+        if written is None:  # (index arrays that are not constants) anything may be set
+            written = slice(None)
+            repeats = True
+        else:
+            repeats = not isinstance(written, slice) and np.unique(written).size < written.size
+        first = not self.seen[written].any()
+        self.seen[written] = True
+        if repeats:
+            return f"np.add.at({target}, {_slot_text(key, arrays)}, {value})"
+        return f"{target}[{key_text(key, arrays)}] {'=' if first else '+='} {value}"
+
+    def _written(self, array_nodes: tuple, key: tuple) -> np.ndarray | slice | None:
+        """The flat positions a part writes (repeats included), or None if unknown."""
+        shape = self.node.shape
+        if len(key) == len(shape) and all(type(k) is int for k in key):
+            position = 0  # one element, the common case: worked out without numpy
+            for k, d in zip(key, shape):
+                position = position * d + k % d
+            return slice(position, position + 1)
+        values = _values(array_nodes)
+        if values is None:
+            return None
+        if self.positions is None:
+            self.positions = np.arange(self.node.size, dtype=np.int64).reshape(shape)
+        return np.asarray(self.positions[real_key(key, values)]).reshape(-1)
+
+
+def _multi_scatter_py(target, args, node):
+    """Every part at once. (The walker writes each part where its value is made instead.)"""
+    writes = ScatterWrites(node)
+    texts = [a.text for a in args]
+    lines = [f"{target} = {writes.zeros}"]
+    at = len(writes.parts)  # the texts of the index arrays follow the values
+    for k, (_, arrays, _) in enumerate(writes.parts):
+        lines.append(writes.line(target, k, texts[k], texts[at : at + len(arrays)]))
+        at += len(arrays)
+    return lines
+
+
+def _multi_scatter_shape(shapes, keys, shape):
+    if len(shapes) < len(keys):
+        raise ValueError(f"multi_scatter has {len(shapes)} inputs for {len(keys)} keys")
+    return tuple(shape)
+
+
+defop(
+    "multi_scatter",  # multi_scatter(*values, *index arrays; keys, shape): sum of scatters
+    internal=True,  # made by autodiff, where many reads of one array meet, never traced
+    eval=_multi_scatter_eval,
+    shape=_multi_scatter_shape,
+    dtype=lambda dtypes, **a: dtypes[0],
+    vjp=_multi_scatter_vjp,
+    py=None,
+    py_stmts=_multi_scatter_py,
+    gate="index gate: scatters back",
+    fresh=True,
 )
 
 

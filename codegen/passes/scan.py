@@ -126,6 +126,8 @@ def _window(chain: Chain, graph: Graph) -> bool:
     sigs = [_signature(f) for f in chain.factors]
     best = (0, 0, 1, 0)  # (rows, start, period, length)
     for p in range(1, MAX_PERIOD + 1):
+        if len(sigs) // p <= best[0]:
+            break  # no run of a longer period can have more rows
         j = 0
         while j + p < len(sigs):
             if sigs[j] != sigs[j + p]:

@@ -1,0 +1,1087 @@
+"""Stage 5, emit (C): flat C99 from the same optimized IR as the Python target.
+
+The graphs, the forward/backward split and the names are the Python emitter's; what
+differs is where values live. A scalar is a local `double`, one statement per gate. An
+array is a strided view of memory: a parameter, a caller's output, the saved buffer, a
+static constant, or a slot of the caller's work buffer, given out by liveness
+(`memory.plan`) and used again once its value is dead. Element-moving ops (transpose,
+reshape, broadcast_to, basic indexing) are views, never copies: numpy's own evaluation of
+the op on an array of memory offsets says which element sits where. Elementwise ops are
+loops over the output with their operands read at the broadcast index, and a chain of
+single-use elementwise ops is one loop with no arrays in between; reductions accumulate in
+one pass; matmul is an i-k-j loop nest. Per-op text comes from the op table's `c` column.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from .. import memory, ops
+from ..errors import GradgenError
+from ..ir import Graph, Node
+from ..naming import Namer
+from . import c_expr as C
+from .expr import Expr, wrap
+from .python import Unit, _ancestors, _same_place
+
+# the C column of the ops declared in shape.py and cumulative.py, kept here until those
+# modules declare their own `c=`
+SHAPE_FORMS = {
+    "multi_scatter": C.Form("multi_scatter"),
+    "cumsum": C.Form("cumulative"),
+    "cumprod": C.Form("cumulative"),
+    "reshape": C.VIEW,
+    "broadcast_to": C.VIEW,
+    "widen": C.VIEW,
+    "index": C.VIEW,
+    "pack": C.Form("pack"),
+    "concatenate": C.Form("concatenate"),
+    "stack": C.Form("stack"),
+    "scatter": C.Form("scatter"),
+    "index_update": C.Form("index_update"),
+}
+
+C_KEYWORDS = set(
+    "auto break case char const continue default do double else enum extern float for goto "
+    "if inline int long register restrict return short signed sizeof static struct switch "
+    "typedef union unsigned void volatile while _Bool _Complex _Imaginary".split()
+)
+MATH_NAMES = set(
+    "acos asin atan atan2 cos sin tan cosh sinh tanh exp exp2 expm1 log log10 log1p log2 pow "
+    "sqrt hypot fabs fmax fmin floor ceil round trunc INFINITY NAN HUGE_VAL j0 j1 jn y0 y1 yn "
+    "gamma lgamma tgamma erf erfc cbrt fmod remainder copysign nan".split()
+)
+LOOP_VARS = {f"i{k}" for k in range(32)}
+RESERVED_C = (
+    C_KEYWORDS
+    | MATH_NAMES
+    | LOOP_VARS
+    | set(C.HELPERS)
+    | {"work", "saved", "value", "g", "elem", "acc", "main", "size_t", "NULL", "ptrdiff_t"}
+)
+
+
+def c_form(op: str):
+    """The op's C form: its own `c` column, or this module's for shape.py's ops."""
+    spec = ops.OPS[op]
+    return spec.c if spec.c is not None else SHAPE_FORMS.get(op)
+
+
+def c_name(name: str) -> str:
+    """A parameter's C name: a trailing `_` where it would shadow C or <math.h>."""
+    return f"{name}_" if name in RESERVED_C or name.startswith("gradgen_") else name
+
+
+def supported_ops() -> set[str]:
+    """The ops the C target emits."""
+    return {name for name in ops.OPS if c_form(name) is not None}
+
+
+def refuse(node: Node, why: str) -> GradgenError:
+    return GradgenError(
+        f"the C target does not support {why} yet",
+        node.src,
+        "use --target python for this function (the C target's gaps: README, 'The C target')",
+    )
+
+
+# ---- strided views ----
+
+
+def contiguous(shape: Sequence[int]) -> tuple[int, ...]:
+    strides, step = [], 1
+    for d in reversed(shape):
+        strides.append(step if d != 1 else 0)
+        step *= d
+    return tuple(reversed(strides))
+
+
+@dataclass
+class View:
+    """Element m of `shape` is `base[offset + sum(strides * m)]`, or `fill` everywhere."""
+
+    base: str
+    offset: int
+    strides: tuple[int, ...]
+    shape: tuple[int, ...]
+    root: int | None = None  # the node owning the memory, if a work slot (for liveness)
+    fill: Expr | None = None  # a constant (or scalar) broadcast: no memory at all
+    table: str | None = None  # a gather: element flat(m) is base[table[flat(m)]]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def offsets(self) -> np.ndarray:
+        """The memory offset of each element, as an array of the view's shape."""
+        off = np.full(self.shape, self.offset, dtype=np.int64)
+        for d, s in enumerate(self.strides):
+            if s and self.shape[d] > 1:
+                idx = np.arange(self.shape[d], dtype=np.int64) * s
+                off = off + idx.reshape((-1,) + (1,) * (len(self.shape) - d - 1))
+        return off
+
+
+def fit_view(off: np.ndarray, base: str, root: int | None) -> View | None:
+    """The view whose offsets are `off`, if they are affine in the index; else None."""
+    shape = off.shape
+    if off.size == 0:
+        return View(base, 0, (0,) * len(shape), shape, root)
+    start = int(off.reshape(-1)[0])
+    strides = []
+    for d, n in enumerate(shape):
+        if n == 1:
+            strides.append(0)
+            continue
+        at = [0] * len(shape)
+        at[d] = 1
+        strides.append(int(off[tuple(at)]) - start)
+    view = View(base, start, tuple(strides), shape, root)
+    if not np.array_equal(view.offsets(), off):
+        return None
+    return view
+
+
+@dataclass
+class Scalar:
+    """A scalar value: its text (a local, a literal, an element) and the memory it reads."""
+
+    expr: Expr
+    root: int | None = None
+
+
+@dataclass
+class Inline:
+    """An elementwise node computed where its single user reads it."""
+
+    node: Node
+
+
+@dataclass
+class Stmt:
+    """One statement: the node it defines (its kind says how) and the roots it reads."""
+
+    node: Node
+    kind: str
+    reads: set[int]
+    comment: str | None = None
+
+
+@dataclass
+class Leaf:
+    base: str
+    offset: int
+    strides: list[int]
+    table: str | None = None
+
+
+def _index_text(offset: int, terms: list[tuple[int, str]]) -> str:
+    parts = []
+    for stride, var in terms:
+        if stride == 0:
+            continue
+        mag = abs(stride)
+        term = var if mag == 1 else f"{mag} * {var}"
+        if not parts:
+            parts.append(term if stride > 0 else f"-{term}")
+        else:
+            parts.append(f"+ {term}" if stride > 0 else f"- {term}")
+    if offset or not parts:
+        parts.append(str(offset) if not parts else f"+ {offset}" if offset > 0 else f"- {-offset}")
+    return " ".join(parts)
+
+
+class Loop:
+    """A loop nest over `shape`: leaves are read and written at the broadcast index, and
+    adjacent dims that every leaf walks as one are merged (most loops become one loop)."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape = tuple(shape)
+        self.leaves: list[Leaf] = []
+
+    def leaf(self, view: View) -> str:
+        """A placeholder for `view` read at the loop's index (broadcast to the loop's shape)."""
+        if view.fill is not None:
+            return wrap(view.fill, C.ATOM)
+        pad = len(self.shape) - len(view.shape)
+        strides = [0] * len(self.shape)
+        for j, s in enumerate(view.strides):
+            if view.shape[j] != 1:
+                strides[pad + j] = s
+        self.leaves.append(Leaf(view.base, view.offset, strides, view.table))
+        return f"\x01{len(self.leaves) - 1}\x01"
+
+    def flat(self) -> str:
+        """A placeholder for the flat C-order position in the loop."""
+        self.leaves.append(Leaf("", 0, list(contiguous(self.shape))))
+        return f"\x01{len(self.leaves) - 1}\x01"
+
+    def render(
+        self, body: list[str], inner: int = 0, head: Sequence[str] = (), tail: Sequence[str] = ()
+    ) -> list[str]:
+        """The loop nest around `body`; with `inner`, the last `inner` dims are loops of
+        their own inside the others, with `head` before them and `tail` after."""
+        split = len(self.shape) - inner
+        groups = []
+        for lo, hi in ((0, split), (split, len(self.shape))):
+            dims = [d for d in range(lo, hi) if self.shape[d] != 1]
+            sizes = [self.shape[d] for d in dims]
+            strides = [[leaf.strides[d] for d in dims] for leaf in self.leaves]
+            k = len(sizes) - 2
+            while k >= 0:  # merge dim k with k + 1 where every leaf steps through both as one
+                if all(s[k] == s[k + 1] * sizes[k + 1] for s in strides):
+                    sizes[k] *= sizes.pop(k + 1)
+                    for s in strides:
+                        s[k] = s.pop(k + 1)
+                k -= 1
+            groups.append((sizes, strides))
+        (outer, outer_s), (inside, inside_s) = groups
+        names = [f"i{k}" for k in range(len(outer) + len(inside))]
+        texts = []
+        for j, leaf in enumerate(self.leaves):
+            index = _index_text(leaf.offset, list(zip(outer_s[j] + inside_s[j], names)))
+            if not leaf.base:
+                texts.append(index)
+            elif leaf.table:
+                texts.append(f"{leaf.base}[{leaf.table}[{index}]]")
+            else:
+                texts.append(f"{leaf.base}[{index}]")
+
+        def fill(line: str) -> str:
+            parts = line.split("\x01")
+            parts[1::2] = [texts[int(p)] for p in parts[1::2]]
+            return "".join(parts)
+
+        def nest(lines: list[str], loops: list[tuple[str, int]]) -> list[str]:
+            for name, size in reversed(loops):
+                lines = (
+                    [f"for (long {name} = 0; {name} < {size}; {name}++) {{"]
+                    + ["    " + line for line in lines]
+                    + ["}"]
+                )
+            return lines
+
+        lines = nest([fill(b) for b in body], list(zip(names[len(outer) :], inside)))
+        if inner:
+            lines = [fill(h) for h in head] + lines + [fill(t) for t in tail]
+        return nest(lines, list(zip(names[: len(outer)], outer)))
+
+
+# ---- the walker ----
+
+
+class CWalker:
+    """Turns one graph's nodes into C statements (scalars as locals, arrays in memory)."""
+
+    def __init__(self, namer: Namer, consts: "CConsts", comments: bool):
+        self.namer = namer
+        self.consts = consts
+        self.comments = comments
+        self.values: dict[int, View | Scalar | Inline] = {}
+        self.stmts: list[Stmt] = []
+        self.reads: dict[int, set[int]] = {}  # inlined node -> roots its text reads
+        self.homes: dict[int, View] = {}  # statement node -> where its array goes
+        self.work_size = 0
+        self.decls: dict[int, str] = {}  # work node -> its pointer's name
+        self.gathers: dict[int, tuple[View, list]] = {}  # gather node -> (source, inputs)
+
+    # -- binding --
+
+    def bind_param(self, node: Node, text: str, pointer: bool) -> None:
+        if node.shape == () and not pointer:
+            self.values[node.id] = Scalar(Expr(text, C.ATOM))
+        elif node.shape == ():
+            self.values[node.id] = Scalar(Expr(f"{text}[0]", C.ATOM))
+        else:
+            self.values[node.id] = View(text, 0, contiguous(node.shape), node.shape)
+
+    def value(self, node: Node):
+        v = self.values.get(node.id)
+        if v is None and node.op == "const":
+            v = self.values[node.id] = self.consts.value(node)
+        return v
+
+    def roots(self, node: Node) -> set[int]:
+        if node.op == "const":
+            return set()
+        v = self.value(node)
+        if isinstance(v, Inline):
+            return self.reads[node.id]
+        return {v.root} if v.root is not None else set()
+
+    # -- planning --
+
+    def plan(self, nodes: Sequence[Node], results: Sequence[Node], keep: set[int]) -> None:
+        uses: dict[int, int] = {}
+        consumer: dict[int, Node] = {}
+        for n in nodes:
+            for i in n.inputs:
+                uses[i.id] = uses.get(i.id, 0) + 1
+                consumer[i.id] = n
+        for r in results:
+            uses[r.id] = uses.get(r.id, 0) + 2
+        for node in nodes:
+            if node.id in self.values or node.op in ("param", "const"):
+                continue
+            form = c_form(node.op)
+            if form is None:
+                raise refuse(node, f"{node.op!r} (the op of this line)")
+            if form is C.VIEW:
+                self._view(node)
+                continue
+            reads: set[int] = set()
+            for i in node.inputs:
+                reads |= self.roots(i)
+            user = consumer.get(node.id)
+            if (
+                callable(form)
+                and user is not None
+                and uses[node.id] == 1
+                and node.id not in keep
+                and self._inlines_into(node, user)
+            ):
+                self.values[node.id] = Inline(node)
+                self.reads[node.id] = reads
+                continue
+            kind = (
+                "elementwise"
+                if callable(form)
+                else ("reduction" if isinstance(form, C.Reduction) else form.kind)
+            )
+            self.stmts.append(Stmt(node, kind, reads, node.tag))
+            if node.shape == ():
+                self.values[node.id] = Scalar(Expr(self.namer.fresh(node.name), C.ATOM))
+            else:
+                self.values[node.id] = View("", 0, contiguous(node.shape), node.shape, node.id)
+
+    def _inlines_into(self, node: Node, user: Node) -> bool:
+        uform = c_form(user.op)
+        if node.shape == ():
+            if uform in (SHAPE_FORMS["pack"], SHAPE_FORMS["multi_scatter"]):
+                return True  # each element on its own line: g_w[0] = g_dot * x[0];
+            return user.shape == () and callable(uform) and _same_place(node, user)
+        if isinstance(uform, C.Reduction):
+            return True  # the reduction loops over its input's shape
+        return callable(uform) and user.shape == node.shape
+
+    def _view(self, node: Node) -> None:
+        """An element-moving op as a view of its input's memory (or a gather table)."""
+        x = node.inputs[0]
+        src = self.value(x)
+        if isinstance(src, Inline):  # (planning never inlines into a view: cannot happen)
+            raise AssertionError("inlined input of a view")
+        if isinstance(src, Scalar):
+            src = View("", 0, (), (), src.root, fill=src.expr)
+        if src.fill is not None:  # a broadcast constant stays one
+            if node.shape == ():
+                self.values[node.id] = Scalar(src.fill, src.root)
+            else:
+                self.values[node.id] = View(
+                    "", 0, (0,) * node.ndim, node.shape, src.root, fill=src.fill
+                )
+            return
+        others = []
+        for i in node.inputs[1:]:
+            others.append(i.value if i.op == "const" else np.zeros(i.shape))
+        off = ops.OPS[node.op].eval(src.offsets(), *others, **node.attrs)
+        off = np.asarray(off, dtype=np.int64)
+        view = fit_view(off, src.base, src.root)
+        if view is None:  # not a strided view: gathered into an array of its own
+            self.stmts.append(Stmt(node, "gather", self.roots(x), node.tag))
+            self.gathers[node.id] = (src, others)
+            view = View("", 0, contiguous(node.shape), node.shape, node.id)
+        self.values[node.id] = view
+
+    # -- memory --
+
+    def place(self, homes: dict[int, View], protected: set[int]) -> None:
+        """Give every statement's array a home: `homes` (outputs, saved) or a work slot,
+        reused once the value in it is dead (liveness from memory.plan)."""
+        mstmts = [memory.Statement(s.node, s.reads) for s in self.stmts]
+        last = memory.plan(mstmts, protected, set()).last
+        free: list[tuple[int, int]] = []  # (offset, size) blocks
+        top = 0
+        dying: dict[int, list[int]] = {}
+        for nid, k in last.items():
+            dying.setdefault(k, []).append(nid)
+        slots: dict[int, tuple[int, int]] = {}
+        self.slots: dict[int, int] = {}
+        for k, st in enumerate(self.stmts):
+            node = st.node
+            if node.shape != ():
+                home = homes.get(node.id)
+                if home is None:
+                    size = node.size
+                    pick = next((b for b in free if b[1] >= size), None)
+                    if pick is not None:
+                        free.remove(pick)
+                        if pick[1] > size:
+                            free.append((pick[0] + size, pick[1] - size))
+                        offset = pick[0]
+                    else:
+                        offset, top = top, top + size
+                    slots[node.id] = (offset, size)
+                    self.slots[node.id] = offset
+                    name = self.namer.fresh(node.name)
+                    self.decls[node.id] = name
+                    home = View(name, 0, contiguous(node.shape), node.shape, node.id)
+                self.homes[node.id] = home
+                self._rebase(node.id, home)
+            for nid in dying.get(k, ()):
+                if nid in slots and nid not in protected:
+                    free.append(slots.pop(nid))
+                    free.sort()
+        self.work_size = top
+
+    def _rebase(self, nid: int, home: View) -> None:
+        """Point the views of node `nid`'s memory at its home."""
+        for key, v in self.values.items():
+            if isinstance(v, View) and v.root == nid and v.fill is None:
+                off = home.offset + v.offset
+                v.base, v.offset = home.base, off
+                if home.root != nid:
+                    v.root = home.root
+
+    # -- rendering --
+
+    def element(self, node: Node, loop: Loop | None) -> Expr:
+        """`node` at the loop's current element (a scalar expression when `loop` is None)."""
+        v = self.value(node)
+        if isinstance(v, Scalar):
+            return v.expr
+        if isinstance(v, Inline):
+            form = c_form(node.op)
+            return form([self.element(i, loop) for i in node.inputs], node)
+        if v.fill is not None:
+            return v.fill
+        if loop is None:
+            return Expr(f"{v.base}[{v.offset}]", C.ATOM)
+        return Expr(loop.leaf(v), C.ATOM)
+
+    def render(self) -> list[str]:
+        out: list[str] = []
+        in_backward = False
+        for st in self.stmts:
+            node = st.node
+            lines = getattr(self, f"_emit_{st.kind}")(node)
+            if self.comments and st.comment:
+                if not in_backward:
+                    out.append("/* backward */")
+                    in_backward = True
+                lines[0] = f"{lines[0]} /* {st.comment} */"
+            if node.id in self.decls:
+                out.append(f"double *{self.decls[node.id]} = work + {self.slots[node.id]};")
+            out.extend(lines)
+        return out
+
+    def _store(self, node: Node, loop: Loop) -> str:
+        return loop.leaf(self.homes[node.id])
+
+    def _emit_elementwise(self, node: Node) -> list[str]:
+        form = c_form(node.op)
+        if node.shape == ():
+            e = form([self.element(i, None) for i in node.inputs], node)
+            return [f"double {self.values[node.id].expr.text} = {e.text};"]
+        loop = Loop(node.shape)
+        e = form([self.element(i, loop) for i in node.inputs], node)
+        return loop.render([f"{self._store(node, loop)} = {e.text};"])
+
+    def _emit_reduction(self, node: Node) -> list[str]:
+        form: C.Reduction = c_form(node.op)
+        x = node.inputs[0]
+        axis, keepdims = node.attrs["axis"], node.attrs["keepdims"]
+        count = math.prod(x.shape[a] for a in axis)
+        loop = Loop(x.shape)
+        elem = self.element(x, loop)
+        lines: list[str] = []
+        if node.shape == ():
+            acc = self.values[node.id].expr.text
+            lines.append(f"double {acc} = {form.init};")
+            finish = [f"{acc} = {form.finish.format(acc=acc, n=_num(count))};"]
+        else:
+            home = self.homes[node.id]
+            init = Loop(node.shape)
+            lines += init.render([f"{init.leaf(home)} = {form.init};"])
+            full = reduced_view(home, x.shape, axis, keepdims)
+            acc = loop.leaf(full)
+            fin = Loop(node.shape)
+            spot = fin.leaf(home)
+            finish = fin.render([f"{spot} = {form.finish.format(acc=spot, n=_num(count))};"])
+        body = _update(form, acc, elem)
+        lines += loop.render(body)
+        if form.finish:
+            lines += finish
+        return lines
+
+    def _emit_matmul(self, node: Node) -> list[str]:
+        """numpy's matmul (vectors promoted, batch dims broadcast) as a loop nest: i-k-j,
+        which walks rows of b and of the result, or i-j-k into a local sum when b is
+        stored transposed (its columns are then contiguous)."""
+        a, b = (self._memory(i) for i in node.inputs)
+        if a.ndim == 1:
+            a = View(a.base, a.offset, (0, a.strides[0]), (1, a.shape[0]), fill=a.fill)
+        if b.ndim == 1:
+            b = View(b.base, b.offset, (b.strides[0], 0), (b.shape[0], 1), fill=b.fill)
+        batch = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+        m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+        nb = len(batch)
+        a, b = _pad(a, nb + 2), _pad(b, nb + 2)
+        sa, sb = a.strides, b.strides
+        ijk = node.shape == () or (n > 1 and sb[-1] != 1 and (sb[-2] == 1 or k == 1))
+        order = (*batch, m, n, k) if ijk else (*batch, m, k, n)
+        loop = Loop(order)
+        if ijk:  # a[i, p] at (i, p) and b[p, j] at (j, p)
+            a_at = View(
+                a.base,
+                a.offset,
+                (*sa[:nb], sa[nb], 0, sa[nb + 1]),
+                (*a.shape[:nb], m, 1, k),
+                fill=a.fill,
+            )
+            b_at = View(
+                b.base,
+                b.offset,
+                (*sb[:nb], 0, sb[nb + 1], sb[nb]),
+                (*b.shape[:nb], 1, n, k),
+                fill=b.fill,
+            )
+        else:
+            a_at = View(
+                a.base,
+                a.offset,
+                (*sa[:nb], sa[nb], sa[nb + 1], 0),
+                (*a.shape[:nb], m, k, 1),
+                fill=a.fill,
+            )
+            b_at = View(
+                b.base,
+                b.offset,
+                (*sb[:nb], 0, sb[nb], sb[nb + 1]),
+                (*b.shape[:nb], 1, k, n),
+                fill=b.fill,
+            )
+        a_leaf, b_leaf = loop.leaf(a_at), loop.leaf(b_at)
+        if node.shape == ():
+            acc = self.values[node.id].expr.text
+            return [f"double {acc} = 0.0;"] + loop.render([f"{acc} += {a_leaf} * {b_leaf};"])
+        home = self.homes[node.id]
+        full = (*batch, m, n)
+        st = contiguous(full)
+        if ijk:
+            out = loop.leaf(View(home.base, home.offset, (*st, 0), (*full, 1)))
+            return loop.render(
+                [f"acc += {a_leaf} * {b_leaf};"],
+                inner=1,
+                head=["double acc = 0.0;"],
+                tail=[f"{out} = acc;"],
+            )
+        out = loop.leaf(
+            View(home.base, home.offset, (*st[:nb], st[nb], 0, st[nb + 1]), (*batch, m, 1, n))
+        )
+        zero = Loop(node.shape)
+        lines = zero.render([f"{zero.leaf(home)} = 0.0;"])
+        return lines + loop.render([f"{out} += {a_leaf} * {b_leaf};"])
+
+    def _emit_outer(self, node: Node) -> list[str]:
+        x, y = (self._memory(i) for i in node.inputs)
+        loop = Loop(node.shape)
+        xs = loop.leaf(View(x.base, x.offset, (x.strides[0], 0), (x.shape[0], 1), fill=x.fill))
+        ys = loop.leaf(View(y.base, y.offset, (0, y.strides[0]), (1, y.shape[0]), fill=y.fill))
+        xs = x.fill.text if x.fill is not None else xs
+        ys = y.fill.text if y.fill is not None else ys
+        return loop.render([f"{self._store(node, loop)} = {xs} * {ys};"])
+
+    def _emit_pack(self, node: Node) -> list[str]:
+        home = self.homes[node.id]
+        return [
+            f"{home.base}[{home.offset + k}] = {self.element(i, None).text};"
+            for k, i in enumerate(node.inputs)
+        ]
+
+    def _emit_stack(self, node: Node) -> list[str]:
+        return self._emit_concatenate(node)
+
+    def _emit_concatenate(self, node: Node) -> list[str]:
+        home = self.homes[node.id]
+        off = home.offsets()
+        axis = node.attrs.get("axis", 0)
+        lines: list[str] = []
+        start = 0
+        for i in node.inputs:
+            if node.op == "stack":
+                part = np.take(off, start, axis=axis)
+                start += 1
+            else:
+                size = i.shape[axis]
+                part = np.take(off, range(start, start + size), axis=axis)
+                start += size
+            lines += self._copy(fit_view(part, home.base, None), i)
+        return lines
+
+    def _emit_scatter(self, node: Node) -> list[str]:
+        home = self.homes[node.id]
+        zero = Loop(node.shape)
+        lines = zero.render([f"{zero.leaf(home)} = 0.0;"])
+        g = node.inputs[0]
+        arrays = [i.value if i.op == "const" else np.zeros(i.shape) for i in node.inputs[1:]]
+        from ..ops.shape import real_key  # (shape.py's own key reader)
+
+        part = np.asarray(home.offsets()[real_key(node.attrs["key"], arrays)])
+        return lines + self._copy(self._target(part, home), g, "+=")
+
+    def _emit_gather(self, node: Node) -> list[str]:
+        """An element-moving op whose elements are not a strided view of its input (an
+        integer-array index, sliding windows): copied through a table of offsets."""
+        src, others = self.gathers[node.id]
+        off = np.asarray(ops.OPS[node.op].eval(src.offsets(), *others, **node.attrs))
+        table = self.consts.table(off.reshape(-1).astype(np.int64))
+        loop = Loop(node.shape)
+        at = View(src.base, 0, contiguous(node.shape), node.shape, table=table)
+        return loop.render([f"{self._store(node, loop)} = {loop.leaf(at)};"])
+
+    def _emit_multi_scatter(self, node: Node) -> list[str]:
+        """Zeros, then each part added at its slots (one by one: repeats add up)."""
+        from ..ops.shape import real_key, scatter_parts
+
+        home = self.homes[node.id]
+        zero = Loop(node.shape)
+        lines = zero.render([f"{zero.leaf(home)} = 0.0;"])
+        offsets = home.offsets()
+        for value, arrays, key in scatter_parts(node.inputs, node.attrs["keys"]):
+            values = [a.value if a.op == "const" else None for a in arrays]
+            if any(v is None for v in values):
+                raise refuse(node, "a scatter at computed indices")
+            part = np.asarray(offsets[real_key(key, values)])
+            lines += self._copy(self._target(part, home), value, "+=")
+        return lines
+
+    def _emit_cumulative(self, node: Node) -> list[str]:
+        """A copy of the input, then each element after the first along the axis combined
+        with the one before it, in order (numpy's sequential sum or product: the same bits)."""
+        home = self.homes[node.id]
+        axis, n = node.attrs["axis"], node.shape[node.attrs["axis"]]
+        lines = self._copy(home, node.inputs[0])
+        if n < 2:
+            return lines
+        shape = tuple(n - 1 if d == axis else s for d, s in enumerate(node.shape))
+        step = home.strides[axis]
+        cur = View(home.base, home.offset + step, home.strides, shape)
+        prev = View(home.base, home.offset, home.strides, shape)
+        loop = Loop(shape)
+        symbol = "+=" if node.op == "cumsum" else "*="
+        return lines + loop.render([f"{loop.leaf(cur)} {symbol} {loop.leaf(prev)};"])
+
+    def _emit_index_update(self, node: Node) -> list[str]:
+        home = self.homes[node.id]
+        x, v = node.inputs[0], node.inputs[1]
+        arrays = [i.value if i.op == "const" else np.zeros(i.shape) for i in node.inputs[2:]]
+        from ..ops.shape import real_key
+
+        lines = self._copy(home, x)
+        part = np.asarray(home.offsets()[real_key(node.attrs["key"], arrays)])
+        if part.size and len(np.unique(part)) != part.size:
+            raise refuse(node, "an assignment with repeated indices")
+        return lines + self._copy(self._target(part, home), v)
+
+    def _target(self, part: np.ndarray, home: View) -> View:
+        view = fit_view(part, home.base, None)
+        if view is None:
+            table = self.consts.table(part.reshape(-1))
+            view = View(home.base, 0, contiguous(part.shape), part.shape, table=table)
+        return view
+
+    def _copy(self, dest: View, src: Node, op: str = "=") -> list[str]:
+        """dest (op)= src, src broadcast to dest's shape."""
+        if dest.shape == ():
+            spot = f"{dest.base}[{dest.offset}]" if dest.table is None else None
+            if spot is None:
+                loop = Loop(())
+                spot = loop.leaf(dest)
+                return loop.render([f"{spot} {op} {self.element(src, None).text};"])
+            return [f"{spot} {op} {self.element(src, None).text};"]
+        loop = Loop(dest.shape)
+        e = self.element(src, loop)
+        return loop.render([f"{loop.leaf(dest)} {op} {e.text};"])
+
+    def _memory(self, node: Node) -> View:
+        v = self.value(node)
+        if isinstance(v, Scalar):
+            return View("", 0, (), (), fill=v.expr)
+        if isinstance(v, Inline) or v.table is not None:
+            raise refuse(node, "this operand of a matrix product (a computed gather)")
+        return v
+
+    def copy_out(self, node: Node, dest: View) -> list[str]:
+        """Copy a result into an output or saved spot other than its home."""
+        if self.homes.get(node.id) is dest:
+            return []
+        return self._copy(dest, node)
+
+
+def _pad(v: View, ndim: int) -> View:
+    extra = ndim - len(v.shape)
+    return View(
+        v.base,
+        v.offset,
+        (0,) * extra + tuple(v.strides),
+        (1,) * extra + tuple(v.shape),
+        fill=v.fill,
+    )
+
+
+def reduced_view(home: View, xshape: tuple, axis: tuple, keepdims: bool) -> View:
+    """The result `home` read at the index of the reduction's input: stride 0 on the
+    reduced axes."""
+    strides, k = [], 0
+    for d in range(len(xshape)):
+        if d in axis:
+            strides.append(0)
+            if keepdims:
+                k += 1
+        else:
+            strides.append(home.strides[k] if xshape[d] != 1 else 0)
+            k += 1
+    return View(home.base, home.offset, tuple(strides), tuple(xshape), home.root)
+
+
+def _update(form: C.Reduction, acc: str, elem: Expr) -> list[str]:
+    if form.update.count("{x}") > 1:
+        return [f"const double elem = {elem.text};", form.update.format(acc=acc, x="elem")]
+    return [form.update.format(acc=acc, x=elem.text)]
+
+
+def _num(n: int) -> str:
+    return f"{float(n)!r}"
+
+
+@dataclass
+class CConsts:
+    """Constant arrays and gather tables: `static const`, defined once per file (when
+    first read: an unused static is a warning). Array constants are named before any
+    function is emitted (`reserve`), so that no local takes a constant's name."""
+
+    lines: list[str] = field(default_factory=list)
+    names: dict[tuple, str] = field(default_factory=dict)
+    defined: set[tuple] = field(default_factory=set)
+    namer: Namer = field(default_factory=lambda: Namer(RESERVED_C))
+
+    @staticmethod
+    def _key(node: Node) -> tuple | None:
+        """None for a constant written as a literal (a scalar, or one value everywhere)."""
+        if node.shape == ():
+            return None
+        flat = np.asarray(node.value, dtype=np.float64).reshape(-1)
+        if flat.size and np.all(flat == flat[0]):
+            return None
+        return ("d", flat.tobytes())
+
+    def reserve(self, node: Node) -> None:
+        key = self._key(node)
+        if key is not None and key not in self.names:
+            self.names[key] = self.namer.fresh(node.name or "C")
+
+    def value(self, node: Node):
+        if node.shape == ():
+            return Scalar(C.literal(float(node.value)))
+        key = self._key(node)
+        if key is None:
+            first = float(np.asarray(node.value).reshape(-1)[0])
+            return View("", 0, (0,) * node.ndim, node.shape, fill=C.literal(first))
+        self.reserve(node)
+        name = self.names[key]
+        if key not in self.defined:
+            self.defined.add(key)
+            flat = np.asarray(node.value, dtype=np.float64).reshape(-1)
+            body = ", ".join(C.literal(float(x)).text for x in flat)
+            self.lines.append(f"static const double {name}[{flat.size}] = {{{_wrap_list(body)}}};")
+        return View(name, 0, contiguous(node.shape), node.shape)
+
+    def table(self, offsets: np.ndarray) -> str:
+        """A gather's offsets (gradgen_ names: C's and no user's)."""
+        key = ("l", offsets.tobytes())
+        if key not in self.names:
+            name = self.namer.fresh("gradgen_gather")
+            self.names[key] = name
+            body = ", ".join(str(int(x)) for x in offsets)
+            self.lines.append(f"static const long {name}[{offsets.size}] = {{{_wrap_list(body)}}};")
+        return self.names[key]
+
+
+def _wrap_list(body: str, width: int = 92) -> str:
+    if len(body) <= width:
+        return body
+    items, lines, cur = body.split(", "), [], ""
+    for it in items:
+        if cur and len(cur) + len(it) + 2 > width:
+            lines.append(cur + ",")
+            cur = it
+        else:
+            cur = f"{cur}, {it}" if cur else it
+    lines.append(cur)
+    return "\n    " + "\n    ".join(lines) + "\n"
+
+
+# ---- the five functions of one traced function ----
+
+
+@dataclass
+class CFunction:
+    name: str
+    params: list[str]
+    lines: list[str]
+    doc: str
+    work: int = 0
+
+
+@dataclass
+class CUnit:
+    """What the header, the C file and the loader need to know about one function."""
+
+    name: str
+    params: list[tuple[str, tuple, str]]  # (C name, shape, dtype)
+    wrt: list[tuple[str, tuple, str]]
+    out_shape: tuple
+    out_dtype: str
+    dims: list[tuple[str, int]]  # named dims (leading `long` parameters), their sizes
+    functions: list[CFunction]
+    work_size: int
+    saved_size: int
+    signature: str
+    saved_names: list[str] = field(default_factory=list)
+
+
+def ctype(dtype: str) -> str:
+    """float32 values are float at the boundary (parameters, outputs); the code computes
+    in double inside, as the work and saved buffers hold doubles."""
+    return "float" if dtype == "f32" else "double"
+
+
+def _param_decl(name: str, shape: tuple, dtype: str) -> str:
+    if shape == ():
+        return f"{ctype(dtype)} {name}"
+    return f"const {ctype(dtype)} *restrict {name}"
+
+
+def _function(
+    unit: Unit,
+    consts: CConsts,
+    comments: bool,
+    graph: Graph,
+    nodes: Sequence[Node],
+    results: list[tuple[Node, View]],
+    scalar_params: bool = True,
+    bound: dict[int, tuple[Node, int]] | None = None,
+    keep: set[int] = frozenset(),
+    taken: Sequence[str] = (),
+) -> tuple[list[str], int]:
+    """Statements computing `results` (node, destination) from `nodes`; (lines, work
+    size). `taken`: more names of the C function's parameters (named dims)."""
+    namer = Namer(set(RESERVED_C) | set(consts.names.values()) | set(taken))
+    for _, dest in results:
+        namer.claim(dest.base)
+    w = CWalker(namer, consts, comments)
+    for p in graph.params:
+        if bound and p.id in bound:
+            continue
+        seed = p.name == "g" and p is graph.params[-1] and "g" not in unit.params
+        name = "g" if seed else namer.claim(c_name(p.name))
+        w.bind_param(p, name, pointer=not scalar_params or seed)
+    prelude = []
+    for nid, v in (bound or {}).items():
+        node, offset = v
+        name = namer.fresh(_hint(node))
+        if node.shape == ():
+            prelude.append(f"const double {name} = saved[{offset}];")
+            w.values[nid] = Scalar(Expr(name, C.ATOM))
+        else:
+            prelude.append(f"const double *{name} = saved + {offset};")
+            w.values[nid] = View(name, 0, contiguous(node.shape), node.shape)
+    w.plan(nodes, [r for r, _ in results], keep | {r.id for r, _ in results})
+    homes: dict[int, View] = {}
+    stmt_ids = {s.node.id for s in w.stmts}
+    for r, dest in results:
+        if r.id in stmt_ids and r.id not in homes and r.shape != ():
+            homes[r.id] = dest
+    protected = {r.id for r, _ in results} | set(keep)
+    for r, _ in results:
+        protected |= w.roots(r)
+    w.place(homes, protected)
+    lines = prelude + w.render()
+    for r, dest in results:
+        if r.shape == ():
+            target = f"{dest.base}[{dest.offset}]"
+            lines.append(f"{target} = {w.element(r, None).text};")
+        else:
+            lines += w.copy_out(r, dest)
+    return lines, w.work_size
+
+
+def _hint(node: Node) -> str | None:
+    """A saved value's name: the user's, or w0 for the element w[0] of a parameter."""
+    if node.name:
+        return node.name
+    x = node.inputs[0] if node.inputs else None
+    key = node.attrs.get("key") if node.op == "index" else None
+    if x is not None and x.op == "param" and key and len(key) == 1 and isinstance(key[0], int):
+        return f"{c_name(x.name)}{key[0] % x.shape[0]}"
+    return None
+
+
+def emit_unit(
+    unit: Unit, consts: CConsts, comments: bool, dims: Sequence[tuple[str, int]] = ()
+) -> CUnit:
+    """The five functions of the C API for one traced function.
+
+    Named dims are leading `long` parameters; the code is generated for the sizes given,
+    and a call with other sizes returns 1 (its loops and buffers are sized for these)."""
+    dims = [(c_name(d), size) for d, size in dims]
+    fwd = unit.forward
+    pspec = {p.name: p for p in fwd.params}
+    params = [(c_name(p), pspec[p].shape, pspec[p].dtype) for p in unit.params]
+    wrt = [(c_name(n), pspec[n].shape, pspec[n].dtype) for n in unit.wrt]
+    value = fwd.outputs[0]
+    out_shape, out_type = value.shape, ctype(value.dtype)
+    dim_decls = [f"long {d}" for d, _ in dims]
+    guard = []
+    if dims:
+        test = " || ".join(f"{d} != {size}" for d, size in dims)
+        guard = [
+            f"if ({test}) return 1; /* generated for {', '.join(f'{d}={n}' for d, n in dims)} */"
+        ]
+    decls = dim_decls + [_param_decl(n, s, t) for n, s, t in params]
+    value_decl = f"{out_type} *restrict value"
+    # gradient pointers: g_x for x, unless a parameter has that name
+    taken = Namer(RESERVED_C | {n for n, _, _ in params} | {d for d, _ in dims})
+    gname = {n: taken.fresh(f"g_{n}") for n, _, _ in wrt}
+    gdecls = [f"{ctype(t)} *restrict {gname[n]}" for n, _, t in wrt]
+    g_decl = f"const {out_type} *restrict g"
+    names = ", ".join(unit.wrt)
+    fns: list[CFunction] = []
+    work = 0
+
+    def dest(name: str, shape: tuple) -> View:
+        return View(name, 0, contiguous(shape), shape)
+
+    def add(name, decls, graph, nodes, results, doc, **kw) -> None:
+        nonlocal work
+        lines, size = _function(
+            unit, consts, comments, graph, nodes, results, taken=[d for d, _ in dims], **kw
+        )
+        fns.append(CFunction(name, decls, guard + lines, doc))
+        work = max(work, size)
+
+    grads = lambda outs: [(o, dest(gname[n], s)) for o, (n, s, _) in zip(outs, wrt)]  # noqa: E731
+    add(
+        unit.name,
+        decls + [value_decl, "double *restrict work"],
+        fwd,
+        fwd.nodes,
+        [(value, dest("value", out_shape))],
+        f"The value of {unit.signature}.",
+    )
+    if out_shape == () and unit.value_and_grad is not None:
+        vg = unit.value_and_grad
+        add(
+            f"{unit.name}_value_and_grad",
+            decls + [value_decl, *gdecls, "double *restrict work"],
+            vg,
+            vg.nodes,
+            [(vg.outputs[0], dest("value", ()))] + grads(vg.outputs[1:]),
+            f"The value and the gradients with respect to {names}.",
+        )
+    vjp = unit.vjp
+    g = next(p for p in vjp.params if p.name == "g")
+    add(
+        f"{unit.name}_vjp",
+        decls + [g_decl, value_decl, *gdecls, "double *restrict work"],
+        vjp,
+        vjp.nodes,
+        [(vjp.outputs[0], dest("value", out_shape))] + grads(vjp.outputs[1:]),
+        "The value and the gradients, given the upstream gradient g of the output's shape.",
+    )
+
+    # NAME_forward / NAME_backward: split where backward starts reading (as in Python)
+    forward_ids = _ancestors([vjp.outputs[0]])
+    fwd_nodes = [
+        n
+        for n in vjp.nodes
+        if (n.id in forward_ids or n.op == "param") and n is not g and n.op != "const"
+    ]
+    bwd_nodes = [n for n in vjp.nodes if n.id not in forward_ids and n.op not in ("param", "const")]
+    bwd_inputs = {i.id for b in bwd_nodes for i in b.inputs} | {o.id for o in vjp.outputs[1:]}
+    saved = [n for n in fwd_nodes if n.id in bwd_inputs]
+    offsets, total = {}, 0
+    for n in saved:
+        offsets[n.id] = total
+        total += max(n.size, 1)
+    add(
+        f"{unit.name}_forward",
+        decls + [value_decl, "double *restrict saved", "double *restrict work"],
+        vjp,
+        fwd_nodes,
+        [(vjp.outputs[0], dest("value", out_shape))]
+        + [(n, View("saved", offsets[n.id], contiguous(n.shape), n.shape)) for n in saved],
+        f"The value, and in saved what {unit.name}_backward reads.",
+        keep={n.id for n in saved},
+    )
+    add(
+        f"{unit.name}_backward",
+        dim_decls + ["const double *restrict saved", g_decl, *gdecls, "double *restrict work"],
+        vjp,
+        bwd_nodes,
+        grads(vjp.outputs[1:]),
+        f"The gradients with respect to {names}, given saved and the upstream gradient g.",
+        bound={n.id: (n, offsets[n.id]) for n in saved},
+        scalar_params=False,
+    )
+    saved_names = [_hint(n) or f"%{n.id}" for n in saved]
+    return CUnit(
+        unit.name,
+        params,
+        wrt,
+        out_shape,
+        value.dtype,
+        list(dims),
+        fns,
+        work,
+        total,
+        unit.signature,
+        saved_names,
+    )
+
+
+def emit_c(
+    units: Sequence[Unit],
+    stem: str,
+    source_name: str,
+    comments: bool = True,
+    dims: Sequence[Sequence[tuple[str, int]]] | None = None,
+    stats: dict | None = None,
+) -> dict[str, str]:
+    """The C target's files for the functions of one expr.py: {suffix: text} for
+    `<stem>.c`, `<stem>.h` and the loader `<stem>_c.py` (stem: e.g. neuron_grad)."""
+    from .c_text import c_file, h_file, loader_file
+
+    consts = CConsts()
+    for u in units:  # array constants are named first: no local may take their names
+        for graph in (u.forward, u.value_and_grad, u.vjp):
+            for n in graph.nodes if graph is not None else ():
+                if n.op == "const" and n.dtype in ("f64", "f32", "bool"):
+                    consts.reserve(n)
+    dims = dims or [()] * len(units)
+    cunits = [emit_unit(u, consts, comments, d) for u, d in zip(units, dims)]
+    for cu in cunits:  # for --stats: what the buffers hold
+        (stats if stats is not None else {})[cu.name] = {
+            "saved for backward": cu.saved_names,
+            "saved bytes": 8 * cu.saved_size,
+            "work buffer peak live bytes": 8 * cu.work_size,
+        }
+    return {
+        ".c": c_file(cunits, stem, source_name, consts.lines),
+        ".h": h_file(cunits, stem, source_name),
+        "_c.py": loader_file(cunits, stem, source_name),
+    }
