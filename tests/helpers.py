@@ -140,3 +140,32 @@ def jax_x64(jax):
     from jax.experimental import enable_x64
 
     return enable_x64()
+
+
+def assert_matches_jax(path: Path, compiled, module, seed: int = 5) -> None:
+    """The expr file's `f` run by jax.numpy and differentiated by jax.grad gives the
+    generated module's gradients; skipped without jax, and where jax itself refuses the
+    expression (jax_refusal): any other error is a failure."""
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    spec = compiled.functions[0].spec
+    source = path.read_text().replace("import numpy as np", "")
+    namespace: dict = {"np": jnp, "__name__": "jaxed"}
+    exec(compile(source, str(path), "exec"), namespace)
+    args, _ = check.draw_point(
+        spec.params, compiled.functions[0].forward, np.random.default_rng(seed)
+    )
+    with jax_x64(jax):
+        try:
+            want = jax.grad(namespace["f"], argnums=tuple(range(len(args))))(
+                *[jnp.asarray(a) for a in args]
+            )
+        except Exception as e:
+            reason = jax_refusal(e)
+            if reason is None:
+                raise
+            pytest.skip(f"jax refuses it: {reason}")
+    _, got = module.f_value_and_grad(*[a if a.ndim else float(a) for a in args])
+    for ours, theirs in zip(got, want):
+        np.testing.assert_allclose(ours, np.asarray(theirs), rtol=1e-9, atol=1e-12)

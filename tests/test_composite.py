@@ -13,7 +13,13 @@ from codegen import passes
 from codegen.errors import GradgenError
 from codegen.ops import NUMPY
 from codegen.pipeline import compile_file
-from helpers import assert_ir_matches, compile_and_check, write_expr, write_source
+from helpers import (
+    assert_ir_matches,
+    assert_matches_jax,
+    compile_and_check,
+    write_expr,
+    write_source,
+)
 
 # numpy 2 deprecates np.cross of 2-vectors, which still works and is tested
 pytestmark = pytest.mark.filterwarnings("ignore:Arrays of 2-dimensional vectors")
@@ -156,29 +162,9 @@ def test_composite_through_pipeline(tmp_path, params, expr, pass_set):
 
 @pytest.mark.parametrize("params, expr", CASES, ids=[e for _, e in CASES])
 def test_composite_matches_jax(tmp_path, params, expr):
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
-    import jax.numpy as jnp
-
     path = _write(tmp_path, params, expr)
     compiled, module, _ = compile_and_check(path)
-    spec = compiled.functions[0].spec
-    source = path.read_text().replace("import numpy as np", "")
-    namespace: dict = {"np": jnp, "__name__": "jaxed"}
-    exec(compile(source, str(path), "exec"), namespace)
-    from codegen.check import draw_point
-
-    args, _ = draw_point(spec.params, compiled.functions[0].forward, np.random.default_rng(5))
-    try:
-        want = jax.grad(namespace["f"], argnums=tuple(range(len(args))))(
-            *[jnp.asarray(a) for a in args]
-        )
-    except (AttributeError, NotImplementedError) as e:  # jax.numpy lacks the function
-        pytest.skip(f"jax.numpy does not have it: {e}")
-    # anything else jax raises is a failure: the cases are written for both
-    _, got = module.f_value_and_grad(*[a if a.ndim else float(a) for a in args])
-    for ours, theirs in zip(got, want):
-        np.testing.assert_allclose(ours, np.asarray(theirs), rtol=1e-9, atol=1e-12)
+    assert_matches_jax(path, compiled, module)
 
 
 def test_logaddexp_is_stable_and_splits_ties(tmp_path):

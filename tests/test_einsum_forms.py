@@ -9,7 +9,7 @@ import pytest
 from codegen import passes
 from codegen.errors import GradgenError
 from codegen.pipeline import compile_file
-from helpers import assert_ir_matches, compile_and_check, write_expr
+from helpers import assert_ir_matches, assert_matches_jax, compile_and_check, write_expr
 
 CASES = [
     ("a: f64[3,3]", "np.einsum('ii->i', a)"),
@@ -43,25 +43,9 @@ def test_einsum_form_through_pipeline(tmp_path, params, expr, pass_set):
 
 @pytest.mark.parametrize("params, expr", CASES, ids=[e for _, e in CASES])
 def test_einsum_form_matches_jax(tmp_path, params, expr):
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
-    import jax.numpy as jnp
-
-    from codegen.check import draw_point
-
     path = write_expr(tmp_path, params, expr)
     compiled, module, _ = compile_and_check(path)
-    spec = compiled.functions[0].spec
-    source = path.read_text().replace("import numpy as np", "")
-    namespace: dict = {}
-    exec(compile(source, str(path), "exec"), {"np": jnp, "__name__": "jaxed"}, namespace)
-    args, _ = draw_point(spec.params, compiled.functions[0].forward, np.random.default_rng(5))
-    want = jax.grad(namespace["f"], argnums=tuple(range(len(args))))(
-        *[jnp.asarray(a) for a in args]
-    )
-    _, got = module.f_value_and_grad(*[a if a.ndim else float(a) for a in args])
-    for ours, theirs in zip(got, want):
-        np.testing.assert_allclose(ours, np.asarray(theirs), rtol=1e-9, atol=1e-12)
+    assert_matches_jax(path, compiled, module)
 
 
 @pytest.mark.parametrize(
