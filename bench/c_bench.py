@@ -1,4 +1,5 @@
-"""The C target against CasADi's generated C, and both against the Python target.
+"""The C target from a C harness and from Python through its loader, against the Python
+target. (Against CasADi's generated C: `bench/c_vs_casadi.py`.)
 
     python bench/c_bench.py [--calls N]
 
@@ -6,12 +7,9 @@ Cases: bench/cases/neuron.py and bench/cases/scalar_chain.py (500 steps of
 s <- c * tanh(a * s + b), about 2000 scalar gates). For each, value and gradient:
 
 - gradgen C, from a C harness: N calls of NAME_value_and_grad in a loop, best of 5;
-- CasADi (`pip install casadi`; its column is skipped without it): the same function
-  built from SX symbols, its gradient by `casadi.gradient`, C by `Function.generate`,
-  timed by the same kind of harness;
 - from Python: the Python target's NAME_value_and_grad, and the C one through the loader.
 
-Both C files are compiled with `cc -O2`. Everything is written to a temporary folder;
+The C file is compiled with `cc -O2`. Everything is written to a temporary folder;
 nothing in the checkout changes. Prints a table (ns per call).
 """
 
@@ -106,45 +104,6 @@ def gradgen_harness(name: str, spec, folder: Path, calls: int) -> str:
     )
 
 
-def casadi_function(name: str):
-    import casadi as ca
-
-    if name == "neuron":
-        w, x = ca.SX.sym("w", 3), ca.SX.sym("x", 2)
-        dot = w[0] * x[0] + w[1] * x[1] + w[2]
-        f = 1.0 / (1.0 + ca.exp(-dot))
-        params = [w, x]
-    else:
-        a, b, c, x0 = (ca.SX.sym(n) for n in "abcx")
-        s = x0
-        for _ in range(500):
-            s = c * ca.tanh(a * s + b)
-        f, params = s, [a, b, c, x0]
-    return ca.Function("cas", params, [f, *(ca.gradient(f, p) for p in params)])
-
-
-def casadi_harness(name: str, fn, calls: int) -> str:
-    decls, ins = [], []
-    for k, v in enumerate(ARGS[name]):
-        decls.append(_c_array(f"in{k}", v))
-        ins.append(f"in{k}")
-    outs = [f"res{k}" for k in range(fn.n_out())]
-    for k in range(fn.n_out()):
-        decls.append(f"static double res{k}[{max(fn.nnz_out(k), 1)}];")
-    decls.append(f"static const double *args[{max(fn.sz_arg(), 1)}] = {{{', '.join(ins)}}};")
-    decls.append(f"static double *res[{max(fn.sz_res(), 1)}] = {{{', '.join(outs)}}};")
-    decls.append(f"static long long iw[{max(fn.sz_iw(), 1)}];")
-    decls.append(f"static double w[{max(fn.sz_w(), 1)}];")
-    body = "double out0;\n            cas(args, res, (casadi_int *)iw, w, 0);\n            out0 = res0[0];"
-    return (
-        CLOCK
-        + "#include <stddef.h>\n#define casadi_int long long\n"
-        + "int cas(const double **arg, double **res, casadi_int *iw, double *w, int mem);\n"
-        + "\n".join(decls)
-        + _timed_loop(body, calls, "in0[0]")
-    )
-
-
 def build_and_run(folder: Path, sources: list[Path], tag: str) -> float:
     exe = folder / tag
     subprocess.run(
@@ -164,12 +123,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200000)
     args = parser.parse_args()
-    try:
-        import casadi  # noqa: F401
-
-        have_casadi = True
-    except ImportError:
-        have_casadi = False
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("GRADGEN_CACHE", str(Path(tmp) / "cache"))
@@ -183,13 +136,6 @@ def main() -> None:
             calls = args.calls if name == "neuron" else max(args.calls // 100, 1000)
             (folder / "main.c").write_text(gradgen_harness(name, spec, folder, calls))
             c_ns = build_and_run(folder, [folder / "main.c", folder / f"{name}_grad.c"], "ours")
-            cas_ns = None
-            if have_casadi:
-                fn = casadi_function(name)
-                fn.generate("cas.c", {"with_header": False, "casadi_real": "double"})
-                os.replace("cas.c", folder / "cas.c")
-                (folder / "cas_main.c").write_text(casadi_harness(name, fn, calls))
-                cas_ns = build_and_run(folder, [folder / "cas_main.c", folder / "cas.c"], "cas")
             py_path = folder / "py" / f"{name}_grad.py"
             write_atomic(py_path, compile_file(case).source)
             py = check.import_path(py_path)
@@ -197,16 +143,13 @@ def main() -> None:
             vg = f"{name}_value_and_grad"
             py_ns = from_python(getattr(py, vg), ARGS[name])
             loader_ns = from_python(getattr(cm, vg), ARGS[name])
-            rows.append((name, c_ns, cas_ns, loader_ns, py_ns))
+            rows.append((name, c_ns, loader_ns, py_ns))
     print("value_and_grad, ns per call (best of 5)")
     print()
-    print(
-        "| case | gradgen C (C harness) | CasADi C (C harness) | gradgen C via loader | Python target |"
-    )
-    print("| --- | --- | --- | --- | --- |")
-    for name, c_ns, cas_ns, loader_ns, py_ns in rows:
-        cas = f"{cas_ns:.0f}" if cas_ns is not None else "(no casadi)"
-        print(f"| {name} | {c_ns:.0f} | {cas} | {loader_ns:.0f} | {py_ns:.0f} |")
+    print("| case | gradgen C (C harness) | gradgen C via loader | Python target |")
+    print("| --- | --- | --- | --- |")
+    for name, c_ns, loader_ns, py_ns in rows:
+        print(f"| {name} | {c_ns:.0f} | {loader_ns:.0f} | {py_ns:.0f} |")
 
 
 if __name__ == "__main__":
