@@ -169,6 +169,15 @@ def _param_node(node: Node) -> str:
     )
 
 
+def _close(lines: list[str], graph: Graph, w: Wires, source: str) -> str:
+    """The output wire (its value, and the seed gradient 1) from `source`, and the end."""
+    out = graph.outputs[0]
+    label = _wire_label(w.values.get(out.id), w.grads.get(out.id), _user_name(out))
+    lines.append('  out [shape=plaintext, label="output"];')
+    lines.append(f"  {source} -> out [label={label}];")
+    return "\n".join(lines + ["}"]) + "\n"
+
+
 def dot_gates(graph: Graph, w: Wires, caption: str) -> str:
     """One node per gate; parameters on the left, the output on the right."""
     lines = _header(caption)
@@ -195,12 +204,7 @@ def dot_gates(graph: Graph, w: Wires, caption: str) -> str:
             grad = w.branches.get((inp.id, node.id, k))
             label = _wire_label(w.values.get(inp.id), grad, _user_name(inp))
             lines.append(f"  n{inp.id} -> n{node.id} [label={label}];")
-    out = graph.outputs[0]
-    lines.append('  out [shape=plaintext, label="output"];')
-    label = _wire_label(w.values.get(out.id), w.grads.get(out.id), _user_name(out))
-    lines.append(f"  n{out.id} -> out [label={label}];")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    return _close(lines, graph, w, f"n{graph.outputs[0].id}")
 
 
 def _user_name(node: Node) -> str | None:
@@ -257,11 +261,7 @@ def dot_lines(graph: Graph, w: Wires, caption: str, source: list[str]) -> str:
             label = _wire_label(w.values.get(inp.id), grad, _user_name(inp))
             lines.append(f"  {a} -> {b} [label={label}];")
     out = graph.outputs[0]
-    lines.append('  out [shape=plaintext, label="output"];')
-    label = _wire_label(w.values.get(out.id), w.grads.get(out.id), _user_name(out))
-    lines.append(f"  {group.get(out.id, f'p{out.id}')} -> out [label={label}];")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    return _close(lines, graph, w, group.get(out.id, f"p{out.id}"))
 
 
 def circuit(

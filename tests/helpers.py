@@ -28,9 +28,7 @@ def write_expr(
     folder: Path, params: str, expr: str, stem: str = "expr", reduce: bool = True
 ) -> Path:
     """An expr.py with `def f(PARAMS): return np.sum(np.sin(EXPR))` (or EXPR as is)."""
-    annotated = ", ".join(
-        f'{p.split(":")[0].strip()}: "{p.split(":")[1].strip()}"' for p in _split(params)
-    )
+    annotated = annotate(params)
     body = f"np.sum(np.sin({expr}))" if reduce else expr
     path = folder / f"{stem}.py"
     path.write_text(f"import numpy as np\n\n\ndef f({annotated}):\n    return {body}\n")
@@ -41,6 +39,13 @@ def write_source(folder: Path, source: str, stem: str = "expr") -> Path:
     path = folder / f"{stem}.py"
     path.write_text(textwrap.dedent(source).lstrip())
     return path
+
+
+def annotate(params: str) -> str:
+    """ "x: f64[2,3], y: f64[]" as a signature's annotated parameters."""
+    return ", ".join(
+        f'{p.split(":")[0].strip()}: "{p.split(":")[1].strip()}"' for p in _split(params)
+    )
 
 
 def _split(params: str) -> list[str]:

@@ -22,7 +22,7 @@ from codegen.emit.c import supported_ops
 from codegen.errors import GradgenError
 from codegen.pipeline import compile_file
 from codegen.write import write_atomic
-from helpers import ROOT, needs_passes
+from helpers import ROOT, annotate, needs_passes
 from test_ops import cases
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
@@ -125,26 +125,10 @@ def _by_op() -> dict[str, list]:
 def _write_group(folder: Path, group: list) -> Path:
     lines = ["import numpy as np", ""]
     for k, (params, expr) in enumerate(group):
-        annotated = ", ".join(
-            f'{p.split(":")[0].strip()}: "{p.split(":")[1].strip()}"' for p in _split(params)
-        )
-        lines += ["", f"def f{k}({annotated}):", f"    return np.sum(np.sin({expr}))", ""]
+        lines += ["", f"def f{k}({annotate(params)}):", f"    return np.sum(np.sin({expr}))", ""]
     path = folder / "expr.py"
     path.write_text("\n".join(lines))
     return path
-
-
-def _split(params: str) -> list[str]:
-    out, depth, cur = [], 0, ""
-    for ch in params:
-        depth += ch == "["
-        depth -= ch == "]"
-        if ch == "," and depth == 0:
-            out.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    return [p for p in out + [cur] if p.strip()]
 
 
 @pytest.mark.parametrize("op_name", sorted(_by_op()))

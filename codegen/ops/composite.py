@@ -79,7 +79,12 @@ def _var(
     if correction is not None:
         ddof = correction
     d = a - np.mean(a, axis=axis, keepdims=True)
-    return np.sum(d * d, axis=axis, keepdims=keepdims) / (_count(a.shape, axis) - ddof)
+    return _spread(d, _count(a.shape, axis), axis, ddof, keepdims)
+
+
+def _spread(d, n, axis, ddof, keepdims):
+    """sum(d^2) / (n - ddof): the variance of deviations d from the mean of n values."""
+    return np.sum(d * d, axis=axis, keepdims=keepdims) / (n - ddof)
 
 
 @composite(np.std)
@@ -671,7 +676,7 @@ def _nanvar(
     if correction is not None:
         ddof = correction
     d = np.where(_missing(a), 0.0, a - np.nanmean(a, axis=axis, keepdims=True))
-    return np.sum(d * d, axis=axis, keepdims=keepdims) / (_present(a, axis, keepdims) - ddof)
+    return _spread(d, _present(a, axis, keepdims), axis, ddof, keepdims)
 
 
 @composite(np.nanstd)
@@ -768,67 +773,3 @@ def _gradient_along(f, ax: int, h, edge_order: int):
     first = (at(slice(1, 2)) - at(slice(0, 1))) / shaped(dx[:1])
     last = (at(slice(-1, None)) - at(slice(-2, -1))) / shaped(dx[-1:])
     return np.concatenate([first, inner, last], axis=ax)
-
-
-# ---- where= and initial= of the reductions: the masked-out elements read as the identity ----
-
-
-def _masked_reduction(fn: Any, name: str, identity: float | None) -> None:
-    """Wrap the table's front for np.sum / np.prod / np.mean / np.max / np.min so that a
-    constant `where=` mask (and `initial=`) work: masked-out elements read as the
-    reduction's identity (or `initial`), so they get no gradient."""
-    plain = NUMPY[fn]
-
-    def front(args, kwargs, tracing):
-        where = kwargs.pop("where", True)
-        initial = kwargs.pop("initial", None)
-        if (where is True or where is None) and initial is None:
-            return plain(args, kwargs, tracing)
-        if name in ("mean",) and initial is not None:
-            raise TypeError("np.mean has no initial=")
-        if where is not True and where is not None:
-            mask = tracing.concrete(where) if hasattr(where, "graph") else np.asarray(where)
-            if mask is None:
-                raise TypeError(f"np.{name}(..., where=) needs a constant mask, not a traced one")
-            if mask.dtype != bool:
-                raise TypeError("where= must be a boolean mask")
-        else:
-            mask = None
-        x, *rest = args
-        if not hasattr(x, "graph"):
-            x = tracing.graph.const(np.asarray(x, dtype=np.float64))
-        # masked-out elements: the identity, or for max/min (which have none) `initial`
-        fill = identity if identity is not None else initial
-        if mask is not None and fill is None:
-            raise ValueError(
-                f"reduction operation '{name}' does not have an identity, so to use a where "
-                "mask one has to specify 'initial'"
-            )
-        masked = x
-        if mask is not None:
-            mask = np.broadcast_to(mask, x.shape)
-            masked = tracing.apply("where", tracing.graph.const(mask, "bool"), x, fill)
-        if name == "mean":
-            total = NUMPY[np.sum]((masked, *rest), dict(kwargs), tracing)
-            count = np.sum(mask, axis=kwargs.get("axis"), keepdims=bool(kwargs.get("keepdims")))
-            return tracing.apply("div", total, tracing.graph.const(np.asarray(count, np.float64)))
-        out = plain((masked, *rest), kwargs, tracing)
-        if initial is None:
-            return out
-        combine = {"sum": "add", "prod": "mul", "max": "maximum", "min": "minimum"}[name]
-        return tracing.apply(combine, out, float(initial))
-
-    front.__qualname__ = f"composite._masked_{name}"
-    NUMPY[fn] = front
-
-
-for _fn, _name, _identity in (
-    (np.sum, "sum", 0.0),
-    (np.prod, "prod", 1.0),
-    (np.mean, "mean", 0.0),
-    (np.max, "max", None),
-    (np.amax, "max", None),
-    (np.min, "min", None),
-    (np.amin, "min", None),
-):
-    _masked_reduction(_fn, _name, _identity)

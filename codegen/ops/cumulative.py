@@ -10,8 +10,6 @@ that reaches an input also holds x[z], and the gradient is 0.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ..emit.expr import ATOM, Expr
@@ -111,5 +109,3 @@ defop(
         ),
     ),
 )
-
-__all__: list[Any] = ["reverse_cumsum"]

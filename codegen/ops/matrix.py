@@ -22,13 +22,9 @@ from ..emit.expr import ATOM, Expr
 from ..errors import GradgenError
 from . import NUMPY, apply, defop
 from .composite import composite
-from .linalg import _swap_last
+from .linalg import _swap_last as _mT  # the matrix transpose of each matrix
 
 # ---- small IR helpers ----
-
-
-def _mT(x):
-    return _swap_last(x)
 
 
 def _mm(a, b):

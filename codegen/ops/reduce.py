@@ -61,15 +61,55 @@ def _reduction_front(name: str):
             kwargs[key] = value
         axis = kwargs.pop("axis", None)
         keepdims = bool(kwargs.pop("keepdims", False))
-        if kwargs.get("where", True) is True:
-            kwargs.pop("where", None)  # where=True is the default: every element takes part
+        where = kwargs.pop("where", True)
+        initial = kwargs.pop("initial", None)
         for k, v in kwargs.items():
             if v is not None:
                 raise TypeError(f"the argument {k}= is not supported")
         x = x if hasattr(x, "graph") else graph.const(x)
-        return graph.apply(name, x, axis=normalize_axis(axis, x.ndim), keepdims=keepdims)
+        axis = normalize_axis(axis, x.ndim)
+        mask = None if where is True or where is None else _constant_mask(where, x, graph)
+        if mask is not None or initial is not None:
+            return _masked(name, x, mask, initial, axis, keepdims, graph)
+        return graph.apply(name, x, axis=axis, keepdims=keepdims)
 
     return front
+
+
+# What a masked-out element reads as: the reduction's identity (max and min have none:
+# numpy asks for `initial` there, which the element then reads as).
+_IDENTITY = {"sum": 0.0, "mean": 0.0, "prod": 1.0, "max": None, "min": None}
+_COMBINE = {"sum": "add", "prod": "mul", "max": "maximum", "min": "minimum"}
+
+
+def _constant_mask(where: Any, x, graph) -> np.ndarray:
+    mask = graph.concrete(where) if hasattr(where, "graph") else np.asarray(where)
+    if mask is None:
+        raise TypeError("where= needs a constant mask, not one computed from the parameters")
+    if mask.dtype != bool:
+        raise TypeError("where= must be a boolean mask")
+    return np.broadcast_to(mask, x.shape)
+
+
+def _masked(name: str, x, mask, initial, axis: tuple, keepdims: bool, graph):
+    """numpy's where= and initial=: masked-out elements read as the identity (so they get
+    no gradient), and `initial` joins the reduction once."""
+    if name == "mean" and initial is not None:
+        raise TypeError("np.mean has no initial=")
+    fill = _IDENTITY[name] if _IDENTITY[name] is not None else initial
+    if mask is not None and fill is None:
+        raise ValueError(
+            f"reduction operation '{name}' does not have an identity, so to use a where "
+            "mask one has to specify 'initial'"
+        )
+    if mask is not None:
+        x = graph.apply("where", graph.const(mask, "bool"), x, float(fill))
+    if name == "mean":  # the sum of what is kept over how many are kept
+        total = graph.apply("sum", x, axis=axis, keepdims=keepdims)
+        count = np.sum(mask, axis=axis, keepdims=keepdims, dtype=np.float64)
+        return graph.apply("div", total, graph.const(count))
+    out = graph.apply(name, x, axis=axis, keepdims=keepdims)
+    return out if initial is None else graph.apply(_COMBINE[name], out, float(initial))
 
 
 def axis_args(node) -> list[str]:
