@@ -25,6 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import ops
+from .autodiff import unbroadcast
 from .errors import GradgenError
 from .ir import Graph, Node, evaluate
 from .write import write_atomic
@@ -47,16 +48,6 @@ class Wires:
     # (input id, consumer id, input position) -> the gradient that branch sends back
 
 
-def _unbroadcast(c: np.ndarray, shape: tuple) -> np.ndarray:
-    c = np.asarray(c, dtype=np.float64)
-    while c.ndim > len(shape):
-        c = c.sum(axis=0)
-    for axis, d in enumerate(shape):
-        if d == 1 and c.shape[axis] != 1:
-            c = c.sum(axis=axis, keepdims=True)
-    return np.broadcast_to(c, shape).copy()
-
-
 def wires(graph: Graph, args: Sequence[Any]) -> Wires:
     """Forward values and reverse gradients (seeded with ones at the output)."""
     values = evaluate(graph, args)
@@ -75,17 +66,25 @@ def wires(graph: Graph, args: Sequence[Any]) -> Wires:
         out_in = scratch.param("out", node.shape, node.dtype)
         inputs = [scratch.param(f"x{k}", i.shape, i.dtype) for k, i in enumerate(node.inputs)]
         parts = spec.vjp(g_in, out_in, *inputs, **node.attrs)
-        made = [p for p in parts if isinstance(p, Node)]
-        scratch.outputs = made
+        # each part summed back to its input's shape, as autodiff does
+        parts = [
+            None if p is None or i.op == "const" else unbroadcast(_node(scratch, p), i.shape)
+            for p, i in zip(parts, node.inputs)
+        ]
+        scratch.outputs = [p for p in parts if p is not None]
         env = evaluate(scratch, [g, values[node.id], *(values[i.id] for i in node.inputs)])
         for k, (inp, part) in enumerate(zip(node.inputs, parts)):
-            if part is None or inp.op == "const":
+            if part is None:
                 continue
-            c = env[part.id] if isinstance(part, Node) else np.asarray(part, dtype=np.float64)
-            c = _unbroadcast(c, inp.shape)
+            c = np.asarray(env[part.id], dtype=np.float64)
             branches[(inp.id, node.id, k)] = c
             grads[inp.id] = grads[inp.id] + c if inp.id in grads else c
     return Wires(values, grads, branches)
+
+
+def _node(graph: Graph, part: Any) -> Node:
+    """A VJP rule's part as a node (a rule may hand back a plain number)."""
+    return part if isinstance(part, Node) else graph.const(np.asarray(part, dtype=np.float64))
 
 
 # ---- labels ----
