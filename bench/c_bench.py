@@ -2,6 +2,7 @@
 target. (Against CasADi's generated C: `bench/c_vs_casadi.py`.)
 
     python bench/c_bench.py [--calls N]
+    python bench/c_bench.py --arrays [--rounds N] [--fast "-O3 -march=native -ffast-math"]
 
 Cases: bench/cases/neuron.py and bench/cases/scalar_chain.py (500 steps of
 s <- c * tanh(a * s + b), about 2000 scalar gates). For each, value and gradient:
@@ -11,12 +12,21 @@ s <- c * tanh(a * s + b), about 2000 scalar gates). For each, value and gradient
 
 The C file is compiled with `cc -O2`. Everything is written to a temporary folder;
 nothing in the checkout changes. Prints a table (ns per call).
+
+With --arrays: the array cases elementwise (1e6) and mlp (batch 64, 784-256-10), value and
+gradient from Python, on one thread: hand-written numpy (bench/systems/handwritten.py),
+torch eager, the Python target, and the C target through its loader, built with -O2 and
+with the opt-in $GRADGEN_CFLAGS of --fast. Systems interleaved in each round, medians
+over rounds, ratios to hand-written; for mlp also GFLOP/s (2 flops a multiply-add of
+the three matrix products of the value and gradient).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
+import inspect
 import os
 import subprocess
 import sys
@@ -24,7 +34,10 @@ import tempfile
 import timeit
 from pathlib import Path
 
-import numpy as np
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")  # one thread, before numpy loads its BLAS
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -34,6 +47,8 @@ from codegen.pipeline import compile_file  # noqa: E402
 from codegen.write import write_atomic  # noqa: E402
 
 CASES = ["neuron", "scalar_chain"]
+# the chain unrolled (a `for` kept as a loop is not what these figures are about)
+UNROLL = {"loops": "unroll"} if "loops" in inspect.signature(compile_file).parameters else {}
 ARGS = {
     "neuron": [np.array([2.0, -3.0, -3.0]), np.array([-1.0, -2.0])],
     "scalar_chain": [0.998, 0.0005, 0.997, 0.9],
@@ -119,17 +134,112 @@ def from_python(fn, args) -> float:
     return best / number * 1e9
 
 
+ARRAY_CASES = ["elementwise", "mlp"]
+MLP_FLOPS = 2 * 64 * (784 * 256 + 256 * 10) * 3  # forward, and the two products a layer back
+
+
+def _load_as(path: Path, name: str, cflags: str):
+    """The C loader at `path`, imported as `name` with $GRADGEN_CFLAGS set to `cflags`."""
+    old = os.environ.get("GRADGEN_CFLAGS")
+    os.environ["GRADGEN_CFLAGS"] = cflags
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        if old is None:
+            os.environ.pop("GRADGEN_CFLAGS", None)
+        else:
+            os.environ["GRADGEN_CFLAGS"] = old
+
+
+def arrays(rounds: int, fast: str) -> None:
+    import statistics
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from systems import handwritten, load_case
+
+    try:
+        import torch
+
+        from systems import torch_eager
+
+        torch.set_num_threads(1)
+    except ImportError:
+        torch_eager = None
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ.setdefault("GRADGEN_CACHE", str(Path(tmp) / "cache"))
+        for name in ARRAY_CASES:
+            folder = Path(tmp) / name
+            case = ROOT / "bench" / "cases" / f"{name}.py"
+            for ext, text in compile_file(case, target="c").files.items():
+                write_atomic(folder / f"{name}_grad{ext}", text)
+            write_atomic(folder / "py" / f"{name}_grad.py", compile_file(case).source)
+            loader = folder / f"{name}_grad_c.py"
+            module = load_case(name)
+            args = module._bench_args(np.random.default_rng(0))
+            vg = f"{name}_value_and_grad"
+            systems = {
+                "hand-written numpy": handwritten.build(name, module).value_and_grad,
+                "Python target": getattr(check.import_path(folder / "py" / f"{name}_grad.py"), vg),
+                "C -O2": getattr(_load_as(loader, f"c_o2_{name}", ""), vg),
+                f"C {fast}": getattr(_load_as(loader, f"c_fast_{name}", fast), vg),
+            }
+            native = {k: args for k in systems}
+            if torch_eager is not None:
+                impl = torch_eager.build(name, module)
+                systems["torch eager"] = impl.value_and_grad
+                native["torch eager"] = impl.prepare(args)
+            want = systems["hand-written numpy"](*args)
+            for k in ("C -O2", f"C {fast}"):
+                got = systems[k](*args)
+                err = max(
+                    float(np.max(np.abs(np.asarray(a) - np.asarray(b)) / (1 + np.abs(b))))
+                    for a, b in zip((got[0], *got[1]), (want[0], *want[1]))
+                )
+                assert err < 1e-6, f"{name}: {k} disagrees with numpy by {err}"
+            times: dict[str, list[float]] = {k: [] for k in systems}
+            for r in range(rounds):
+                order = list(systems)[r % len(systems) :] + list(systems)[: r % len(systems)]
+                for k in order:
+                    fn, a = systems[k], native[k]
+                    fn(*a)
+                    number = max(1, int(0.2 / max(timeit.timeit(lambda: fn(*a), number=1), 1e-6)))
+                    times[k].append(
+                        min(timeit.repeat(lambda: fn(*a), number=number, repeat=3)) / number
+                    )
+            hand = times["hand-written numpy"]
+            for k, ts in times.items():
+                ratio = statistics.median(t / h for t, h in zip(ts, hand))
+                rows.append((name, k, statistics.median(ts), ratio))
+    print(f"value_and_grad from Python, one thread, median of {rounds} rounds")
+    print()
+    print("| case | system | time | × hand-written | GFLOP/s |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for name, k, t, ratio in rows:
+        gflops = f"{MLP_FLOPS / t / 1e9:.2f}" if name == "mlp" else "–"
+        print(f"| {name} | {k} | {t * 1e3:.2f} ms | {ratio:.2f}× | {gflops} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200000)
+    parser.add_argument("--arrays", action="store_true", help="the array cases instead")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--fast", default="-O3 -march=native -ffast-math")
     args = parser.parse_args()
+    if args.arrays:
+        arrays(args.rounds, args.fast)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("GRADGEN_CACHE", str(Path(tmp) / "cache"))
         for name in CASES:
             folder = Path(tmp) / name
             case = ROOT / "bench" / "cases" / f"{name}.py"
-            compiled = compile_file(case, target="c")
+            compiled = compile_file(case, target="c", **UNROLL)
             for ext, text in compiled.files.items():
                 write_atomic(folder / f"{name}_grad{ext}", text)
             spec = compiled.functions[0].spec
@@ -137,7 +247,7 @@ def main() -> None:
             (folder / "main.c").write_text(gradgen_harness(name, spec, folder, calls))
             c_ns = build_and_run(folder, [folder / "main.c", folder / f"{name}_grad.c"], "ours")
             py_path = folder / "py" / f"{name}_grad.py"
-            write_atomic(py_path, compile_file(case).source)
+            write_atomic(py_path, compile_file(case, **UNROLL).source)
             py = check.import_path(py_path)
             cm = check.import_path(folder / f"{name}_grad_c.py")
             vg = f"{name}_value_and_grad"

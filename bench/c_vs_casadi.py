@@ -4,29 +4,33 @@ For each case, both generated C files are compiled with the same compiler and fl
 linked into one harness, which calls each value-and-gradient function in a loop and
 reports the median time per call over several rounds (both run in the same process,
 alternating, so the machine's noise hits both alike). Also: the lines of C and the
-compiler's time. Needs `casadi` (the `bench` extra) and a C compiler.
+compiler's CPU time (user + system, which load changes less than wall time). Needs
+`casadi` (the `bench` extra) and a C compiler.
 
-    python bench/c_vs_casadi.py [--cases neuron,scalar_chain] [--flags "-O2"] [--calls N]
+    python bench/c_vs_casadi.py [--cases neuron,scalar_chain,tanh_layer] [--flags "-O2"]
 
-Cases: neuron (the classic sigmoid neuron) and scalar_chain (s <- c tanh(a s + b), 500
-steps), written once in numpy for gradgen (bench/cases/) and once with CasADi's SX
-symbols here, the way CasADi's users write them.
+Cases: neuron (the classic sigmoid neuron), scalar_chain (s <- c tanh(a s + b), 500
+steps, unrolled on both sides) and tanh_layer (sum(tanh(W x + b)), W 100x100: CasADi's
+C for it takes gcc about a minute), written once in numpy for gradgen (bench/cases/) and
+once with CasADi's SX symbols here, the way CasADi's users write them.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CASES = ("neuron", "scalar_chain")
+CASES = ("neuron", "scalar_chain", "tanh_layer")
+# the chain unrolled, as CasADi's is: a `for` kept as a loop would be another comparison
+UNROLL = ["--loops", "unroll"] if "--loops" in (ROOT / "codegen" / "cli.py").read_text() else []
 
 # Each case: gradgen's C signature (inputs, outputs) and the CasADi function's.
 HARNESS = r"""
@@ -87,6 +91,10 @@ def _casadi_source(case: str, folder: Path) -> Path:
         w, x = ca.SX.sym("w", 3), ca.SX.sym("x", 2)
         f = 1.0 / (1.0 + ca.exp(-(w[0] * x[0] + w[1] * x[1] + w[2])))
         inputs = [w, x]
+    elif case == "tanh_layer":  # CasADi reads W's row-major data column by column: as W.T
+        wt, b, x = ca.SX.sym("W", 100, 100), ca.SX.sym("b", 100), ca.SX.sym("x", 100)
+        f = ca.sum1(ca.tanh(ca.mtimes(wt.T, x) + b))
+        inputs = [wt, b, x]
     else:
         sys.path.insert(0, str(ROOT / "bench" / "cases"))
         import scalar_chain
@@ -119,6 +127,21 @@ def _harness(case: str) -> dict[str, str]:
             "compare": "F(arg, res, iw, cw, 0); neuron_value_and_grad(w, x, &value, g_w, g_x, work);\n"
             '    fprintf(stderr, "diff %g\\n", (value - c_value) + (g_w[0] - c_gw[0]) + (g_x[1] - c_gx[1]));',
         }
+    if case == "tanh_layer":
+        return {
+            "declare": "static double W[10000], b[100], x[100], g_W[10000], g_b[100], g_x[100];\n"
+            "    static double c_gW[10000], c_gb[100], c_gx[100];\n"
+            "    double value, c_value;\n"
+            "    for (int i = 0; i < 10000; i++) W[i] = 0.01 * ((i * 37) % 101 - 50) / 50.0;\n"
+            "    for (int i = 0; i < 100; i++) { b[i] = 0.001 * i; x[i] = ((i * 13) % 29) / 29.0; }",
+            "work": "tanh_layer_WORK_SIZE",
+            "casadi_args": "arg[0] = W; arg[1] = b; arg[2] = x;\n"
+            "    res[0] = &c_value; res[1] = c_gW; res[2] = c_gb; res[3] = c_gx;",
+            "call_gradgen": "tanh_layer_value_and_grad(W, b, x, &value, g_W, g_b, g_x, work);",
+            "compare": "F(arg, res, iw, cw, 0);\n"
+            "    tanh_layer_value_and_grad(W, b, x, &value, g_W, g_b, g_x, work);\n"
+            '    fprintf(stderr, "diff %g\\n", (value - c_value) + (g_W[517] - c_gW[517]) + (g_x[3] - c_gx[3]));',
+        }
     return {
         "declare": "double a = 0.998, b = 0.0004, c = 0.997, x0 = 0.9;\n"
         "    double value, g_a, g_b, g_c, g_x0, c_value, c_ga, c_gb, c_gc, c_gx0;",
@@ -133,9 +156,11 @@ def _harness(case: str) -> dict[str, str]:
 
 
 def _compile(cc: str, flags: list[str], source: Path, out: Path) -> float:
-    t0 = time.perf_counter()
+    """The compiler's CPU time (user + system: what a loaded machine changes least)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run([cc, *flags, "-c", str(source), "-o", str(out)], check=True)
-    return time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def run_case(case: str, flags: list[str], calls: int, rounds: int, folder: Path) -> dict:
@@ -150,6 +175,7 @@ def run_case(case: str, flags: list[str], calls: int, rounds: int, folder: Path)
             "--out",
             str(folder),
             "--no-check",
+            *UNROLL,
         ],
         check=True,
         capture_output=True,
@@ -203,11 +229,11 @@ def main(argv=None) -> None:
     print(f"C: gradgen vs CasADi, {' '.join(flags)}, median of {opts.rounds} rounds, one thread")
     print()
     print(
-        "| case | gradgen ns/call | CasADi ns/call | gradgen / CasADi | gradgen cc s | CasADi cc s | gradgen lines | CasADi lines |"
+        "| case | gradgen ns/call | CasADi ns/call | gradgen / CasADi | gradgen cc CPU s | CasADi cc CPU s | gradgen lines | CasADi lines |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for case in opts.cases.split(","):
-        calls = opts.calls or (2_000_000 if case == "neuron" else 20_000)
+        calls = opts.calls or {"neuron": 2_000_000, "tanh_layer": 2_000}.get(case, 20_000)
         with tempfile.TemporaryDirectory() as tmp:
             r = run_case(case, flags, calls, opts.rounds, Path(tmp))
         assert abs(r["diff"]) < 1e-9, f"{case}: the two disagree by {r['diff']}"

@@ -13,6 +13,7 @@ x is made of n one-element parts. This script measures the three targets set for
 
     python bench/reads.py                      # 500 and 25000 steps
     python bench/reads.py --steps 500,2000 --compile-steps 2000
+    python bench/reads.py --loops auto         # the loop kept as a loop (issue 14)
 """
 
 from __future__ import annotations
@@ -45,13 +46,25 @@ def case_source(steps: int) -> str:
     return text.replace('"f64[500]"', f'"f64[{steps}]"')
 
 
+LOOPS = "unroll"  # issue 16 measures the unrolled path; --loops auto|keep for the others
+
+
 def compile_case(steps: int, folder: Path) -> tuple[float, Path]:
     """Run the CLI on the case at `steps` in a fresh process: (seconds, generated file)."""
     src = folder / f"element_reads_{steps}.py"
     src.write_text(case_source(steps))
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, str(ROOT / "cli.py"), str(src), "--out", str(folder), "--no-check"],
+        [
+            sys.executable,
+            str(ROOT / "cli.py"),
+            str(src),
+            "--out",
+            str(folder),
+            "--no-check",
+            "--loops",
+            LOOPS,
+        ],
         check=True,
         capture_output=True,
     )
@@ -90,7 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", default="500,25000", help="sizes to time and measure")
     p.add_argument("--compile-steps", type=int, default=25000, help="size to compile-time")
+    p.add_argument(
+        "--loops", default="unroll", choices=("auto", "keep", "unroll"), help="gradgen --loops"
+    )
     args = p.parse_args(argv)
+    global LOOPS
+    LOOPS = args.loops
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

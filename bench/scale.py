@@ -16,6 +16,13 @@ grows with the size shows at a glance. The cases:
     python bench/scale.py          # 1k, 10k, 100k; tables into bench/SCALE.md, notes kept
     python bench/scale.py --sizes 1000,10000 --cases chain
     python bench/scale.py --profile chain:100000   # cProfile of one run, top functions
+    python bench/scale.py --sizes 100000 --cases reads --black-max 0   # the target row
+
+The loop cases are compiled with `--loops unroll` (what they measure is the unrolled
+graph; `--loops auto` would keep them as loops). Where a (case, size) has a target in
+TARGETS, the whole command is also run as a user runs it, in a new process, and its
+median wall time is reported against the target: `reads` at 100,000 nodes is issue 16's
+25,000-step chain, which must take at most 10 s without the check.
 
 Stages are timed by wrapping the functions `compile_file` calls (by name, in the modules
 it calls them through), so the numbers follow the pipeline as it is. Black is switched off
@@ -30,7 +37,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import inspect
 import io
+import os
 import platform
 import pstats
 import subprocess
@@ -53,6 +62,8 @@ from codegen.emit import python as emit_python  # noqa: E402
 # traced forward nodes each line/iteration adds (reads: and one index node a step)
 OPS_PER_LINE = {"chain": 4, "wide": 4, "loop": 4, "reads": 4}
 STAGES = ["load", "trace", "autodiff", "passes", "emit", "black"]
+# end-to-end targets, seconds: (case, nodes) -> the most the whole command may take
+TARGETS = {("reads", 100_000): 10.0}  # issue 16: the 25,000-step x[i] chain, --no-check
 
 
 # ---- sources ------------------------------------------------------------------------------
@@ -164,7 +175,13 @@ def instrumented(timer: Timer) -> Iterator[None]:
             setattr(module, name, original)
 
 
-def measure(case: str, nodes: int, folder: Path, black_max: int) -> dict:
+def _loops(mode: str) -> dict:
+    """compile_file's `loops` argument, where it has one (a `for` kept as a loop region):
+    these cases measure the unrolled graph, so they unroll."""
+    return {"loops": mode} if "loops" in inspect.signature(pipeline.compile_file).parameters else {}
+
+
+def measure(case: str, nodes: int, folder: Path, black_max: int, loops: str = "unroll") -> dict:
     """Compile one generated source; stage times, node counts and output size."""
     path = folder / f"{case}_{nodes}.py"
     path.write_text(CASES[case](nodes))
@@ -174,7 +191,7 @@ def measure(case: str, nodes: int, folder: Path, black_max: int) -> dict:
     start = time.perf_counter()
     try:
         with instrumented(timer):
-            compiled = pipeline.compile_file(path)
+            compiled = pipeline.compile_file(path, **_loops(loops))
         error = ""
     except Exception as e:  # a stage that fails at this size is a result too
         compiled, error = None, f"{type(e).__name__}: {str(e)[:200]}"
@@ -196,6 +213,27 @@ def measure(case: str, nodes: int, folder: Path, black_max: int) -> dict:
         row["grad_nodes"] = len(grad.nodes)
         row["lines"] = compiled.source.count("\n")
     return row
+
+
+def end_to_end(case: str, nodes: int, folder: Path, loops: str = "unroll") -> dict:
+    """`python cli.py FILE --no-check` in a fresh process, as a user runs it: the wall and
+    CPU seconds of the whole command (start-up, writing and exit included)."""
+    path = folder / f"{case}_{nodes}.py"
+    path.write_text(CASES[case](nodes))
+    command = [sys.executable, str(ROOT / "cli.py"), str(path), "--no-check"]
+    command += ["--out", str(folder / "out")]
+    if _loops(loops):
+        command += ["--loops", loops]
+    start = time.perf_counter()
+    before = os.times()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    after = os.times()
+    wall = time.perf_counter() - start
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+    error = "" if done.returncode == 0 else (done.stderr.strip().splitlines() or ["?"])[-1]
+    return {"case": case, "nodes": nodes, "wall": wall, "cpu": cpu, "error": error}
 
 
 # ---- reporting ----------------------------------------------------------------------------
@@ -228,6 +266,21 @@ def table(rows: list[dict]) -> str:
             _num(1e6 * r["black"] / n, 1),
         ]
         out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def target_table(rows: list[dict]) -> str:
+    """The whole command's seconds beside its target (issue 16: the 25,000-step chain of
+    `reads` in at most 10 s)."""
+    out = ["| case | nodes | wall s | CPU s | target s | met |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        target = TARGETS[(r["case"], r["nodes"])]
+        if r["error"]:
+            out.append(f"| {r['case']} | {r['nodes']:,} | failed: {r['error']} | | {target} | no |")
+            continue
+        met = "yes" if r["wall"] <= target else "no"
+        cells = [r["case"], f"{r['nodes']:,}", f"{r['wall']:.2f}", f"{r['cpu']:.2f}", str(target)]
+        out.append("| " + " | ".join(cells + [met]) + " |")
     return "\n".join(out)
 
 
@@ -284,6 +337,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--black-max", type=int, default=10_000, help="run black up to this size (default 10000)"
     )
+    p.add_argument(
+        "--loops",
+        default="unroll",
+        choices=("auto", "keep", "unroll"),
+        help="gradgen --loops for the loop cases (default unroll: the graphs measured here)",
+    )
+    p.add_argument(
+        "--runs", type=int, default=3, help="end-to-end runs of the target row (the median)"
+    )
     args = p.parse_args(argv)
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
     if args.profile:
@@ -291,13 +353,19 @@ def main(argv: list[str] | None = None) -> int:
         print(profile(case, int(nodes)))
         return 0
     rows = []
+    targets = []
     with tempfile.TemporaryDirectory() as tmp:
         for nodes in [int(s) for s in args.sizes.split(",")]:
             for case in args.cases.split(","):
-                row = measure(case, nodes, Path(tmp), args.black_max)
+                row = measure(case, nodes, Path(tmp), args.black_max, args.loops)
                 rows.append(row)
                 status = row["error"] or f"{row['wall']:.2f} s + black {row['black']:.2f} s"
                 print(f"{case:6} {nodes:>7}: {status}", flush=True)
+        for case, nodes in TARGETS:
+            if case in args.cases.split(",") and str(nodes) in args.sizes.split(","):
+                runs = [end_to_end(case, nodes, Path(tmp), args.loops) for _ in range(args.runs)]
+                targets.append(sorted(runs, key=lambda r: r["wall"])[len(runs) // 2])
+                print(f"{case:6} {nodes:>7}: end to end {targets[-1]['wall']:.2f} s", flush=True)
     text = "\n".join(
         [
             "# Scaling: seconds per stage",
@@ -313,6 +381,17 @@ def main(argv: list[str] | None = None) -> int:
             "",
             per_node_table(rows),
             "",
+            *(
+                [
+                    f"End to end, `python cli.py FILE --no-check --loops {args.loops}` in a new "
+                    f"process (median of {args.runs}), against the target:",
+                    "",
+                    target_table(targets),
+                    "",
+                ]
+                if targets
+                else []
+            ),
         ]
     )
     print(text)

@@ -22,7 +22,8 @@ import numpy as np
 
 from . import ops
 from .errors import Src
-from .ir import Graph, Node, replay
+from .ir import Graph, Node, extract, replay
+from .ops import control
 
 COPY_GATE = "copy gate: sums"
 UNBROADCAST = "broadcast: sums back"
@@ -174,30 +175,67 @@ def vjp_graph(forward: Graph, wrt: Sequence[str], seed: str | float = "g") -> Gr
     `seed="g"` adds a parameter `g`, the upstream gradient of the output's shape; a number
     seeds with that constant instead (1.0 for value_and_grad of a scalar output).
     """
-    graph = replay(forward)
+    graph = _with_tapes(forward)
     (out,) = graph.outputs
     params = {p.name: p for p in graph.params}
     targets = [params[name] for name in wrt]
+    start = len(graph.nodes)  # ids from here on are backward nodes
     if isinstance(seed, str):
         g = graph.param(seed, out.shape, out.dtype if out.dtype != "bool" else "f64")
     else:
         g = graph.const(np.full(out.shape, seed), out.dtype)
+    grads = _reverse(graph, [(out, g)], targets, start)
+    graph.outputs = [out, *grads]
+    return graph
 
-    # Only nodes on a path from a target parameter to the output need cotangents.
+
+def _with_tapes(forward: Graph) -> Graph:
+    """A copy of the forward whose control-flow regions also save, on a tape, what their
+    backward pass reads (see `ops.control`)."""
+    if not any(n.op in control.REGIONS for n in forward.nodes):
+        return replay(forward)
+
+    def taped(node: Node, env: dict[int, Node], new: Graph) -> Node | None:
+        if node.op not in control.REGIONS:
+            return None
+        return control.taped(node, [env[i.id] for i in node.inputs])
+
+    return replay(forward, substitute=taped)
+
+
+def _reverse(
+    graph: Graph, seeds: Sequence[tuple[Node, Node]], targets: Sequence[Node], start: int
+) -> list[Node]:
+    """Append the backward pass of the nodes before `start`: each (output, seed) pair
+    seeds that output's cotangent; returns the gradient of each target parameter."""
+    # Only nodes on a path from a target parameter to an output need cotangents.
     needs: set[int] = {t.id for t in targets}
-    for node in graph.nodes:
+    for node in graph.nodes[:start]:
         if any(i.id in needs for i in node.inputs) and ops.OPS[node.op].vjp is not None:
             needs.add(node.id)
 
-    start = len(graph.nodes)  # ids from here on are backward nodes
-    cotangents: dict[int, list[Node | Scatter]] = {out.id: [g]} if out.id in needs else {}
-    for node in reversed(list(graph.nodes)):
-        parts = cotangents.pop(node.id, None)
-        if not parts or node.op == "param":
-            if parts:
-                cotangents[node.id] = parts
-            continue
-        ct = _accumulate(graph, node, parts, start)
+    cotangents: dict[int, list[Node | Scatter]] = {}
+    for out, seed in seeds:
+        if out.id in needs:
+            _add_branch(graph, out, cotangents.setdefault(out.id, []), seed, start)
+    # a region's results arrive one `part` at a time: region id -> {result index: cotangent}
+    region_cts: dict[int, dict[int, Node]] = {}
+    for node in reversed(graph.nodes[:start]):
+        if node.op in control.REGIONS:
+            cts = region_cts.pop(node.id, None)
+            if not cts:
+                continue
+            ct: object = cts
+        else:
+            parts = cotangents.pop(node.id, None)
+            if not parts or node.op == "param":
+                if parts:
+                    cotangents[node.id] = parts
+                continue
+            ct = _accumulate(graph, node, parts, start)
+            if node.op == "part":
+                region_cts.setdefault(node.inputs[0].id, {})[node.attrs["index"]] = ct
+                continue
         spec = ops.OPS[node.op]
         graph.tag, graph.src = spec.gate, node.src
         mark = len(graph.nodes)
@@ -216,5 +254,85 @@ def vjp_graph(forward: Graph, wrt: Sequence[str], seed: str | float = "g") -> Gr
             zero = graph.const(0.0, t.dtype)
             grads.append(graph.apply("broadcast_to", zero, shape=t.shape) if t.shape else zero)
     graph.tag = graph.src = None
-    graph.outputs = [out, *grads]
-    return graph
+    return grads
+
+
+class Split(NamedTuple):
+    """A region's body cut in two by `split`."""
+
+    forward: Graph  # the body's parameters; its outputs, then the residuals
+    backward: Graph  # residuals, cotangents of `seeded`, accumulators, persistent params
+    residuals: int  # how many values the forward hands to the backward
+    wrt: tuple[int, ...]  # the parameters (by index) the backward returns gradients for
+    seeded: tuple[int, ...]  # the outputs (by index) whose cotangents it reads
+    accumulated: tuple[int, ...]  # the parameters whose gradients add up across calls
+
+
+def split(
+    body: Graph,
+    persistent: Sequence[int],
+    accumulate: Sequence[int] = (),
+    counter: int | None = None,
+) -> Split:
+    """Differentiate a region's body and cut it into forward and backward graphs.
+
+    The forward computes the body's outputs and the residuals (the forward values the
+    backward reads); the backward maps the outputs' cotangents to the parameters'
+    gradients. `persistent` parameters (by index) are passed to the backward as they are
+    (a loop's invariants, a branch's inputs); the others it reads are residuals (a loop's
+    per-iteration values). Gradients of the `accumulate` parameters add onto an
+    accumulator parameter each call (a loop-invariant's gradient summed over iterations),
+    in place where it is a scatter (g_x[i] += ... , not a new array per iteration).
+    `counter` (a loop's iteration number) is the backward's last parameter, not a
+    residual; a read of one element of a persistent array at it (x[i]) is read again in
+    the backward rather than saved.
+    """
+    graph = _with_tapes(body)
+    start = len(graph.nodes)
+    wrt = tuple(k for k, p in enumerate(graph.params) if p.dtype in ("f64", "f32"))
+    seeded = tuple(k for k, o in enumerate(graph.outputs) if o.dtype in ("f64", "f32"))
+    cts = [graph.param(f"ct{k}", graph.outputs[k].shape, graph.outputs[k].dtype) for k in seeded]
+    targets = [graph.params[k] for k in wrt]
+    grads = _reverse(graph, [(graph.outputs[k], c) for k, c in zip(seeded, cts)], targets, start)
+    accumulated = tuple(k for k in wrt if k in set(accumulate))
+    accs = []
+    for pos, k in enumerate(wrt):
+        if k in accumulated:
+            p = graph.params[k]
+            acc = graph.param(f"acc_{p.name}", p.shape, p.dtype)
+            acc.name = f"g_{p.name}"
+            accs.append(acc)
+            graph.tag = ACCUMULATE
+            grads[pos] = control.accumulate(acc, grads[pos])
+            graph.tag = None
+    keep_in = {graph.params[k].id for k in persistent}
+    if counter is not None:
+        keep_in.add(graph.params[counter].id)
+    residuals: dict[int, Node] = {}
+    for node in [*graph.nodes[start:], *grads]:
+        ins = node.inputs if node.id >= start else (node,)
+        for i in ins:
+            if i.id < start and i.op != "const" and i.id not in keep_in:
+                if _read_again(i, keep_in):
+                    continue
+                residuals.setdefault(i.id, i)
+    res = list(residuals.values())
+    n = len(body.params)
+    forward = extract(graph, graph.params[:n], [*graph.outputs, *res])
+    kept = [graph.params[k] for k in persistent]
+    if counter is not None:
+        kept.append(graph.params[counter])
+    backward = extract(graph, [*res, *cts, *accs, *kept], grads)
+    return Split(forward, backward, len(res), wrt, seeded, accumulated)
+
+
+ACCUMULATE = "loop: gradients add up over iterations"
+
+
+def _read_again(node: Node, available: set[int]) -> bool:
+    """An element read (x[i]) of values the backward has anyway: cheaper than saving it."""
+    return (
+        node.op == "index"
+        and not node.shape
+        and all(i.id in available or i.op == "const" for i in node.inputs)
+    )

@@ -179,7 +179,7 @@ def first_nonfinite(graph: Graph, env: dict[int, Any]):
     """The first node whose value has a NaN or an infinity, or None."""
     for node in graph.live_nodes():
         v = env.get(node.id)
-        if v is not None and v.dtype.kind == "f" and not np.all(np.isfinite(v)):
+        if isinstance(v, np.ndarray) and v.dtype.kind == "f" and not np.all(np.isfinite(v)):
             return node
     return None
 
@@ -215,6 +215,9 @@ def draw_point(
             env = evaluate(graph, args)
         except np.linalg.LinAlgError as e:  # outside the domain (cholesky of a non-PD A)
             warning = f"np.linalg raised {e!r} at the random points tried"
+            continue
+        except ArithmeticError as e:  # a while loop that does not end there (ops/control.py)
+            warning = f"{e} at the random points tried"
             continue
         bad = first_nonfinite(graph, env)
         if bad is not None:

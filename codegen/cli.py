@@ -78,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="optimization passes to run: all (default), none, or a comma list of "
         "fold,simplify,fuse,cse,dce",
     )
+    p.add_argument(
+        "--loops",
+        choices=("auto", "keep", "unroll"),
+        default="auto",
+        help="a `for` over a range: kept as a loop when unrolling it would pass a few "
+        "thousand lines (auto), always kept (keep), or unrolled (unroll)",
+    )
     p.add_argument("--stats", action="store_true", help="print pass, cost and memory figures")
     p.add_argument(
         "--show",
@@ -157,6 +164,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         enabled_passes=enabled,
         target=args.target,
         explain=args.explain,
+        # a circuit is drawn gate by gate: its loops unrolled
+        loops="unroll" if args.draw and args.loops == "auto" else args.loops,
     )
     if args.stats:
         print(format_stats(compiled))

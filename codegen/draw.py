@@ -26,6 +26,7 @@ import numpy as np
 
 from . import ops
 from .autodiff import unbroadcast
+from .ops import control
 from .errors import GradgenError
 from .ir import Graph, Node, evaluate
 from .write import write_atomic
@@ -52,6 +53,14 @@ def wires(graph: Graph, args: Sequence[Any]) -> Wires:
     """Forward values and reverse gradients (seeded with ones at the output)."""
     values = evaluate(graph, args)
     (out,) = graph.outputs[:1]
+    region = next((n for n in graph.nodes if n.op in control.REGIONS), None)
+    if region is not None:
+        raise GradgenError(
+            "drawing a function whose `if` or `while` tests a traced value is not supported "
+            "yet (a circuit has no branches)",
+            region.src,
+            "draw the function with the branch taken written out, or use np.where",
+        )
     grads: dict[int, np.ndarray] = {out.id: np.ones(out.shape)}
     branches: dict[tuple[int, int, int], np.ndarray] = {}
     for node in reversed(graph.live_nodes()):

@@ -53,6 +53,19 @@ def _all_const(nodes: Sequence[Node]) -> bool:
     return True
 
 
+def _int_arithmetic(inputs: Sequence[Any]) -> bool:
+    """Integer nodes with Python ints only (no float node, no float number)."""
+    ints = False
+    for x in inputs:
+        if isinstance(x, Node):
+            if x.dtype != "i64":
+                return False
+            ints = True
+        elif not isinstance(x, (int, np.integer)) or isinstance(x, bool):
+            return False
+    return ints
+
+
 def _any_broadcast(nodes: Sequence[Node]) -> bool:
     for n in nodes:
         if n.op == "broadcast_to":
@@ -184,10 +197,14 @@ class Graph:
             self._interned[key] = node
         return node
 
-    def apply(self, op: str, *inputs: Any, src: Src | None = None, **attrs: Any) -> Node:
+    def apply(
+        self, op: str, *inputs: Any, src: Src | None = None, _like: Node | None = None, **attrs: Any
+    ) -> Node:
         """Add `op(*inputs; attrs)`, or return the identical node already present.
 
         Python numbers among the inputs become constants of the other inputs' dtype.
+        `_like` (from `replay`): a node of the same op and attributes whose inputs had
+        these inputs' shapes and dtypes, so its shape and dtype are the result's.
         """
         spec = ops.OPS[op]
         if all([type(x) is Node for x in inputs]):
@@ -197,6 +214,8 @@ class Graph:
                 (x.dtype for x in inputs if isinstance(x, Node) and x.dtype in ("f64", "f32")),
                 self.float_dtype,
             )
+            if _int_arithmetic(inputs):  # i + 1 of a loop counter stays an integer
+                dtype_hint = "i64"
             nodes = tuple(x if isinstance(x, Node) else self.const(x, dtype_hint) for x in inputs)
         rules = self.rules
         if rules:
@@ -205,8 +224,10 @@ class Graph:
                 # a rule that hands back an operand must not change the value's type
                 # (mask * 1.0 is a float array, not the bool mask): whatever the rule, such
                 # a rewrite is dropped
-                if rewritten not in nodes or rewritten.dtype == spec.dtype(
-                    [n.dtype for n in nodes], **attrs
+                if rewritten not in nodes or rewritten.dtype == (
+                    _like.dtype
+                    if _like is not None
+                    else spec.dtype([n.dtype for n in nodes], **attrs)
                 ):
                     return rewritten
         key = _key(op, nodes, attrs)
@@ -215,8 +236,11 @@ class Graph:
             node = interned.get(key)
             if node is not None:
                 return node
-        shape = tuple(spec.shape([n.shape for n in nodes], **attrs))
-        dtype = spec.dtype([n.dtype for n in nodes], **attrs)
+        if _like is not None:
+            shape, dtype = _like.shape, _like.dtype
+        else:
+            shape = tuple(spec.shape([n.shape for n in nodes], **attrs))
+            dtype = spec.dtype([n.dtype for n in nodes], **attrs)
         all_nodes = self.nodes
         node = Node(self, len(all_nodes), op, nodes, attrs, shape, dtype, src or self.src, self.tag)
         all_nodes.append(node)
@@ -282,6 +306,9 @@ class Graph:
         return [n for n in self.nodes if n.id in keep]
 
 
+# Values that are not arrays: a region's results together ("tuple"), and what a region
+# saves for its backward pass ("tape": a list of what each iteration saved, or one tuple).
+OPAQUE = ("tuple", "tape")
 NUMPY_DTYPES = {"f64": np.float64, "f32": np.float32, "bool": np.bool_, "i64": np.int64}
 _ITEMSIZE = {name: np.dtype(t).itemsize for name, t in NUMPY_DTYPES.items()}
 
@@ -307,8 +334,10 @@ def type_str(node: Node) -> str:
     return f"{node.dtype}[{','.join(str(d) for d in node.shape)}]"
 
 
-def format_graph(graph: Graph, title: str = "") -> str:
-    """The printed form, one node a line: `name:f64[3] = op in1 in2 {attrs}  # file:line`."""
+def format_graph(graph: Graph, title: str = "", indent: str = "") -> str:
+    """The printed form, one node a line: `name:f64[3] = op in1 in2 {attrs}  # file:line`.
+
+    A region's bodies (graph attributes) follow its line, indented under their names."""
 
     def ref(n: Node) -> str:
         if n.op == "const" and n.value.ndim == 0:
@@ -317,21 +346,37 @@ def format_graph(graph: Graph, title: str = "") -> str:
 
     lines = [title] if title else []
     params = ", ".join(f"{p.name}:{type_str(p)}" for p in graph.params)
-    lines.append(f"{{ lambda {params} .")
+    lines.append(f"{indent}{{ lambda {params} .")
     for node in graph.live_nodes():
         if node.op == "param" or (node.op == "const" and node.value.ndim == 0):
             continue
         if node.op == "const":
             rhs = f"const {np.array2string(node.value, threshold=6)}"
         else:
-            attrs = " ".join(f"{k}={v!r}" for k, v in node.attrs.items())
+            bodies = {k: v for k, v in node.attrs.items() if _bodies(v)}
+            attrs = " ".join(f"{k}={v!r}" for k, v in node.attrs.items() if k not in bodies)
             rhs = " ".join([node.op, *(ref(i) for i in node.inputs)])
             rhs += f" {{{attrs}}}" if attrs else ""
         where = f"  # {node.src}" if node.src else ""
         hint = f" ({node.name})" if node.name else ""
-        lines.append(f"  %{node.id}{hint}:{type_str(node)} = {rhs}{where}")
-    lines.append(f"  in ( {', '.join(ref(o) for o in graph.outputs)} ) }}")
+        lines.append(f"{indent}  %{node.id}{hint}:{type_str(node)} = {rhs}{where}")
+        if node.op != "const":
+            for key, value in bodies.items():
+                for k, body in enumerate(_bodies(value)):
+                    label = f"{key}[{k}]" if isinstance(value, tuple) else key
+                    lines.append(f"{indent}    {label}:")
+                    lines.append(format_graph(body, indent=indent + "    "))
+    lines.append(f"{indent}  in ( {', '.join(ref(o) for o in graph.outputs)} ) }}")
     return "\n".join(lines)
+
+
+def _bodies(value: Any) -> list[Graph]:
+    """The graphs in an attribute value: a region's bodies."""
+    if isinstance(value, Graph):
+        return [value]
+    if isinstance(value, tuple) and value and all(isinstance(v, Graph) for v in value):
+        return list(value)
+    return []
 
 
 def evaluate(
@@ -340,16 +385,17 @@ def evaluate(
     """The reference interpreter: every live node's value, keyed by node id."""
     env: dict[int, Any] = {}
     for node in nodes if nodes is not None else graph.live_nodes():
-        if node.op == "param":
+        if node.op == "param" and node.dtype in OPAQUE:
+            env[node.id] = args[node.attrs["index"]]
+        elif node.op == "param":
             env[node.id] = np.asarray(args[node.attrs["index"]], dtype=NUMPY_DTYPES[node.dtype])
         elif node.op == "const":
             env[node.id] = node.value
         else:
             spec = ops.OPS[node.op]
             with np.errstate(all="ignore"):
-                env[node.id] = np.asarray(
-                    spec.eval(*(env[i.id] for i in node.inputs), **node.attrs)
-                )
+                value = spec.eval(*(env[i.id] for i in node.inputs), **node.attrs)
+            env[node.id] = value if node.dtype in OPAQUE else np.asarray(value)
     return env
 
 
@@ -364,7 +410,7 @@ def replay(
     rules: Iterable[str] = (),
     dce: bool = False,
     substitute: Callable[[Node, dict[int, Node], Graph], Node | None] | None = None,
-    constants: dict[str, Any] | None = None,
+    constants: dict[Any, Any] | None = None,
     settled: Callable[[Node], bool] | None = None,
 ) -> Graph:
     """A copy of the graph rebuilt through `apply` with construction-time `rules` on.
@@ -372,7 +418,8 @@ def replay(
     Old nodes map one to one onto new ones (or onto what a rule rewrote them to), so
     sharing already present is kept; `dce` drops the nodes the outputs do not need;
     `substitute(node, env, new)` may build a node's replacement itself (env maps old ids
-    to new nodes); `constants` turns the parameters it names into those constant values.
+    to new nodes); `constants` turns the parameters it names (or whose ids it holds) into
+    those constant values.
     `settled(node)` says a node was optimized already: the rules are not tried on it again
     unless the rebuilt graph differs from the old one within `ops.RULE_DEPTH` levels below
     it (deeper than any rule looks); otherwise it is copied, keeping its shape and dtype.
@@ -390,12 +437,20 @@ def replay(
     # old one, for nodes that are plain copies of the old one at their own level (absent,
     # and not in `same`: it differs at the node itself)
     below: dict[int, int] = {}
+    # parameters in the order of `graph.params` (a region body's are positional)
+    early: dict[int, Node] = {}
+    for p in graph.params:
+        if constants and p.id in constants:  # a body's parameter: kept (unread) in its place
+            new.param(p.name, p.shape, p.dtype, p.src)
+        elif not (constants and p.name in constants):
+            early[p.id] = new.param(p.name, p.shape, p.dtype, p.src)
     for node in graph.live_nodes() if dce else graph.nodes:
         op = node.op
-        if op == "param" and constants and node.name in constants:
-            out = new.const(np.full(node.shape, constants[node.name]), node.dtype)
+        if op == "param" and constants and (node.name in constants or node.id in constants):
+            value = constants[node.id] if node.id in constants else constants[node.name]
+            out = new.const(np.full(node.shape, value), node.dtype)
         elif op == "param":
-            out = new.param(node.name, node.shape, node.dtype, node.src)
+            out = early.get(node.id) or new.param(node.name, node.shape, node.dtype, node.src)
             same.add(node.id)
         elif op == "const":
             out = new.const(node.value, node.dtype)
@@ -438,7 +493,12 @@ def replay(
                 out = substitute(node, env, new) if substitute is not None else None
                 if out is None:
                     inputs = tuple([env[i.id] for i in node.inputs])
-                    out = new.apply(op, *inputs, **node.attrs)
+                    like = node  # (unless an input was rebuilt to another shape or dtype)
+                    for a, b in zip(inputs, node.inputs):
+                        if a.shape != b.shape or a.dtype != b.dtype:
+                            like = None
+                            break
+                    out = new.apply(op, *inputs, _like=like, **node.attrs)
                     if near and _built_as(out, op, inputs, node.attrs):
                         below[node.id] = near  # no rule fired: it differs only below
         if out.name is None and (out.op != "const" or node.op == "const"):
@@ -447,6 +507,49 @@ def replay(
     new.src = new.tag = None
     new.rules = frozenset()
     new.outputs = [env[o.id] for o in graph.outputs]
+    return new
+
+
+def extract(graph: Graph, inputs: Sequence[Node], outputs: Sequence[Node]) -> Graph:
+    """A new graph computing `outputs` from `inputs` (its parameters, in order): the nodes
+    of `graph` between them, copied as they are. Autodiff cuts a region's body with it
+    into the part that runs forward and the part that runs backward."""
+    new = Graph()
+    new.float_dtype = graph.float_dtype
+    env: dict[int, Node] = {}
+    for k, node in enumerate(inputs):
+        p = new.param(node.name or f"in{k}", node.shape, node.dtype, node.src)
+        env.setdefault(node.id, p)  # (the same node twice: the second parameter is unread)
+    keep = {o.id for o in outputs}
+    for node in reversed(graph.nodes):
+        if node.id in keep and node.id not in env:
+            keep.update(i.id for i in node.inputs)
+    for node in graph.nodes:
+        if node.id not in keep or node.id in env:
+            continue
+        if node.op == "const":
+            out = new.const(node.value, node.dtype)
+            out.name = out.name or node.name
+        elif node.op == "param":
+            raise ValueError(f"extract: parameter {node.name!r} is not among the inputs")
+        else:
+            inputs_ = tuple(env[i.id] for i in node.inputs)
+            out = Node(
+                new,
+                len(new.nodes),
+                node.op,
+                inputs_,
+                node.attrs,
+                node.shape,
+                node.dtype,
+                node.src,
+                node.tag,
+            )
+            new.nodes.append(out)
+            new._interned.setdefault(_key(node.op, inputs_, node.attrs), out)
+            out.name = node.name
+        env[node.id] = out
+    new.outputs = [env[o.id] for o in outputs]
     return new
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Callable
 
+from . import flow
 from .errors import GradgenError, Src
 
 ANNOTATION = re.compile(r"^\s*(f64|f32)\s*\[\s*(.*?)\s*\]\s*$")
@@ -48,6 +49,7 @@ class Loaded:
     module: ModuleType
     functions: tuple[FunctionSpec, ...]
     dims: dict[str, int]
+    loops: str = "auto"  # --loops: how a `for` over a range is traced (see regions.py)
 
 
 def user_frame_src(tb, path: Path) -> Src | None:
@@ -145,6 +147,7 @@ def load_module(path: Path) -> ModuleType:
     try:
         source = path.read_text(encoding="utf-8")
         tree = ast.parse(source, str(path.resolve()))
+        flow.rewrite(tree)
         tree.body = _instrument(tree.body, in_function=False)
         code = compile(tree, str(path.resolve()), "exec", dont_inherit=True)
     except SyntaxError as e:
@@ -153,7 +156,7 @@ def load_module(path: Path) -> ModuleType:
         raise GradgenError(f"{path} is not UTF-8 text: {e}") from None
     module = ModuleType("_gradgen_user_" + re.sub(r"\W", "_", path.stem))
     module.__file__ = str(path.resolve())
-    module.__dict__.update({BOUND: _unbound, RETURNING: _returning})
+    module.__dict__.update({BOUND: _unbound, RETURNING: _returning, **flow.PLAIN})
     try:
         exec(code, module.__dict__)
     except Exception as e:  # the user's code failed: show their frame, not ours
@@ -273,9 +276,14 @@ def find_functions(
     return tuple(specs)
 
 
-def load(path: str | Path, fn: str | None = None, cli_dims: dict[str, int] | None = None) -> Loaded:
+def load(
+    path: str | Path,
+    fn: str | None = None,
+    cli_dims: dict[str, int] | None = None,
+    loops: str = "auto",
+) -> Loaded:
     """Load expr.py and the specs of the functions to trace."""
     path = Path(path)
     module = load_module(path)
     dims = resolve_dims(module, cli_dims or {}, path)
-    return Loaded(path, module, find_functions(module, path, fn, dims), dims)
+    return Loaded(path, module, find_functions(module, path, fn, dims), dims, loops)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .ir import Node, nbytes
+from .ir import NUMPY_DTYPES, Node, nbytes
 
 DEL_MIN_ELEMENTS = 256  # smaller arrays are not worth a `del` line
 # Below this many bytes numpy hands out buffers from its own cache (under 1 KiB), so a new
@@ -17,6 +17,9 @@ DEL_MIN_ELEMENTS = 256  # smaller arrays are not worth a `del` line
 # `python bench/inplace.py`: an rnn-like step written in place is 0.5% faster to 1.5% slower
 # up to 1 KiB, 8 to 9% faster at 2 and 4 KiB, 6 to 12% faster beyond.
 INPLACE_MIN_BYTES = 2048
+# nbytes of a scalar, by dtype: the plan looks it up rather than calling nbytes on each of
+# the many scalar statements of unrolled code
+SCALAR_BYTES = {name: t().itemsize for name, t in NUMPY_DTYPES.items()}
 
 
 def worth_a_buffer(node: Node, user: Node, fresh: bool, user_is_ufunc: bool) -> bool:
@@ -79,15 +82,18 @@ def plan(stmts: list[Statement], protected: set[int], ufunc_ops: set[str]) -> Pl
     inplace: dict[int, Node] = {}
     live = 0  # bytes of the named, non-parameter arrays alive after each statement
     peak = 0
+    get_defined = defined.get
+    scalar_bytes = SCALAR_BYTES
     for k, st in enumerate(stmts):
         node = st.node
         handed_on = None  # the dead input whose buffer lives on as this statement's result
         if node is not None and not st.update:
-            if st.into is None and node.op in ufunc_ops and nbytes(node) >= INPLACE_MIN_BYTES:
+            size = nbytes(node) if node.shape else scalar_bytes.get(node.dtype, 8)
+            if st.into is None and size >= INPLACE_MIN_BYTES and node.op in ufunc_ops:
                 free = [
                     cand
                     for cand in st.direct
-                    if (src := defined.get(cand.id)) is not None
+                    if (src := get_defined(cand.id)) is not None
                     and src.fresh
                     and cand.id not in protected
                     and last.get(cand.id) == k
@@ -104,16 +110,17 @@ def plan(stmts: list[Statement], protected: set[int], ufunc_ops: set[str]) -> Pl
                     handed_on = cand.id
                     st.fresh = True  # it owns the buffer it writes
             if handed_on is None and st.into is None:  # (a view has no bytes of its own)
-                live += nbytes(node)
-        peak = max(peak, live + st.transient)
+                live += size
+        if live + st.transient > peak:
+            peak = live + st.transient
         for r in st.reads:
-            if last[r] != k or r in protected or r == handed_on:
+            if last[r] != k or r == handed_on or r in protected:
                 continue
-            dead = defined.get(r)
+            dead = get_defined(r)
             if dead is None or dead.into is not None:
                 continue
             dead_node = dead.node
             if dead_node.shape != () and dead_node.size >= DEL_MIN_ELEMENTS:
                 dels.setdefault(k, []).append(dead_node)
-            live -= nbytes(dead_node)
+            live -= nbytes(dead_node) if dead_node.shape else scalar_bytes.get(dead_node.dtype, 8)
     return Plan(dels, inplace, peak, last)

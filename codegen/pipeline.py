@@ -165,11 +165,13 @@ def compile_file(
     enabled_passes: Sequence[str] | None = None,
     target: str = "python",
     explain: bool = False,
+    loops: str = "auto",
 ) -> Compiled:
     """Load, trace, differentiate, optimize, emit and format one expr.py.
 
     `explain` (with comments) adds to each backward line's gate comment the forward line
-    of the user's file it differentiates.
+    of the user's file it differentiates. `loops` (auto, keep, unroll) says which `for`
+    loops over a range stay loops (see regions.py).
 
     Named dims stay symbolic when the emitted code does not depend on their sizes; this is
     tested by compiling again with each named dim at another size. Where the code does
@@ -187,8 +189,8 @@ def compile_file(
     gc.disable()
     try:
         if target == "c":
-            return _compile_c(path, fn, wrt, dims, comments, enabled_passes)
-        return _compile(path, fn, wrt, dims, comments, enabled_passes)
+            return _compile_c(path, fn, wrt, dims, comments, enabled_passes, loops)
+        return _compile(path, fn, wrt, dims, comments, enabled_passes, loops)
     finally:
         if collecting:
             gc.freeze()
@@ -196,14 +198,15 @@ def compile_file(
             gc.enable()
 
 
-def _compile_c(path, fn, wrt, dims, comments, enabled_passes) -> Compiled:
+def _compile_c(path, fn, wrt, dims, comments, enabled_passes, loops="auto") -> Compiled:
     """The C target: the same graphs, without the lowerings that only speed up numpy
     (scan, widen), emitted for the sizes given (named dims included)."""
     from .emit.c import emit_c
 
     enabled = passes.default_enabled() if enabled_passes is None else enabled_passes
     enabled = [p for p in enabled if p not in ("scan", "widen")]
-    loaded = load(path, fn, dims)
+    # the C emitter does not write regions yet: loops unroll unless asked otherwise
+    loaded = load(path, fn, dims, "unroll" if loops == "auto" else loops)
     traced = [differentiate(loaded, spec, wrt, enabled) for spec in loaded.functions]
     named = sorted(
         {d for s in loaded.functions for p in s.params for d in p.dims if isinstance(d, str)}
@@ -220,8 +223,8 @@ def _compile_c(path, fn, wrt, dims, comments, enabled_passes) -> Compiled:
     return Compiled(loaded, traced, files[".c"], memory, specialized, reasons, files)
 
 
-def _compile(path, fn, wrt, dims, comments, enabled_passes) -> Compiled:
-    loaded = load(path, fn, dims)
+def _compile(path, fn, wrt, dims, comments, enabled_passes, loops="auto") -> Compiled:
+    loaded = load(path, fn, dims, loops)
     traced = [differentiate(loaded, spec, wrt, enabled_passes) for spec in loaded.functions]
     text, memory = _emit(loaded, traced, comments, {})
     named = sorted(
@@ -232,7 +235,7 @@ def _compile(path, fn, wrt, dims, comments, enabled_passes) -> Compiled:
     for dim in named:
         size = loaded.dims[dim]
         other_dims = {**loaded.dims, dim: size + 2 if size <= 2 else size + 1}
-        other = load(path, fn, other_dims)
+        other = load(path, fn, other_dims, loops)
         try:
             other_traced = [differentiate(other, s, wrt, enabled_passes) for s in other.functions]
             other_text, _ = _emit(other, other_traced, comments, {})

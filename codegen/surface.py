@@ -32,14 +32,19 @@ OPERATORS = {
 }
 
 
+# ops of control flow, whose names are also numpy's (np.linalg.cond, np.zeros)
+CONTROL_OPS = {"cond", "loop", "zeros", "part", "accumulate"}
+
+
 def _op_of(fn) -> str | None:
     """The op a numpy callable traces to, when its front names one directly."""
     front = ops.NUMPY[fn]
     for cell in front.__closure__ or ():
-        if isinstance(cell.cell_contents, str) and cell.cell_contents in ops.OPS:
-            return cell.cell_contents
+        contents = cell.cell_contents
+        if isinstance(contents, str) and contents in ops.OPS and contents not in CONTROL_OPS:
+            return contents
     for op in ops.OPS.values():
-        if op.name == getattr(fn, "__name__", None):
+        if op.name == getattr(fn, "__name__", None) and op.name not in CONTROL_OPS:
             return op.name
     return None
 
@@ -73,7 +78,7 @@ def table() -> str:
         "| --- | --- | --- |",
     ]
     for key in sorted(set(rows) | {k for k in OPERATORS if k in ops.OPS}):
-        spec = ops.OPS.get(key)
+        spec = ops.OPS.get(key) if key not in CONTROL_OPS else None
         gate = spec.gate if spec is not None else "traced into the ops of other rows"
         extra = [OPERATORS[key]] if key in OPERATORS else []
         extra += sorted(set(methods.get(key, [])))

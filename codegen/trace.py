@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from . import ops
+from . import flow, ops
 from .errors import GradgenError, Src
 from .ir import NUMPY_DTYPES, Graph, Node, dtype_of, evaluate
 from .load import BOUND, RETURNING, FunctionSpec, Loaded, user_frame_src
@@ -35,8 +35,9 @@ from .ops.shape import ARR, key_of_positions, nonnegative, normalize_key, real_k
 
 SUPPORTED_HINT = "see 'Supported numpy' in gradgen's README.md for what traces"
 BRANCH_HINT = (
-    "compute both sides and choose with np.where(cond, a, b), or use np.maximum / "
-    "np.minimum / np.abs; Python `if` and `while` may only test shapes and Python values"
+    "`if`, `while` and `for` on traced values are traced as branches and loops, except "
+    "around a `return` inside a loop (break out and return after the loop) and bool() "
+    "or int() called on a traced value; or choose with np.where(cond, a, b)"
 )
 
 
@@ -84,7 +85,10 @@ class Tracer:
             self.seen = len(base.writes)
             if any(w is None or np.isin(self._positions, w).any() for w in touched):
                 self._node = self.rederive()
-        return self._node
+        node = self._node
+        if node._graph is not self.tracing.graph._ref:  # read inside a region's body
+            return self.tracing.capture(node)
+        return node
 
     @property
     def positions(self) -> np.ndarray:
@@ -353,7 +357,7 @@ class Tracer:
         if self.base is not None:  # through a view: the same elements, addressed on the base
             key, arrays = key_of_positions(selected, root.shape)
         consts = tracing.index_arrays(arrays)
-        root._node = tracing.apply("index_update", root._node, v, *consts, key=key)
+        root._node = tracing.apply("index_update", root.node, v, *consts, key=key)
         root.writes.append(selected.reshape(-1))
 
     def assign_all(self, value: "Tracer") -> None:
@@ -513,6 +517,24 @@ def _holds_tracer(obj: Any) -> bool:
     return isinstance(obj, (list, tuple)) and any(_holds_tracer(o) for o in obj)
 
 
+class Scope:
+    """A graph being traced: the function's, or a region body's with the values it reads
+    from the enclosing graph (`outer`, one parameter each, after its own parameters)."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.captured: dict[int, Node] = {}  # enclosing node id -> its parameter here
+        self.outer: list[Node] = []
+
+    def capture(self, node: Node) -> Node:
+        p = self.captured.get(node.id)
+        if p is None:
+            p = self.graph.param(node.name or "v", node.shape, node.dtype, node.src)
+            self.captured[node.id] = p
+            self.outer.append(node)
+        return p
+
+
 class Tracing:
     """One trace of one function: the graph being built and where the user's code lives."""
 
@@ -520,6 +542,8 @@ class Tracing:
         self.path = str(path.resolve())
         self.file = path.name
         self.graph = Graph()
+        self.root = Scope(self.graph)
+        self.scopes: list[Scope] = []  # the region bodies being traced, innermost last
         self._line_tables: dict[int, tuple[list[int], list[int | None], types.CodeType]] = {}
         self._srcs: dict[int, Src] = {}  # one Src a line, shared by its nodes
         self.in_front = False  # running an op's front, whose nodes all take one line
@@ -530,6 +554,26 @@ class Tracing:
             for k, v in module_globals.items()
             if isinstance(v, np.ndarray) and not k.startswith("__")
         }
+
+    # ---- regions: bodies traced into graphs of their own (see regions.py)
+    def capture(self, node: Node) -> Node:
+        """`node`, made in an enclosing graph, as the body being traced sees it: a constant
+        is copied in; any other value enters each body on the way as a parameter."""
+        if node.op == "const":
+            copy = self.graph.const(node.value, node.dtype)
+            copy.name = copy.name or node.name
+            return copy
+        chain = [self.root, *self.scopes]
+        owner = next((k for k, s in enumerate(chain) if node._graph is s.graph._ref), None)
+        if owner is None:
+            raise self.error(
+                "a value computed inside a branch or loop that depends on the parameters is "
+                "used outside it (kept in a list or an array from outside?)",
+                "give it a name that the branch or loop assigns, and use that name after it",
+            )
+        for scope in chain[owner + 1 :]:
+            node = scope.capture(node)
+        return node
 
     # ---- errors at the user's line
     def src(self) -> Src | None:
@@ -947,7 +991,15 @@ class _Namer:
         return value
 
     def returning(self, value: Any) -> Any:
+        if isinstance(value, flow.Undefined):  # returned after a branch that left it unset
+            frame = sys._getframe(1)
+            raise GradgenError(
+                value.why or f"{value.name!r} is returned but never assigned",
+                Src(Path(frame.f_code.co_filename).name, frame.f_lineno),
+            )
         for name, local in sys._getframe(1).f_locals.items():
+            if name.startswith("__gg_"):
+                continue  # (control flow's own names: see flow.py)
             node = local._node if isinstance(local, Tracer) else None
             if node is not None and node.name is None and node.op != "const":
                 node.name = name
@@ -955,6 +1007,8 @@ class _Namer:
 
 
 def trace_function(loaded: Loaded, spec: FunctionSpec) -> Graph:
+    from . import regions  # (its hooks build on this module's Tracer)
+
     """Run `spec.fn` on Tracers for its parameters; the graph's one output is its return value."""
     tracing = Tracing(loaded.path, vars(loaded.module))
     graph = tracing.graph
@@ -967,6 +1021,7 @@ def trace_function(loaded: Loaded, spec: FunctionSpec) -> Graph:
     namer = _Namer()
     saved = _swap_numpy(spec.fn.__globals__, tracing)
     hooks = {BOUND: namer.bound, RETURNING: namer.returning}
+    hooks.update(regions.Flow(tracing, loaded.loops).hooks())
     saved.update({k: spec.fn.__globals__.get(k) for k in hooks})
     spec.fn.__globals__.update(hooks)
     try:

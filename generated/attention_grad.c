@@ -105,548 +105,21 @@ int attention(long T, const double *restrict x, const double *restrict Wq, const
     return 0;
 }
 
-/* The value and the gradients with respect to x, Wq, Wk, Wv. */
+/* The value and the gradients with respect to x, Wq, Wk, Wv: attention_forward, then attention_backward from 1. */
 int attention_value_and_grad(long T, const double *restrict x, const double *restrict Wq, const double *restrict Wk, const double *restrict Wv, double *restrict value, double *restrict g_x, double *restrict g_Wq, double *restrict g_Wk, double *restrict g_Wv, double *restrict work)
 {
-    if (T != 8) return 1; /* generated for T=8 */
-    double *q = work + 0;
-    for (long i0 = 0; i0 < 128; i0++) {
-        q[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 16; i1++) {
-            for (long i2 = 0; i2 < 16; i2++) {
-                q[16 * i0 + i2] += x[16 * i0 + i1] * Wq[16 * i1 + i2];
-            }
-        }
-    }
-    double *k = work + 128;
-    for (long i0 = 0; i0 < 128; i0++) {
-        k[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 16; i1++) {
-            for (long i2 = 0; i2 < 16; i2++) {
-                k[16 * i0 + i2] += x[16 * i0 + i1] * Wk[16 * i1 + i2];
-            }
-        }
-    }
-    double *v = work + 256;
-    for (long i0 = 0; i0 < 128; i0++) {
-        v[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 16; i1++) {
-            for (long i2 = 0; i2 < 16; i2++) {
-                v[16 * i0 + i2] += x[16 * i0 + i1] * Wv[16 * i1 + i2];
-            }
-        }
-    }
-    double *t1 = work + 384;
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 16; i2++) {
-                acc += q[16 * i0 + i2] * k[16 * i1 + i2];
-            }
-            t1[8 * i0 + i1] = acc;
-        }
-    }
-    double *scores = work + 448;
-    for (long i0 = 0; i0 < 64; i0++) {
-        scores[i0] = t1[i0] / 4.0;
-    }
-    double *t2 = work + 384;
-    for (long i0 = 0; i0 < 8; i0++) {
-        t2[i0] = -INFINITY;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            const double elem = scores[8 * i0 + i1];
-            if (elem > t2[i0] || elem != elem) t2[i0] = elem;
-        }
-    }
-    double *weights = work + 512;
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            weights[8 * i0 + i1] = exp(scores[8 * i0 + i1] - t2[i0]);
-        }
-    }
-    double *t3 = work + 392;
-    for (long i0 = 0; i0 < 8; i0++) {
-        t3[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            t3[i0] += weights[8 * i0 + i1];
-        }
-    }
-    double *weights_1 = work + 576;
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            weights_1[8 * i0 + i1] = weights[8 * i0 + i1] / t3[i0];
-        }
-    }
-    double *out = work + 640;
-    for (long i0 = 0; i0 < 128; i0++) {
-        out[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            for (long i2 = 0; i2 < 16; i2++) {
-                out[16 * i0 + i2] += weights_1[8 * i0 + i1] * v[16 * i1 + i2];
-            }
-        }
-    }
-    double t0 = 0.0;
-    for (long i0 = 0; i0 < 128; i0++) {
-        t0 += out[i0] * out[i0];
-    }
-    /* backward */
-    double *g_out = work + 768;
-    for (long i0 = 0; i0 < 128; i0++) { /* copy gate: sums */
-        g_out[i0] = out[i0] + out[i0];
-    }
-    double *g_weights = work + 640;
-    for (long i0 = 0; i0 < 8; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 8; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 16; i2++) {
-                acc += g_out[16 * i0 + i2] * v[16 * i1 + i2];
-            }
-            g_weights[8 * i0 + i1] = acc;
-        }
-    }
-    double *g_v = work + 256;
-    for (long i0 = 0; i0 < 128; i0++) { /* matmul gate: swaps, transposed */
-        g_v[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            for (long i2 = 0; i2 < 16; i2++) {
-                g_v[16 * i0 + i2] += weights_1[i0 + 8 * i1] * g_out[16 * i1 + i2];
-            }
-        }
-    }
-    double *t4 = work + 400;
-    for (long i0 = 0; i0 < 8; i0++) { /* broadcast: sums back */
-        t4[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            t4[i0] += -(g_weights[8 * i0 + i1] * weights_1[8 * i0 + i1]) / t3[i0];
-        }
-    }
-    double *g_scores = work + 576;
-    for (long i0 = 0; i0 < 8; i0++) { /* exp gate: times its output */
-        for (long i1 = 0; i1 < 8; i1++) {
-            g_scores[8 * i0 + i1] = (g_weights[8 * i0 + i1] / t3[i0] + t4[i0]) * weights[8 * i0 + i1];
-        }
-    }
-    double *t5 = work + 392;
-    for (long i0 = 0; i0 < 8; i0++) { /* broadcast: sums back */
-        t5[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            t5[i0] += -g_scores[8 * i0 + i1];
-        }
-    }
-    double *t6 = work + 512;
-    for (long i0 = 0; i0 < 8; i0++) { /* max gate: routes to the winners */
-        for (long i1 = 0; i1 < 8; i1++) {
-            t6[8 * i0 + i1] = scores[8 * i0 + i1] == t2[i0] ? 1.0 : 0.0;
-        }
-    }
-    double *t7 = work + 384;
-    for (long i0 = 0; i0 < 8; i0++) { /* max gate: routes to the winners */
-        t7[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            t7[i0] += t6[8 * i0 + i1];
-        }
-    }
-    double *t8 = work + 400;
-    for (long i0 = 0; i0 < 8; i0++) { /* max gate: routes to the winners */
-        t8[i0] = t5[i0] / t7[i0];
-    }
-    double *t9 = work + 448;
-    for (long i0 = 0; i0 < 8; i0++) { /* div gate: scales by 1/y */
-        for (long i1 = 0; i1 < 8; i1++) {
-            t9[8 * i0 + i1] = (g_scores[8 * i0 + i1] + t6[8 * i0 + i1] * t8[i0]) / 4.0;
-        }
-    }
-    double *g_q = work + 768;
-    for (long i0 = 0; i0 < 128; i0++) { /* matmul gate: swaps, transposed */
-        g_q[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            for (long i2 = 0; i2 < 16; i2++) {
-                g_q[16 * i0 + i2] += t9[8 * i0 + i1] * k[16 * i1 + i2];
-            }
-        }
-    }
-    double *g_k = work + 128;
-    for (long i0 = 0; i0 < 128; i0++) { /* transpose gate: permutes back */
-        g_k[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            for (long i2 = 0; i2 < 16; i2++) {
-                g_k[16 * i0 + i2] += t9[i0 + 8 * i1] * q[16 * i1 + i2];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 256; i0++) { /* matmul gate: swaps, transposed */
-        g_Wv[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            for (long i2 = 0; i2 < 16; i2++) {
-                g_Wv[16 * i0 + i2] += x[i0 + 16 * i1] * g_v[16 * i1 + i2];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 256; i0++) { /* matmul gate: swaps, transposed */
-        g_Wk[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            for (long i2 = 0; i2 < 16; i2++) {
-                g_Wk[16 * i0 + i2] += x[i0 + 16 * i1] * g_k[16 * i1 + i2];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 256; i0++) { /* matmul gate: swaps, transposed */
-        g_Wq[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            for (long i2 = 0; i2 < 16; i2++) {
-                g_Wq[16 * i0 + i2] += x[i0 + 16 * i1] * g_q[16 * i1 + i2];
-            }
-        }
-    }
-    double *t10 = work + 896;
-    for (long i0 = 0; i0 < 8; i0++) { /* copy gate: sums */
-        for (long i1 = 0; i1 < 16; i1++) {
-            t10[48 * i0 + i1] = g_q[16 * i0 + i1];
-        }
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 16; i1++) {
-            t10[48 * i0 + i1 + 16] = g_k[16 * i0 + i1];
-        }
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 16; i1++) {
-            t10[48 * i0 + i1 + 32] = g_v[16 * i0 + i1];
-        }
-    }
-    double *t11 = work + 1280;
-    for (long i0 = 0; i0 < 16; i0++) { /* copy gate: sums */
-        for (long i1 = 0; i1 < 16; i1++) {
-            t11[16 * i0 + i1] = Wq[i0 + 16 * i1];
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 16; i1++) {
-            t11[16 * i0 + i1 + 256] = Wk[i0 + 16 * i1];
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 16; i1++) {
-            t11[16 * i0 + i1 + 512] = Wv[i0 + 16 * i1];
-        }
-    }
-    for (long i0 = 0; i0 < 128; i0++) { /* copy gate: sums */
-        g_x[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 48; i1++) {
-            for (long i2 = 0; i2 < 16; i2++) {
-                g_x[16 * i0 + i2] += t10[48 * i0 + i1] * t11[16 * i1 + i2];
-            }
-        }
-    }
-    value[0] = t0;
-    return 0;
+    const double one = 1.0; /* the seed */
+    int status = attention_forward(T, x, Wq, Wk, Wv, value, work, work + attention_SAVED_SIZE(T));
+    if (status == 0) status = attention_backward(T, work, &one, g_x, g_Wq, g_Wk, g_Wv, work + attention_SAVED_SIZE(T));
+    return status;
 }
 
-/* The value and the gradients, given the upstream gradient g of the output's shape. */
+/* The value and the gradients, given the upstream gradient g of the output's shape: attention_forward, then attention_backward. */
 int attention_vjp(long T, const double *restrict x, const double *restrict Wq, const double *restrict Wk, const double *restrict Wv, const double *restrict g, double *restrict value, double *restrict g_x, double *restrict g_Wq, double *restrict g_Wk, double *restrict g_Wv, double *restrict work)
 {
-    if (T != 8) return 1; /* generated for T=8 */
-    double *q = work + 0;
-    for (long i0 = 0; i0 < 128; i0++) {
-        q[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 16; i1++) {
-            for (long i2 = 0; i2 < 16; i2++) {
-                q[16 * i0 + i2] += x[16 * i0 + i1] * Wq[16 * i1 + i2];
-            }
-        }
-    }
-    double *k = work + 128;
-    for (long i0 = 0; i0 < 128; i0++) {
-        k[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 16; i1++) {
-            for (long i2 = 0; i2 < 16; i2++) {
-                k[16 * i0 + i2] += x[16 * i0 + i1] * Wk[16 * i1 + i2];
-            }
-        }
-    }
-    double *v = work + 256;
-    for (long i0 = 0; i0 < 128; i0++) {
-        v[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 16; i1++) {
-            for (long i2 = 0; i2 < 16; i2++) {
-                v[16 * i0 + i2] += x[16 * i0 + i1] * Wv[16 * i1 + i2];
-            }
-        }
-    }
-    double *t1 = work + 384;
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 16; i2++) {
-                acc += q[16 * i0 + i2] * k[16 * i1 + i2];
-            }
-            t1[8 * i0 + i1] = acc;
-        }
-    }
-    double *scores = work + 448;
-    for (long i0 = 0; i0 < 64; i0++) {
-        scores[i0] = t1[i0] / 4.0;
-    }
-    double *t2 = work + 384;
-    for (long i0 = 0; i0 < 8; i0++) {
-        t2[i0] = -INFINITY;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            const double elem = scores[8 * i0 + i1];
-            if (elem > t2[i0] || elem != elem) t2[i0] = elem;
-        }
-    }
-    double *weights = work + 512;
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            weights[8 * i0 + i1] = exp(scores[8 * i0 + i1] - t2[i0]);
-        }
-    }
-    double *t3 = work + 392;
-    for (long i0 = 0; i0 < 8; i0++) {
-        t3[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            t3[i0] += weights[8 * i0 + i1];
-        }
-    }
-    double *weights_1 = work + 576;
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            weights_1[8 * i0 + i1] = weights[8 * i0 + i1] / t3[i0];
-        }
-    }
-    double *out = work + 640;
-    for (long i0 = 0; i0 < 128; i0++) {
-        out[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            for (long i2 = 0; i2 < 16; i2++) {
-                out[16 * i0 + i2] += weights_1[8 * i0 + i1] * v[16 * i1 + i2];
-            }
-        }
-    }
-    double t0 = 0.0;
-    for (long i0 = 0; i0 < 128; i0++) {
-        t0 += out[i0] * out[i0];
-    }
-    /* backward */
-    double *t4 = work + 768;
-    for (long i0 = 0; i0 < 128; i0++) { /* mul gate: swaps */
-        t4[i0] = g[0] * out[i0];
-    }
-    double *g_out = work + 640;
-    for (long i0 = 0; i0 < 128; i0++) { /* copy gate: sums */
-        g_out[i0] = t4[i0] + t4[i0];
-    }
-    double *g_weights = work + 768;
-    for (long i0 = 0; i0 < 8; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 8; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 16; i2++) {
-                acc += g_out[16 * i0 + i2] * v[16 * i1 + i2];
-            }
-            g_weights[8 * i0 + i1] = acc;
-        }
-    }
-    double *g_v = work + 256;
-    for (long i0 = 0; i0 < 128; i0++) { /* matmul gate: swaps, transposed */
-        g_v[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            for (long i2 = 0; i2 < 16; i2++) {
-                g_v[16 * i0 + i2] += weights_1[i0 + 8 * i1] * g_out[16 * i1 + i2];
-            }
-        }
-    }
-    double *t5 = work + 400;
-    for (long i0 = 0; i0 < 8; i0++) { /* broadcast: sums back */
-        t5[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            t5[i0] += -(g_weights[8 * i0 + i1] * weights_1[8 * i0 + i1]) / t3[i0];
-        }
-    }
-    double *g_scores = work + 576;
-    for (long i0 = 0; i0 < 8; i0++) { /* exp gate: times its output */
-        for (long i1 = 0; i1 < 8; i1++) {
-            g_scores[8 * i0 + i1] = (g_weights[8 * i0 + i1] / t3[i0] + t5[i0]) * weights[8 * i0 + i1];
-        }
-    }
-    double *t6 = work + 392;
-    for (long i0 = 0; i0 < 8; i0++) { /* broadcast: sums back */
-        t6[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            t6[i0] += -g_scores[8 * i0 + i1];
-        }
-    }
-    double *t7 = work + 512;
-    for (long i0 = 0; i0 < 8; i0++) { /* max gate: routes to the winners */
-        for (long i1 = 0; i1 < 8; i1++) {
-            t7[8 * i0 + i1] = scores[8 * i0 + i1] == t2[i0] ? 1.0 : 0.0;
-        }
-    }
-    double *t8 = work + 384;
-    for (long i0 = 0; i0 < 8; i0++) { /* max gate: routes to the winners */
-        t8[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            t8[i0] += t7[8 * i0 + i1];
-        }
-    }
-    double *t9 = work + 400;
-    for (long i0 = 0; i0 < 8; i0++) { /* max gate: routes to the winners */
-        t9[i0] = t6[i0] / t8[i0];
-    }
-    double *t10 = work + 448;
-    for (long i0 = 0; i0 < 8; i0++) { /* div gate: scales by 1/y */
-        for (long i1 = 0; i1 < 8; i1++) {
-            t10[8 * i0 + i1] = (g_scores[8 * i0 + i1] + t7[8 * i0 + i1] * t9[i0]) / 4.0;
-        }
-    }
-    double *g_q = work + 640;
-    for (long i0 = 0; i0 < 128; i0++) { /* matmul gate: swaps, transposed */
-        g_q[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            for (long i2 = 0; i2 < 16; i2++) {
-                g_q[16 * i0 + i2] += t10[8 * i0 + i1] * k[16 * i1 + i2];
-            }
-        }
-    }
-    double *g_k = work + 128;
-    for (long i0 = 0; i0 < 128; i0++) { /* transpose gate: permutes back */
-        g_k[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            for (long i2 = 0; i2 < 16; i2++) {
-                g_k[16 * i0 + i2] += t10[i0 + 8 * i1] * q[16 * i1 + i2];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 256; i0++) { /* matmul gate: swaps, transposed */
-        g_Wv[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            for (long i2 = 0; i2 < 16; i2++) {
-                g_Wv[16 * i0 + i2] += x[i0 + 16 * i1] * g_v[16 * i1 + i2];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 256; i0++) { /* matmul gate: swaps, transposed */
-        g_Wk[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            for (long i2 = 0; i2 < 16; i2++) {
-                g_Wk[16 * i0 + i2] += x[i0 + 16 * i1] * g_k[16 * i1 + i2];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 256; i0++) { /* matmul gate: swaps, transposed */
-        g_Wq[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            for (long i2 = 0; i2 < 16; i2++) {
-                g_Wq[16 * i0 + i2] += x[i0 + 16 * i1] * g_q[16 * i1 + i2];
-            }
-        }
-    }
-    double *t11 = work + 896;
-    for (long i0 = 0; i0 < 8; i0++) { /* copy gate: sums */
-        for (long i1 = 0; i1 < 16; i1++) {
-            t11[48 * i0 + i1] = g_q[16 * i0 + i1];
-        }
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 16; i1++) {
-            t11[48 * i0 + i1 + 16] = g_k[16 * i0 + i1];
-        }
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 16; i1++) {
-            t11[48 * i0 + i1 + 32] = g_v[16 * i0 + i1];
-        }
-    }
-    double *t12 = work + 1280;
-    for (long i0 = 0; i0 < 16; i0++) { /* copy gate: sums */
-        for (long i1 = 0; i1 < 16; i1++) {
-            t12[16 * i0 + i1] = Wq[i0 + 16 * i1];
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 16; i1++) {
-            t12[16 * i0 + i1 + 256] = Wk[i0 + 16 * i1];
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 16; i1++) {
-            t12[16 * i0 + i1 + 512] = Wv[i0 + 16 * i1];
-        }
-    }
-    for (long i0 = 0; i0 < 128; i0++) { /* copy gate: sums */
-        g_x[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 48; i1++) {
-            for (long i2 = 0; i2 < 16; i2++) {
-                g_x[16 * i0 + i2] += t11[48 * i0 + i1] * t12[16 * i1 + i2];
-            }
-        }
-    }
-    value[0] = t0;
-    return 0;
+    int status = attention_forward(T, x, Wq, Wk, Wv, value, work, work + attention_SAVED_SIZE(T));
+    if (status == 0) status = attention_backward(T, work, g, g_x, g_Wq, g_Wk, g_Wv, work + attention_SAVED_SIZE(T));
+    return status;
 }
 
 /* The value, and in saved what attention_backward reads. */
@@ -757,18 +230,6 @@ int attention_forward(long T, const double *restrict x, const double *restrict W
 int attention_backward(long T, const double *restrict saved, const double *restrict g, double *restrict g_x, double *restrict g_Wq, double *restrict g_Wk, double *restrict g_Wv, double *restrict work)
 {
     if (T != 8) return 1; /* generated for T=8 */
-    const double *x = saved + 0;
-    const double *Wq = saved + 128;
-    const double *Wk = saved + 384;
-    const double *Wv = saved + 640;
-    const double *q = saved + 896;
-    const double *k = saved + 1024;
-    const double *v = saved + 1152;
-    const double *scores = saved + 1280;
-    const double *t0 = saved + 1344;
-    const double *weights = saved + 1352;
-    const double *t1 = saved + 1416;
-    const double *weights_1 = saved + 1424;
     const double *out = saved + 1488;
     /* backward */
     double *t2 = work + 0;
@@ -779,6 +240,7 @@ int attention_backward(long T, const double *restrict saved, const double *restr
     for (long i0 = 0; i0 < 128; i0++) { /* copy gate: sums */
         g_out[i0] = t2[i0] + t2[i0];
     }
+    const double *v = saved + 1152;
     double *g_weights = work + 0;
     for (long i0 = 0; i0 < 8; i0++) { /* matmul gate: swaps, transposed */
         for (long i1 = 0; i1 < 8; i1++) {
@@ -789,6 +251,7 @@ int attention_backward(long T, const double *restrict saved, const double *restr
             g_weights[8 * i0 + i1] = acc;
         }
     }
+    const double *weights_1 = saved + 1424;
     double *g_v = work + 256;
     for (long i0 = 0; i0 < 128; i0++) { /* matmul gate: swaps, transposed */
         g_v[i0] = 0.0;
@@ -800,6 +263,7 @@ int attention_backward(long T, const double *restrict saved, const double *restr
             }
         }
     }
+    const double *t1 = saved + 1416;
     double *t3 = work + 64;
     for (long i0 = 0; i0 < 8; i0++) { /* broadcast: sums back */
         t3[i0] = 0.0;
@@ -809,6 +273,7 @@ int attention_backward(long T, const double *restrict saved, const double *restr
             t3[i0] += -(g_weights[8 * i0 + i1] * weights_1[8 * i0 + i1]) / t1[i0];
         }
     }
+    const double *weights = saved + 1352;
     double *g_scores = work + 128;
     for (long i0 = 0; i0 < 8; i0++) { /* exp gate: times its output */
         for (long i1 = 0; i1 < 8; i1++) {
@@ -824,6 +289,8 @@ int attention_backward(long T, const double *restrict saved, const double *restr
             t4[i0] += -g_scores[8 * i0 + i1];
         }
     }
+    const double *scores = saved + 1280;
+    const double *t0 = saved + 1344;
     double *t5 = work + 192;
     for (long i0 = 0; i0 < 8; i0++) { /* max gate: routes to the winners */
         for (long i1 = 0; i1 < 8; i1++) {
@@ -849,6 +316,7 @@ int attention_backward(long T, const double *restrict saved, const double *restr
             t8[8 * i0 + i1] = (g_scores[8 * i0 + i1] + t5[8 * i0 + i1] * t7[i0]) / 4.0;
         }
     }
+    const double *k = saved + 1024;
     double *g_q = work + 448;
     for (long i0 = 0; i0 < 128; i0++) { /* matmul gate: swaps, transposed */
         g_q[i0] = 0.0;
@@ -860,6 +328,7 @@ int attention_backward(long T, const double *restrict saved, const double *restr
             }
         }
     }
+    const double *q = saved + 896;
     double *g_k = work + 576;
     for (long i0 = 0; i0 < 128; i0++) { /* transpose gate: permutes back */
         g_k[i0] = 0.0;
@@ -871,6 +340,7 @@ int attention_backward(long T, const double *restrict saved, const double *restr
             }
         }
     }
+    const double *x = saved + 0;
     for (long i0 = 0; i0 < 256; i0++) { /* matmul gate: swaps, transposed */
         g_Wv[i0] = 0.0;
     }
@@ -917,6 +387,9 @@ int attention_backward(long T, const double *restrict saved, const double *restr
             t9[48 * i0 + i1 + 32] = g_v[16 * i0 + i1];
         }
     }
+    const double *Wq = saved + 128;
+    const double *Wk = saved + 384;
+    const double *Wv = saved + 640;
     double *t10 = work + 1088;
     for (long i0 = 0; i0 < 16; i0++) { /* copy gate: sums */
         for (long i1 = 0; i1 < 16; i1++) {

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 /* attention(x: f64[T,16], Wq: f64[16,16], Wk: f64[16,16], Wv: f64[16,16]): value f64[] */
-#define attention_WORK_SIZE(T) 2048
+#define attention_WORK_SIZE(T) 3472
 #define attention_SAVED_SIZE(T) 1616
 
 int attention(long T, const double *x, const double *Wq, const double *Wk, const double *Wv, double *value, double *work);

@@ -14,33 +14,21 @@ int circuit(double x, double y, double z, double *restrict value, double *restri
     return 0;
 }
 
-/* The value and the gradients with respect to x, y, z. */
+/* The value and the gradients with respect to x, y, z: circuit_forward, then circuit_backward from 1. */
 int circuit_value_and_grad(double x, double y, double z, double *restrict value, double *restrict g_x, double *restrict g_y, double *restrict g_z, double *restrict work)
 {
-    (void)work;
-    double q = x + y;
-    double f = q * z;
-    value[0] = f;
-    g_x[0] = z;
-    g_y[0] = z;
-    g_z[0] = q;
-    return 0;
+    const double one = 1.0; /* the seed */
+    int status = circuit_forward(x, y, z, value, work, work + circuit_SAVED_SIZE);
+    if (status == 0) status = circuit_backward(work, &one, g_x, g_y, g_z, work + circuit_SAVED_SIZE);
+    return status;
 }
 
-/* The value and the gradients, given the upstream gradient g of the output's shape. */
+/* The value and the gradients, given the upstream gradient g of the output's shape: circuit_forward, then circuit_backward. */
 int circuit_vjp(double x, double y, double z, const double *restrict g, double *restrict value, double *restrict g_x, double *restrict g_y, double *restrict g_z, double *restrict work)
 {
-    (void)work;
-    double q = x + y;
-    double f = q * z;
-    /* backward */
-    double g_q = g[0] * z; /* mul gate: swaps */
-    double g_z_1 = g[0] * q; /* mul gate: swaps */
-    value[0] = f;
-    g_x[0] = g_q;
-    g_y[0] = g_q;
-    g_z[0] = g_z_1;
-    return 0;
+    int status = circuit_forward(x, y, z, value, work, work + circuit_SAVED_SIZE);
+    if (status == 0) status = circuit_backward(work, g, g_x, g_y, g_z, work + circuit_SAVED_SIZE);
+    return status;
 }
 
 /* The value, and in saved what circuit_backward reads. */
@@ -48,10 +36,10 @@ int circuit_forward(double x, double y, double z, double *restrict value, double
 {
     (void)work;
     double q = x + y;
+    saved[2] = q;
     double f = q * z;
     value[0] = f;
     saved[0] = z;
-    saved[1] = q;
     return 0;
 }
 
@@ -60,12 +48,12 @@ int circuit_backward(const double *restrict saved, const double *restrict g, dou
 {
     (void)work;
     const double z = saved[0];
-    const double q = saved[1];
     /* backward */
     double g_q = g[0] * z; /* mul gate: swaps */
-    double g_z_1 = g[0] * q; /* mul gate: swaps */
     g_x[0] = g_q;
     g_y[0] = g_q;
+    const double q = saved[2];
+    double g_z_1 = g[0] * q; /* mul gate: swaps */
     g_z[0] = g_z_1;
     return 0;
 }

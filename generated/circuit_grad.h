@@ -30,8 +30,8 @@ extern "C" {
 #endif
 
 /* circuit(x: f64[], y: f64[], z: f64[]): value f64[] */
-#define circuit_WORK_SIZE 0
-#define circuit_SAVED_SIZE 2
+#define circuit_WORK_SIZE 4
+#define circuit_SAVED_SIZE 4
 
 int circuit(double x, double y, double z, double *value, double *work);
 int circuit_value_and_grad(double x, double y, double z, double *value, double *g_x, double *g_y, double *g_z, double *work);

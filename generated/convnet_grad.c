@@ -635,1095 +635,21 @@ int convnet(const double *restrict K, const double *restrict gamma_, const doubl
     return 0;
 }
 
-/* The value and the gradients with respect to K, gamma, beta, W, c, X. */
+/* The value and the gradients with respect to K, gamma, beta, W, c, X: convnet_forward, then convnet_backward from 1. */
 int convnet_value_and_grad(const double *restrict K, const double *restrict gamma_, const double *restrict beta, const double *restrict W, const double *restrict c, const double *restrict X, double *restrict value, double *restrict g_K, double *restrict g_gamma_, double *restrict g_beta, double *restrict g_W, double *restrict g_c, double *restrict g_X, double *restrict work)
 {
-    double *t2 = work + 0;
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                t2[900 * i0 + 90 * i1 + 9 * i2] = X[144 * i0 + 12 * i1 + i2];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                t2[900 * i0 + 90 * i1 + 9 * i2 + 1] = X[144 * i0 + 12 * i1 + i2 + 1];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                t2[900 * i0 + 90 * i1 + 9 * i2 + 2] = X[144 * i0 + 12 * i1 + i2 + 2];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                t2[900 * i0 + 90 * i1 + 9 * i2 + 3] = X[144 * i0 + 12 * i1 + i2 + 12];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                t2[900 * i0 + 90 * i1 + 9 * i2 + 4] = X[144 * i0 + 12 * i1 + i2 + 13];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                t2[900 * i0 + 90 * i1 + 9 * i2 + 5] = X[144 * i0 + 12 * i1 + i2 + 14];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                t2[900 * i0 + 90 * i1 + 9 * i2 + 6] = X[144 * i0 + 12 * i1 + i2 + 24];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                t2[900 * i0 + 90 * i1 + 9 * i2 + 7] = X[144 * i0 + 12 * i1 + i2 + 25];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                t2[900 * i0 + 90 * i1 + 9 * i2 + 8] = X[144 * i0 + 12 * i1 + i2 + 26];
-            }
-        }
-    }
-    double *t3 = work + 14400;
-    for (long i0 = 0; i0 < 1600; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 9; i2++) {
-                acc += t2[9 * i0 + i2] * K[9 * i1 + i2];
-            }
-            t3[4 * i0 + i1] = acc;
-        }
-    }
-    double *act = work + 20800;
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 100; i2++) {
-                act[400 * i0 + 100 * i1 + i2] = gradgen_maximum(t3[400 * i0 + i1 + 4 * i2], 0.0);
-            }
-        }
-    }
-    double *pooled = work + 27200;
-    for (long i0 = 0; i0 < 1600; i0++) {
-        pooled[i0] = -INFINITY;
-    }
-    for (long i0 = 0; i0 < 320; i0++) {
-        for (long i1 = 0; i1 < 2; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                for (long i3 = 0; i3 < 2; i3++) {
-                    const double elem = act[20 * i0 + 10 * i1 + 2 * i2 + i3];
-                    if (elem > pooled[5 * i0 + i2] || elem != elem) pooled[5 * i0 + i2] = elem;
-                }
-            }
-        }
-    }
-    double *mu = work + 28800;
-    for (long i0 = 0; i0 < 4; i0++) {
-        mu[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 25; i2++) {
-                mu[i1] += pooled[100 * i0 + 25 * i1 + i2];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        mu[i0] = mu[i0] / 400.0;
-    }
-    double *t4 = work + 28804;
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 25; i2++) {
-                t4[100 * i0 + 25 * i1 + i2] = pooled[100 * i0 + 25 * i1 + i2] - mu[i1];
-            }
-        }
-    }
-    double *t5 = work + 28800;
-    for (long i0 = 0; i0 < 4; i0++) {
-        t5[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 25; i2++) {
-                t5[i1] += t4[100 * i0 + 25 * i1 + i2] * t4[100 * i0 + 25 * i1 + i2];
-            }
-        }
-    }
-    double *t6 = work + 30404;
-    for (long i0 = 0; i0 < 4; i0++) {
-        t6[i0] = sqrt(t5[i0] / 400.0 + 1e-05);
-    }
-    double *normed = work + 30408;
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 25; i2++) {
-                normed[100 * i0 + 25 * i1 + i2] = t4[100 * i0 + 25 * i1 + i2] / t6[i1];
-            }
-        }
-    }
-    double *scaled = work + 32008;
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 25; i2++) {
-                scaled[100 * i0 + 25 * i1 + i2] = gamma_[i1] * normed[100 * i0 + 25 * i1 + i2] + beta[i1];
-            }
-        }
-    }
-    double *t7 = work + 33608;
-    for (long i0 = 0; i0 < 160; i0++) {
-        t7[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 100; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                t7[10 * i0 + i2] += scaled[100 * i0 + i1] * W[10 * i1 + i2];
-            }
-        }
-    }
-    double *logits = work + 33768;
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            logits[10 * i0 + i1] = t7[10 * i0 + i1] + c[i1];
-        }
-    }
-    double *t8 = work + 33608;
-    for (long i0 = 0; i0 < 16; i0++) {
-        t8[i0] = -INFINITY;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            const double elem = logits[10 * i0 + i1];
-            if (elem > t8[i0] || elem != elem) t8[i0] = elem;
-        }
-    }
-    double *z = work + 33928;
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            z[10 * i0 + i1] = logits[10 * i0 + i1] - t8[i0];
-        }
-    }
-    double *t9 = work + 34088;
-    for (long i0 = 0; i0 < 160; i0++) {
-        t9[i0] = exp(z[i0]);
-    }
-    double *t10 = work + 33624;
-    for (long i0 = 0; i0 < 16; i0++) {
-        t10[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            t10[i0] += t9[10 * i0 + i1];
-        }
-    }
-    double *t11 = work + 33640;
-    for (long i0 = 0; i0 < 16; i0++) {
-        t11[i0] = log(t10[i0]);
-    }
-    double t0 = 0.0;
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            t0 += Y[10 * i0 + i1] * (z[10 * i0 + i1] - t11[i0]);
-        }
-    }
-    double t1 = -t0 / 16.0;
-    /* backward */
-    double *t12 = work + 33928;
-    for (long i0 = 0; i0 < 160; i0++) { /* mul gate: swaps */
-        t12[i0] = 0.0625 * Y[i0];
-    }
-    double *t13 = work + 33640;
-    for (long i0 = 0; i0 < 16; i0++) { /* broadcast: sums back */
-        t13[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            t13[i0] += t12[10 * i0 + i1];
-        }
-    }
-    double *t14 = work + 33656;
-    for (long i0 = 0; i0 < 16; i0++) { /* log gate: 1/x */
-        t14[i0] = t13[i0] / t10[i0];
-    }
-    double *g_z = work + 34248;
-    for (long i0 = 0; i0 < 16; i0++) { /* copy gate: sums */
-        for (long i1 = 0; i1 < 10; i1++) {
-            g_z[10 * i0 + i1] = -t12[10 * i0 + i1] + t14[i0] * t9[10 * i0 + i1];
-        }
-    }
-    double *t15 = work + 33624;
-    for (long i0 = 0; i0 < 16; i0++) { /* broadcast: sums back */
-        t15[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            t15[i0] += -g_z[10 * i0 + i1];
-        }
-    }
-    double *t16 = work + 33928;
-    for (long i0 = 0; i0 < 16; i0++) { /* max gate: routes to the winners */
-        for (long i1 = 0; i1 < 10; i1++) {
-            t16[10 * i0 + i1] = logits[10 * i0 + i1] == t8[i0] ? 1.0 : 0.0;
-        }
-    }
-    double *t17 = work + 33608;
-    for (long i0 = 0; i0 < 16; i0++) { /* max gate: routes to the winners */
-        t17[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            t17[i0] += t16[10 * i0 + i1];
-        }
-    }
-    double *t18 = work + 33640;
-    for (long i0 = 0; i0 < 16; i0++) { /* max gate: routes to the winners */
-        t18[i0] = t15[i0] / t17[i0];
-    }
-    double *g_logits = work + 33768;
-    for (long i0 = 0; i0 < 16; i0++) { /* copy gate: sums */
-        for (long i1 = 0; i1 < 10; i1++) {
-            g_logits[10 * i0 + i1] = g_z[10 * i0 + i1] + t16[10 * i0 + i1] * t18[i0];
-        }
-    }
-    double *t19 = work + 34408;
-    for (long i0 = 0; i0 < 16; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 100; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 10; i2++) {
-                acc += g_logits[10 * i0 + i2] * W[10 * i1 + i2];
-            }
-            t19[100 * i0 + i1] = acc;
-        }
-    }
-    for (long i0 = 0; i0 < 1000; i0++) { /* matmul gate: swaps, transposed */
-        g_W[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 100; i0++) {
-        for (long i1 = 0; i1 < 16; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                g_W[10 * i0 + i2] += scaled[i0 + 100 * i1] * g_logits[10 * i1 + i2];
-            }
-        }
-    }
-    double *t20 = work + 32008;
-    for (long i0 = 0; i0 < 64; i0++) { /* broadcast: sums back */
-        t20[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 25; i1++) {
-            t20[i0] += t19[25 * i0 + i1];
-        }
-    }
-    double *t21 = work + 28800;
-    for (long i0 = 0; i0 < 4; i0++) { /* broadcast: sums back */
-        t21[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            t21[i1] += t20[4 * i0 + i1];
-        }
-    }
-    double *g_normed = work + 36008;
-    for (long i0 = 0; i0 < 16; i0++) { /* mul gate: swaps */
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 25; i2++) {
-                g_normed[100 * i0 + 25 * i1 + i2] = t19[100 * i0 + 25 * i1 + i2] * gamma_[i1];
-            }
-        }
-    }
-    double *t22 = work + 32008;
-    for (long i0 = 0; i0 < 64; i0++) { /* broadcast: sums back */
-        t22[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 25; i1++) {
-            t22[i0] += t19[25 * i0 + i1] * normed[25 * i0 + i1];
-        }
-    }
-    double *t23 = work + 32072;
-    for (long i0 = 0; i0 < 4; i0++) { /* broadcast: sums back */
-        t23[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            t23[i1] += t22[4 * i0 + i1];
-        }
-    }
-    double *t24 = work + 32008;
-    for (long i0 = 0; i0 < 4; i0++) { /* broadcast: sums back */
-        t24[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 25; i2++) {
-                t24[i1] += -(g_normed[100 * i0 + 25 * i1 + i2] * normed[100 * i0 + 25 * i1 + i2]) / t6[i1];
-            }
-        }
-    }
-    double *t25 = work + 30408;
-    for (long i0 = 0; i0 < 4; i0++) { /* div gate: scales by 1/y */
-        t25[i0] = t24[i0] / (2.0 * t6[i0]) / 400.0;
-    }
-    double *t26 = work + 34408;
-    for (long i0 = 0; i0 < 16; i0++) { /* mul gate: swaps */
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 25; i2++) {
-                t26[100 * i0 + 25 * i1 + i2] = t25[i1] * t4[100 * i0 + 25 * i1 + i2];
-            }
-        }
-    }
-    double *t27 = work + 28804;
-    for (long i0 = 0; i0 < 16; i0++) { /* copy gate: sums */
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 25; i2++) {
-                t27[100 * i0 + 25 * i1 + i2] = g_normed[100 * i0 + 25 * i1 + i2] / t6[i1] + t26[100 * i0 + 25 * i1 + i2] + t26[100 * i0 + 25 * i1 + i2];
-            }
-        }
-    }
-    double *g_mu = work + 30404;
-    for (long i0 = 0; i0 < 4; i0++) { /* broadcast: sums back */
-        g_mu[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 25; i2++) {
-                g_mu[i1] += -t27[100 * i0 + 25 * i1 + i2];
-            }
-        }
-    }
-    double *t28 = work + 30408;
-    for (long i0 = 0; i0 < 4; i0++) { /* mean gate: distributes 1/n */
-        t28[i0] = g_mu[i0] / 400.0;
-    }
-    double *g_pooled = work + 34408;
-    for (long i0 = 0; i0 < 16; i0++) { /* copy gate: sums */
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 25; i2++) {
-                g_pooled[100 * i0 + 25 * i1 + i2] = t27[100 * i0 + 25 * i1 + i2] + t28[i1];
-            }
-        }
-    }
-    double *t29 = work + 37608;
-    for (long i0 = 0; i0 < 320; i0++) { /* max gate: routes to the winners */
-        for (long i1 = 0; i1 < 2; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                for (long i3 = 0; i3 < 2; i3++) {
-                    t29[20 * i0 + 10 * i1 + 2 * i2 + i3] = act[20 * i0 + 10 * i1 + 2 * i2 + i3] == pooled[5 * i0 + i2] ? 1.0 : 0.0;
-                }
-            }
-        }
-    }
-    double *t30 = work + 20800;
-    for (long i0 = 0; i0 < 1600; i0++) { /* max gate: routes to the winners */
-        t30[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 320; i0++) {
-        for (long i1 = 0; i1 < 2; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                for (long i3 = 0; i3 < 2; i3++) {
-                    t30[5 * i0 + i2] += t29[20 * i0 + 10 * i1 + 2 * i2 + i3];
-                }
-            }
-        }
-    }
-    double *t31 = work + 27200;
-    for (long i0 = 0; i0 < 1600; i0++) { /* max gate: routes to the winners */
-        t31[i0] = g_pooled[i0] / t30[i0];
-    }
-    double *t32 = work + 44008;
-    for (long i0 = 0; i0 < 320; i0++) { /* max gate: routes to the winners */
-        for (long i1 = 0; i1 < 2; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                for (long i3 = 0; i3 < 2; i3++) {
-                    t32[20 * i0 + 10 * i1 + 2 * i2 + i3] = t29[20 * i0 + 10 * i1 + 2 * i2 + i3] * t31[5 * i0 + i2];
-                }
-            }
-        }
-    }
-    double *g_conv = work + 37608;
-    for (long i0 = 0; i0 < 16; i0++) { /* max gate: routes */
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 100; i2++) {
-                g_conv[400 * i0 + 100 * i1 + i2] = t32[400 * i0 + 100 * i1 + i2] * ((t3[400 * i0 + i1 + 4 * i2] > 0.0) + 0.5 * (t3[400 * i0 + i1 + 4 * i2] == 0.0));
-            }
-        }
-    }
-    double *t33 = work + 14400;
-    for (long i0 = 0; i0 < 6400; i0++) { /* reshape gate: reshapes back */
-        t33[i0] = g_conv[gradgen_gather[i0]];
-    }
-    double *t34 = work + 50408;
-    for (long i0 = 0; i0 < 14400; i0++) { /* matmul gate: swaps, transposed */
-        t34[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 1600; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 9; i2++) {
-                t34[9 * i0 + i2] += t33[4 * i0 + i1] * K[9 * i1 + i2];
-            }
-        }
-    }
-    double *t35 = work + 20800;
-    for (long i0 = 0; i0 < 36; i0++) { /* matmul gate: swaps, transposed */
-        t35[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 9; i0++) {
-        for (long i1 = 0; i1 < 1600; i1++) {
-            for (long i2 = 0; i2 < 4; i2++) {
-                t35[4 * i0 + i2] += t2[i0 + 9 * i1] * t33[4 * i1 + i2];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 10; i0++) { /* broadcast: sums back */
-        g_c[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            g_c[i1] += g_logits[10 * i0 + i1];
-        }
-    }
-    for (long i0 = 0; i0 < 2304; i0++) { /* index gate: scatters back */
-        g_X[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                g_X[144 * i0 + 12 * i1 + i2 + 26] += t34[900 * i0 + 90 * i1 + 9 * i2 + 8];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                g_X[144 * i0 + 12 * i1 + i2 + 25] += t34[900 * i0 + 90 * i1 + 9 * i2 + 7];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                g_X[144 * i0 + 12 * i1 + i2 + 24] += t34[900 * i0 + 90 * i1 + 9 * i2 + 6];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                g_X[144 * i0 + 12 * i1 + i2 + 14] += t34[900 * i0 + 90 * i1 + 9 * i2 + 5];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                g_X[144 * i0 + 12 * i1 + i2 + 13] += t34[900 * i0 + 90 * i1 + 9 * i2 + 4];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                g_X[144 * i0 + 12 * i1 + i2 + 12] += t34[900 * i0 + 90 * i1 + 9 * i2 + 3];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                g_X[144 * i0 + 12 * i1 + i2 + 2] += t34[900 * i0 + 90 * i1 + 9 * i2 + 2];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                g_X[144 * i0 + 12 * i1 + i2 + 1] += t34[900 * i0 + 90 * i1 + 9 * i2 + 1];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                g_X[144 * i0 + 12 * i1 + i2] += t34[900 * i0 + 90 * i1 + 9 * i2];
-            }
-        }
-    }
-    value[0] = t1;
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 9; i1++) {
-            g_K[9 * i0 + i1] = t35[i0 + 4 * i1];
-        }
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        g_gamma_[i0] = t23[i0];
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        g_beta[i0] = t21[i0];
-    }
-    return 0;
+    const double one = 1.0; /* the seed */
+    int status = convnet_forward(K, gamma_, beta, W, c, X, value, work, work + convnet_SAVED_SIZE);
+    if (status == 0) status = convnet_backward(work, &one, g_K, g_gamma_, g_beta, g_W, g_c, g_X, work + convnet_SAVED_SIZE);
+    return status;
 }
 
-/* The value and the gradients, given the upstream gradient g of the output's shape. */
+/* The value and the gradients, given the upstream gradient g of the output's shape: convnet_forward, then convnet_backward. */
 int convnet_vjp(const double *restrict K, const double *restrict gamma_, const double *restrict beta, const double *restrict W, const double *restrict c, const double *restrict X, const double *restrict g, double *restrict value, double *restrict g_K, double *restrict g_gamma_, double *restrict g_beta, double *restrict g_W, double *restrict g_c, double *restrict g_X, double *restrict work)
 {
-    double *t3 = work + 0;
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                t3[900 * i0 + 90 * i1 + 9 * i2] = X[144 * i0 + 12 * i1 + i2];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                t3[900 * i0 + 90 * i1 + 9 * i2 + 1] = X[144 * i0 + 12 * i1 + i2 + 1];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                t3[900 * i0 + 90 * i1 + 9 * i2 + 2] = X[144 * i0 + 12 * i1 + i2 + 2];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                t3[900 * i0 + 90 * i1 + 9 * i2 + 3] = X[144 * i0 + 12 * i1 + i2 + 12];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                t3[900 * i0 + 90 * i1 + 9 * i2 + 4] = X[144 * i0 + 12 * i1 + i2 + 13];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                t3[900 * i0 + 90 * i1 + 9 * i2 + 5] = X[144 * i0 + 12 * i1 + i2 + 14];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                t3[900 * i0 + 90 * i1 + 9 * i2 + 6] = X[144 * i0 + 12 * i1 + i2 + 24];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                t3[900 * i0 + 90 * i1 + 9 * i2 + 7] = X[144 * i0 + 12 * i1 + i2 + 25];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                t3[900 * i0 + 90 * i1 + 9 * i2 + 8] = X[144 * i0 + 12 * i1 + i2 + 26];
-            }
-        }
-    }
-    double *t4 = work + 14400;
-    for (long i0 = 0; i0 < 1600; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 9; i2++) {
-                acc += t3[9 * i0 + i2] * K[9 * i1 + i2];
-            }
-            t4[4 * i0 + i1] = acc;
-        }
-    }
-    double *act = work + 20800;
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 100; i2++) {
-                act[400 * i0 + 100 * i1 + i2] = gradgen_maximum(t4[400 * i0 + i1 + 4 * i2], 0.0);
-            }
-        }
-    }
-    double *pooled = work + 27200;
-    for (long i0 = 0; i0 < 1600; i0++) {
-        pooled[i0] = -INFINITY;
-    }
-    for (long i0 = 0; i0 < 320; i0++) {
-        for (long i1 = 0; i1 < 2; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                for (long i3 = 0; i3 < 2; i3++) {
-                    const double elem = act[20 * i0 + 10 * i1 + 2 * i2 + i3];
-                    if (elem > pooled[5 * i0 + i2] || elem != elem) pooled[5 * i0 + i2] = elem;
-                }
-            }
-        }
-    }
-    double *mu = work + 28800;
-    for (long i0 = 0; i0 < 4; i0++) {
-        mu[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 25; i2++) {
-                mu[i1] += pooled[100 * i0 + 25 * i1 + i2];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        mu[i0] = mu[i0] / 400.0;
-    }
-    double *t5 = work + 28804;
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 25; i2++) {
-                t5[100 * i0 + 25 * i1 + i2] = pooled[100 * i0 + 25 * i1 + i2] - mu[i1];
-            }
-        }
-    }
-    double *t6 = work + 28800;
-    for (long i0 = 0; i0 < 4; i0++) {
-        t6[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 25; i2++) {
-                t6[i1] += t5[100 * i0 + 25 * i1 + i2] * t5[100 * i0 + 25 * i1 + i2];
-            }
-        }
-    }
-    double *t7 = work + 30404;
-    for (long i0 = 0; i0 < 4; i0++) {
-        t7[i0] = sqrt(t6[i0] / 400.0 + 1e-05);
-    }
-    double *normed = work + 30408;
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 25; i2++) {
-                normed[100 * i0 + 25 * i1 + i2] = t5[100 * i0 + 25 * i1 + i2] / t7[i1];
-            }
-        }
-    }
-    double *scaled = work + 32008;
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 25; i2++) {
-                scaled[100 * i0 + 25 * i1 + i2] = gamma_[i1] * normed[100 * i0 + 25 * i1 + i2] + beta[i1];
-            }
-        }
-    }
-    double *t8 = work + 33608;
-    for (long i0 = 0; i0 < 160; i0++) {
-        t8[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 100; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                t8[10 * i0 + i2] += scaled[100 * i0 + i1] * W[10 * i1 + i2];
-            }
-        }
-    }
-    double *logits = work + 33768;
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            logits[10 * i0 + i1] = t8[10 * i0 + i1] + c[i1];
-        }
-    }
-    double *t9 = work + 33608;
-    for (long i0 = 0; i0 < 16; i0++) {
-        t9[i0] = -INFINITY;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            const double elem = logits[10 * i0 + i1];
-            if (elem > t9[i0] || elem != elem) t9[i0] = elem;
-        }
-    }
-    double *z = work + 33928;
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            z[10 * i0 + i1] = logits[10 * i0 + i1] - t9[i0];
-        }
-    }
-    double *t10 = work + 34088;
-    for (long i0 = 0; i0 < 160; i0++) {
-        t10[i0] = exp(z[i0]);
-    }
-    double *t11 = work + 33624;
-    for (long i0 = 0; i0 < 16; i0++) {
-        t11[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            t11[i0] += t10[10 * i0 + i1];
-        }
-    }
-    double *t12 = work + 33640;
-    for (long i0 = 0; i0 < 16; i0++) {
-        t12[i0] = log(t11[i0]);
-    }
-    double t0 = 0.0;
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            t0 += Y[10 * i0 + i1] * (z[10 * i0 + i1] - t12[i0]);
-        }
-    }
-    double t1 = -t0 / 16.0;
-    /* backward */
-    double t2 = g[0] / 16.0; /* div gate: scales by 1/y */
-    double *t13 = work + 33928;
-    for (long i0 = 0; i0 < 160; i0++) { /* mul gate: swaps */
-        t13[i0] = t2 * Y[i0];
-    }
-    double *t14 = work + 33640;
-    for (long i0 = 0; i0 < 16; i0++) { /* broadcast: sums back */
-        t14[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            t14[i0] += t13[10 * i0 + i1];
-        }
-    }
-    double *t15 = work + 33656;
-    for (long i0 = 0; i0 < 16; i0++) { /* log gate: 1/x */
-        t15[i0] = t14[i0] / t11[i0];
-    }
-    double *g_z = work + 34248;
-    for (long i0 = 0; i0 < 16; i0++) { /* copy gate: sums */
-        for (long i1 = 0; i1 < 10; i1++) {
-            g_z[10 * i0 + i1] = -t13[10 * i0 + i1] + t15[i0] * t10[10 * i0 + i1];
-        }
-    }
-    double *t16 = work + 33624;
-    for (long i0 = 0; i0 < 16; i0++) { /* broadcast: sums back */
-        t16[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            t16[i0] += -g_z[10 * i0 + i1];
-        }
-    }
-    double *t17 = work + 33928;
-    for (long i0 = 0; i0 < 16; i0++) { /* max gate: routes to the winners */
-        for (long i1 = 0; i1 < 10; i1++) {
-            t17[10 * i0 + i1] = logits[10 * i0 + i1] == t9[i0] ? 1.0 : 0.0;
-        }
-    }
-    double *t18 = work + 33608;
-    for (long i0 = 0; i0 < 16; i0++) { /* max gate: routes to the winners */
-        t18[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            t18[i0] += t17[10 * i0 + i1];
-        }
-    }
-    double *t19 = work + 33640;
-    for (long i0 = 0; i0 < 16; i0++) { /* max gate: routes to the winners */
-        t19[i0] = t16[i0] / t18[i0];
-    }
-    double *g_logits = work + 33768;
-    for (long i0 = 0; i0 < 16; i0++) { /* copy gate: sums */
-        for (long i1 = 0; i1 < 10; i1++) {
-            g_logits[10 * i0 + i1] = g_z[10 * i0 + i1] + t17[10 * i0 + i1] * t19[i0];
-        }
-    }
-    double *t20 = work + 34408;
-    for (long i0 = 0; i0 < 16; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 100; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 10; i2++) {
-                acc += g_logits[10 * i0 + i2] * W[10 * i1 + i2];
-            }
-            t20[100 * i0 + i1] = acc;
-        }
-    }
-    for (long i0 = 0; i0 < 1000; i0++) { /* matmul gate: swaps, transposed */
-        g_W[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 100; i0++) {
-        for (long i1 = 0; i1 < 16; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                g_W[10 * i0 + i2] += scaled[i0 + 100 * i1] * g_logits[10 * i1 + i2];
-            }
-        }
-    }
-    double *t21 = work + 32008;
-    for (long i0 = 0; i0 < 64; i0++) { /* broadcast: sums back */
-        t21[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 25; i1++) {
-            t21[i0] += t20[25 * i0 + i1];
-        }
-    }
-    double *t22 = work + 28800;
-    for (long i0 = 0; i0 < 4; i0++) { /* broadcast: sums back */
-        t22[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            t22[i1] += t21[4 * i0 + i1];
-        }
-    }
-    double *g_normed = work + 36008;
-    for (long i0 = 0; i0 < 16; i0++) { /* mul gate: swaps */
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 25; i2++) {
-                g_normed[100 * i0 + 25 * i1 + i2] = t20[100 * i0 + 25 * i1 + i2] * gamma_[i1];
-            }
-        }
-    }
-    double *t23 = work + 32008;
-    for (long i0 = 0; i0 < 64; i0++) { /* broadcast: sums back */
-        t23[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 25; i1++) {
-            t23[i0] += t20[25 * i0 + i1] * normed[25 * i0 + i1];
-        }
-    }
-    double *t24 = work + 32072;
-    for (long i0 = 0; i0 < 4; i0++) { /* broadcast: sums back */
-        t24[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            t24[i1] += t23[4 * i0 + i1];
-        }
-    }
-    double *t25 = work + 32008;
-    for (long i0 = 0; i0 < 4; i0++) { /* broadcast: sums back */
-        t25[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 25; i2++) {
-                t25[i1] += -(g_normed[100 * i0 + 25 * i1 + i2] * normed[100 * i0 + 25 * i1 + i2]) / t7[i1];
-            }
-        }
-    }
-    double *t26 = work + 30408;
-    for (long i0 = 0; i0 < 4; i0++) { /* div gate: scales by 1/y */
-        t26[i0] = t25[i0] / (2.0 * t7[i0]) / 400.0;
-    }
-    double *t27 = work + 34408;
-    for (long i0 = 0; i0 < 16; i0++) { /* mul gate: swaps */
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 25; i2++) {
-                t27[100 * i0 + 25 * i1 + i2] = t26[i1] * t5[100 * i0 + 25 * i1 + i2];
-            }
-        }
-    }
-    double *t28 = work + 28804;
-    for (long i0 = 0; i0 < 16; i0++) { /* copy gate: sums */
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 25; i2++) {
-                t28[100 * i0 + 25 * i1 + i2] = g_normed[100 * i0 + 25 * i1 + i2] / t7[i1] + t27[100 * i0 + 25 * i1 + i2] + t27[100 * i0 + 25 * i1 + i2];
-            }
-        }
-    }
-    double *g_mu = work + 30404;
-    for (long i0 = 0; i0 < 4; i0++) { /* broadcast: sums back */
-        g_mu[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 25; i2++) {
-                g_mu[i1] += -t28[100 * i0 + 25 * i1 + i2];
-            }
-        }
-    }
-    double *t29 = work + 30408;
-    for (long i0 = 0; i0 < 4; i0++) { /* mean gate: distributes 1/n */
-        t29[i0] = g_mu[i0] / 400.0;
-    }
-    double *g_pooled = work + 34408;
-    for (long i0 = 0; i0 < 16; i0++) { /* copy gate: sums */
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 25; i2++) {
-                g_pooled[100 * i0 + 25 * i1 + i2] = t28[100 * i0 + 25 * i1 + i2] + t29[i1];
-            }
-        }
-    }
-    double *t30 = work + 37608;
-    for (long i0 = 0; i0 < 320; i0++) { /* max gate: routes to the winners */
-        for (long i1 = 0; i1 < 2; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                for (long i3 = 0; i3 < 2; i3++) {
-                    t30[20 * i0 + 10 * i1 + 2 * i2 + i3] = act[20 * i0 + 10 * i1 + 2 * i2 + i3] == pooled[5 * i0 + i2] ? 1.0 : 0.0;
-                }
-            }
-        }
-    }
-    double *t31 = work + 20800;
-    for (long i0 = 0; i0 < 1600; i0++) { /* max gate: routes to the winners */
-        t31[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 320; i0++) {
-        for (long i1 = 0; i1 < 2; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                for (long i3 = 0; i3 < 2; i3++) {
-                    t31[5 * i0 + i2] += t30[20 * i0 + 10 * i1 + 2 * i2 + i3];
-                }
-            }
-        }
-    }
-    double *t32 = work + 27200;
-    for (long i0 = 0; i0 < 1600; i0++) { /* max gate: routes to the winners */
-        t32[i0] = g_pooled[i0] / t31[i0];
-    }
-    double *t33 = work + 44008;
-    for (long i0 = 0; i0 < 320; i0++) { /* max gate: routes to the winners */
-        for (long i1 = 0; i1 < 2; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                for (long i3 = 0; i3 < 2; i3++) {
-                    t33[20 * i0 + 10 * i1 + 2 * i2 + i3] = t30[20 * i0 + 10 * i1 + 2 * i2 + i3] * t32[5 * i0 + i2];
-                }
-            }
-        }
-    }
-    double *g_conv = work + 37608;
-    for (long i0 = 0; i0 < 16; i0++) { /* max gate: routes */
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 100; i2++) {
-                g_conv[400 * i0 + 100 * i1 + i2] = t33[400 * i0 + 100 * i1 + i2] * ((t4[400 * i0 + i1 + 4 * i2] > 0.0) + 0.5 * (t4[400 * i0 + i1 + 4 * i2] == 0.0));
-            }
-        }
-    }
-    double *t34 = work + 14400;
-    for (long i0 = 0; i0 < 6400; i0++) { /* reshape gate: reshapes back */
-        t34[i0] = g_conv[gradgen_gather[i0]];
-    }
-    double *t35 = work + 50408;
-    for (long i0 = 0; i0 < 14400; i0++) { /* matmul gate: swaps, transposed */
-        t35[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 1600; i0++) {
-        for (long i1 = 0; i1 < 4; i1++) {
-            for (long i2 = 0; i2 < 9; i2++) {
-                t35[9 * i0 + i2] += t34[4 * i0 + i1] * K[9 * i1 + i2];
-            }
-        }
-    }
-    double *t36 = work + 20800;
-    for (long i0 = 0; i0 < 36; i0++) { /* matmul gate: swaps, transposed */
-        t36[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 9; i0++) {
-        for (long i1 = 0; i1 < 1600; i1++) {
-            for (long i2 = 0; i2 < 4; i2++) {
-                t36[4 * i0 + i2] += t3[i0 + 9 * i1] * t34[4 * i1 + i2];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 10; i0++) { /* broadcast: sums back */
-        g_c[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            g_c[i1] += g_logits[10 * i0 + i1];
-        }
-    }
-    for (long i0 = 0; i0 < 2304; i0++) { /* index gate: scatters back */
-        g_X[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                g_X[144 * i0 + 12 * i1 + i2 + 26] += t35[900 * i0 + 90 * i1 + 9 * i2 + 8];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                g_X[144 * i0 + 12 * i1 + i2 + 25] += t35[900 * i0 + 90 * i1 + 9 * i2 + 7];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                g_X[144 * i0 + 12 * i1 + i2 + 24] += t35[900 * i0 + 90 * i1 + 9 * i2 + 6];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                g_X[144 * i0 + 12 * i1 + i2 + 14] += t35[900 * i0 + 90 * i1 + 9 * i2 + 5];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                g_X[144 * i0 + 12 * i1 + i2 + 13] += t35[900 * i0 + 90 * i1 + 9 * i2 + 4];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                g_X[144 * i0 + 12 * i1 + i2 + 12] += t35[900 * i0 + 90 * i1 + 9 * i2 + 3];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                g_X[144 * i0 + 12 * i1 + i2 + 2] += t35[900 * i0 + 90 * i1 + 9 * i2 + 2];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                g_X[144 * i0 + 12 * i1 + i2 + 1] += t35[900 * i0 + 90 * i1 + 9 * i2 + 1];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                g_X[144 * i0 + 12 * i1 + i2] += t35[900 * i0 + 90 * i1 + 9 * i2];
-            }
-        }
-    }
-    value[0] = t1;
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 9; i1++) {
-            g_K[9 * i0 + i1] = t36[i0 + 4 * i1];
-        }
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        g_gamma_[i0] = t24[i0];
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        g_beta[i0] = t22[i0];
-    }
-    return 0;
+    int status = convnet_forward(K, gamma_, beta, W, c, X, value, work, work + convnet_SAVED_SIZE);
+    if (status == 0) status = convnet_backward(work, g, g_K, g_gamma_, g_beta, g_W, g_c, g_X, work + convnet_SAVED_SIZE);
+    return status;
 }
 
 /* The value, and in saved what convnet_backward reads. */
@@ -1961,21 +887,6 @@ int convnet_forward(const double *restrict K, const double *restrict gamma_, con
 /* The gradients with respect to K, gamma, beta, W, c, X, given saved and the upstream gradient g. */
 int convnet_backward(const double *restrict saved, const double *restrict g, double *restrict g_K, double *restrict g_gamma_, double *restrict g_beta, double *restrict g_W, double *restrict g_c, double *restrict g_X, double *restrict work)
 {
-    const double *W = saved + 0;
-    const double *t0 = saved + 1000;
-    const double *t1 = saved + 15400;
-    const double *conv = saved + 15436;
-    const double *t2 = saved + 21836;
-    const double *pooled = saved + 28236;
-    const double *t3 = saved + 29836;
-    const double *t4 = saved + 31436;
-    const double *normed = saved + 31440;
-    const double *t5 = saved + 33040;
-    const double *t6 = saved + 33044;
-    const double *logits = saved + 34644;
-    const double *t7 = saved + 34804;
-    const double *t8 = saved + 34820;
-    const double *t9 = saved + 34980;
     /* backward */
     double t10 = g[0] / 16.0; /* div gate: scales by 1/y */
     double *t11 = work + 0;
@@ -1991,10 +902,12 @@ int convnet_backward(const double *restrict saved, const double *restrict g, dou
             t12[i0] += t11[10 * i0 + i1];
         }
     }
+    const double *t9 = saved + 34980;
     double *t13 = work + 176;
     for (long i0 = 0; i0 < 16; i0++) { /* log gate: 1/x */
         t13[i0] = t12[i0] / t9[i0];
     }
+    const double *t8 = saved + 34820;
     double *g_z = work + 192;
     for (long i0 = 0; i0 < 16; i0++) { /* copy gate: sums */
         for (long i1 = 0; i1 < 10; i1++) {
@@ -2010,6 +923,8 @@ int convnet_backward(const double *restrict saved, const double *restrict g, dou
             t14[i0] += -g_z[10 * i0 + i1];
         }
     }
+    const double *logits = saved + 34644;
+    const double *t7 = saved + 34804;
     double *t15 = work + 352;
     for (long i0 = 0; i0 < 16; i0++) { /* max gate: routes to the winners */
         for (long i1 = 0; i1 < 10; i1++) {
@@ -2035,6 +950,7 @@ int convnet_backward(const double *restrict saved, const double *restrict g, dou
             g_logits[10 * i0 + i1] = g_z[10 * i0 + i1] + t15[10 * i0 + i1] * t17[i0];
         }
     }
+    const double *W = saved + 0;
     double *t18 = work + 672;
     for (long i0 = 0; i0 < 16; i0++) { /* matmul gate: swaps, transposed */
         for (long i1 = 0; i1 < 100; i1++) {
@@ -2045,6 +961,7 @@ int convnet_backward(const double *restrict saved, const double *restrict g, dou
             t18[100 * i0 + i1] = acc;
         }
     }
+    const double *t6 = saved + 33044;
     for (long i0 = 0; i0 < 1000; i0++) { /* matmul gate: swaps, transposed */
         g_W[i0] = 0.0;
     }
@@ -2073,6 +990,7 @@ int convnet_backward(const double *restrict saved, const double *restrict g, dou
             t20[i1] += t19[4 * i0 + i1];
         }
     }
+    const double *t5 = saved + 33040;
     double *g_normed = work + 2272;
     for (long i0 = 0; i0 < 16; i0++) { /* mul gate: swaps */
         for (long i1 = 0; i1 < 4; i1++) {
@@ -2081,6 +999,7 @@ int convnet_backward(const double *restrict saved, const double *restrict g, dou
             }
         }
     }
+    const double *normed = saved + 31440;
     double *t21 = work + 16;
     for (long i0 = 0; i0 < 64; i0++) { /* broadcast: sums back */
         t21[i0] = 0.0;
@@ -2099,6 +1018,7 @@ int convnet_backward(const double *restrict saved, const double *restrict g, dou
             t22[i1] += t21[4 * i0 + i1];
         }
     }
+    const double *t4 = saved + 31436;
     double *t23 = work + 8;
     for (long i0 = 0; i0 < 4; i0++) { /* broadcast: sums back */
         t23[i0] = 0.0;
@@ -2114,6 +1034,7 @@ int convnet_backward(const double *restrict saved, const double *restrict g, dou
     for (long i0 = 0; i0 < 4; i0++) { /* div gate: scales by 1/y */
         t24[i0] = t23[i0] / (2.0 * t4[i0]) / 400.0;
     }
+    const double *t3 = saved + 29836;
     double *t25 = work + 672;
     for (long i0 = 0; i0 < 16; i0++) { /* mul gate: swaps */
         for (long i1 = 0; i1 < 4; i1++) {
@@ -2153,6 +1074,8 @@ int convnet_backward(const double *restrict saved, const double *restrict g, dou
             }
         }
     }
+    const double *t2 = saved + 21836;
+    const double *pooled = saved + 28236;
     double *t28 = work + 5472;
     for (long i0 = 0; i0 < 320; i0++) { /* max gate: routes to the winners */
         for (long i1 = 0; i1 < 2; i1++) {
@@ -2190,6 +1113,7 @@ int convnet_backward(const double *restrict saved, const double *restrict g, dou
             }
         }
     }
+    const double *conv = saved + 15436;
     double *g_conv = work + 5472;
     for (long i0 = 0; i0 < 6400; i0++) { /* max gate: routes */
         g_conv[i0] = t31[i0] * ((conv[i0] > 0.0) + 0.5 * (conv[i0] == 0.0));
@@ -2198,6 +1122,7 @@ int convnet_backward(const double *restrict saved, const double *restrict g, dou
     for (long i0 = 0; i0 < 6400; i0++) { /* reshape gate: reshapes back */
         t32[i0] = g_conv[gradgen_gather[i0]];
     }
+    const double *t1 = saved + 15400;
     double *t33 = work + 18272;
     for (long i0 = 0; i0 < 1600; i0++) { /* matmul gate: swaps, transposed */
         for (long i1 = 0; i1 < 9; i1++) {
@@ -2208,6 +1133,7 @@ int convnet_backward(const double *restrict saved, const double *restrict g, dou
             t33[9 * i0 + i1] = acc;
         }
     }
+    const double *t0 = saved + 1000;
     double *t34 = work + 20;
     for (long i0 = 0; i0 < 36; i0++) { /* matmul gate: swaps, transposed */
         t34[i0] = 0.0;

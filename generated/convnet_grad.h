@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 /* convnet(K: f64[4,3,3], gamma: f64[4], beta: f64[4], W: f64[100,10], c: f64[10], X: f64[16,12,12]): value f64[] */
-#define convnet_WORK_SIZE 64808
+#define convnet_WORK_SIZE 67668
 #define convnet_SAVED_SIZE 34996
 
 int convnet(const double *K, const double *gamma_, const double *beta, const double *W, const double *c, const double *X, double *value, double *work);

@@ -50,116 +50,12 @@ int layernorm(long N, const double *restrict x, const double *restrict gamma_, c
     return 0;
 }
 
-/* The value and the gradients, given the upstream gradient g of the output's shape. */
+/* The value and the gradients, given the upstream gradient g of the output's shape: layernorm_forward, then layernorm_backward. */
 int layernorm_vjp(long N, const double *restrict x, const double *restrict gamma_, const double *restrict beta, const double *restrict g, double *restrict value, double *restrict g_x, double *restrict g_gamma_, double *restrict g_beta, double *restrict work)
 {
-    if (N != 4) return 1; /* generated for N=4 */
-    double *mu = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) {
-        mu[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 6; i1++) {
-            mu[i0] += x[6 * i0 + i1];
-        }
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        mu[i0] = mu[i0] / 6.0;
-    }
-    double *centered = work + 4;
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 6; i1++) {
-            centered[6 * i0 + i1] = x[6 * i0 + i1] - mu[i0];
-        }
-    }
-    double *var = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) {
-        var[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 6; i1++) {
-            var[i0] += pow(centered[6 * i0 + i1], 2.0);
-        }
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        var[i0] = var[i0] / 6.0;
-    }
-    double *t0 = work + 28;
-    for (long i0 = 0; i0 < 4; i0++) {
-        t0[i0] = sqrt(var[i0] + 1e-05);
-    }
-    double *t1 = work + 32;
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 6; i1++) {
-            t1[6 * i0 + i1] = centered[6 * i0 + i1] / t0[i0];
-        }
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 6; i1++) {
-            value[6 * i0 + i1] = t1[6 * i0 + i1] * gamma_[i1] + beta[i1];
-        }
-    }
-    /* backward */
-    double *t2 = work + 56;
-    for (long i0 = 0; i0 < 4; i0++) { /* mul gate: swaps */
-        for (long i1 = 0; i1 < 6; i1++) {
-            t2[6 * i0 + i1] = g[6 * i0 + i1] * gamma_[i1];
-        }
-    }
-    double *t3 = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* broadcast: sums back */
-        t3[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 6; i1++) {
-            t3[i0] += -(t2[6 * i0 + i1] * t1[6 * i0 + i1]) / t0[i0];
-        }
-    }
-    double *t4 = work + 80;
-    for (long i0 = 0; i0 < 4; i0++) { /* mean gate: distributes 1/n */
-        t4[i0] = t3[i0] / (2.0 * t0[i0]) / 6.0;
-    }
-    double *g_centered = work + 84;
-    for (long i0 = 0; i0 < 4; i0++) { /* copy gate: sums */
-        for (long i1 = 0; i1 < 6; i1++) {
-            g_centered[6 * i0 + i1] = t2[6 * i0 + i1] / t0[i0] + t4[i0] * (2.0 * centered[6 * i0 + i1]);
-        }
-    }
-    double *g_mu = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* broadcast: sums back */
-        g_mu[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 6; i1++) {
-            g_mu[i0] += -g_centered[6 * i0 + i1];
-        }
-    }
-    double *t5 = work + 4;
-    for (long i0 = 0; i0 < 4; i0++) { /* mean gate: distributes 1/n */
-        t5[i0] = g_mu[i0] / 6.0;
-    }
-    for (long i0 = 0; i0 < 4; i0++) { /* copy gate: sums */
-        for (long i1 = 0; i1 < 6; i1++) {
-            g_x[6 * i0 + i1] = g_centered[6 * i0 + i1] + t5[i0];
-        }
-    }
-    for (long i0 = 0; i0 < 6; i0++) { /* broadcast: sums back */
-        g_gamma_[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 6; i1++) {
-            g_gamma_[i1] += g[6 * i0 + i1] * t1[6 * i0 + i1];
-        }
-    }
-    for (long i0 = 0; i0 < 6; i0++) { /* broadcast: sums back */
-        g_beta[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 6; i1++) {
-            g_beta[i1] += g[6 * i0 + i1];
-        }
-    }
-    return 0;
+    int status = layernorm_forward(N, x, gamma_, beta, value, work, work + layernorm_SAVED_SIZE(N));
+    if (status == 0) status = layernorm_backward(N, work, g, g_x, g_gamma_, g_beta, work + layernorm_SAVED_SIZE(N));
+    return status;
 }
 
 /* The value, and in saved what layernorm_backward reads. */
@@ -219,9 +115,6 @@ int layernorm_backward(long N, const double *restrict saved, const double *restr
 {
     if (N != 4) return 1; /* generated for N=4 */
     const double *gamma_1 = saved + 0;
-    const double *centered = saved + 6;
-    const double *t0 = saved + 30;
-    const double *t1 = saved + 34;
     /* backward */
     double *t2 = work + 0;
     for (long i0 = 0; i0 < 4; i0++) { /* mul gate: swaps */
@@ -229,6 +122,8 @@ int layernorm_backward(long N, const double *restrict saved, const double *restr
             t2[6 * i0 + i1] = g[6 * i0 + i1] * gamma_1[i1];
         }
     }
+    const double *t0 = saved + 30;
+    const double *t1 = saved + 34;
     double *t3 = work + 24;
     for (long i0 = 0; i0 < 4; i0++) { /* broadcast: sums back */
         t3[i0] = 0.0;
@@ -242,6 +137,7 @@ int layernorm_backward(long N, const double *restrict saved, const double *restr
     for (long i0 = 0; i0 < 4; i0++) { /* mean gate: distributes 1/n */
         t4[i0] = t3[i0] / (2.0 * t0[i0]) / 6.0;
     }
+    const double *centered = saved + 6;
     double *g_centered = work + 32;
     for (long i0 = 0; i0 < 4; i0++) { /* copy gate: sums */
         for (long i1 = 0; i1 < 6; i1++) {

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 /* layernorm(x: f64[N,6], gamma: f64[6], beta: f64[6]): value f64[4,6] */
-#define layernorm_WORK_SIZE(N) 108
+#define layernorm_WORK_SIZE(N) 114
 #define layernorm_SAVED_SIZE(N) 58
 
 int layernorm(long N, const double *x, const double *gamma_, const double *beta, double *value, double *work);

@@ -120,401 +120,21 @@ int mlp(const double *restrict W1, const double *restrict b1, const double *rest
     return 0;
 }
 
-/* The value and the gradients with respect to W1, b1, W2, b2, X. */
+/* The value and the gradients with respect to W1, b1, W2, b2, X: mlp_forward, then mlp_backward from 1. */
 int mlp_value_and_grad(const double *restrict W1, const double *restrict b1, const double *restrict W2, const double *restrict b2, const double *restrict X, double *restrict value, double *restrict g_W1, double *restrict g_b1, double *restrict g_W2, double *restrict g_b2, double *restrict g_X, double *restrict work)
 {
-    double *t2 = work + 0;
-    for (long i0 = 0; i0 < 16384; i0++) {
-        t2[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 784; i1++) {
-            for (long i2 = 0; i2 < 256; i2++) {
-                t2[256 * i0 + i2] += X[784 * i0 + i1] * W1[256 * i1 + i2];
-            }
-        }
-    }
-    double *h = work + 16384;
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 256; i1++) {
-            h[256 * i0 + i1] = tanh(t2[256 * i0 + i1] + b1[i1]);
-        }
-    }
-    double *t3 = work + 0;
-    for (long i0 = 0; i0 < 640; i0++) {
-        t3[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 256; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                t3[10 * i0 + i2] += h[256 * i0 + i1] * W2[10 * i1 + i2];
-            }
-        }
-    }
-    double *logits = work + 640;
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            logits[10 * i0 + i1] = t3[10 * i0 + i1] + b2[i1];
-        }
-    }
-    double *t4 = work + 0;
-    for (long i0 = 0; i0 < 64; i0++) {
-        t4[i0] = -INFINITY;
-    }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            const double elem = logits[10 * i0 + i1];
-            if (elem > t4[i0] || elem != elem) t4[i0] = elem;
-        }
-    }
-    double *z = work + 1280;
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            z[10 * i0 + i1] = logits[10 * i0 + i1] - t4[i0];
-        }
-    }
-    double *t5 = work + 1920;
-    for (long i0 = 0; i0 < 640; i0++) {
-        t5[i0] = exp(z[i0]);
-    }
-    double *t6 = work + 64;
-    for (long i0 = 0; i0 < 64; i0++) {
-        t6[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            t6[i0] += t5[10 * i0 + i1];
-        }
-    }
-    double *t7 = work + 2560;
-    for (long i0 = 0; i0 < 64; i0++) {
-        t7[i0] = log(t6[i0]);
-    }
-    double t0 = 0.0;
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            t0 += Y[10 * i0 + i1] * (z[10 * i0 + i1] - t7[i0]);
-        }
-    }
-    double t1 = -t0 / 64.0;
-    /* backward */
-    double *t8 = work + 1280;
-    for (long i0 = 0; i0 < 640; i0++) { /* mul gate: swaps */
-        t8[i0] = 0.015625 * Y[i0];
-    }
-    double *t9 = work + 128;
-    for (long i0 = 0; i0 < 64; i0++) { /* broadcast: sums back */
-        t9[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            t9[i0] += t8[10 * i0 + i1];
-        }
-    }
-    double *t10 = work + 2560;
-    for (long i0 = 0; i0 < 64; i0++) { /* log gate: 1/x */
-        t10[i0] = t9[i0] / t6[i0];
-    }
-    double *g_z = work + 2624;
-    for (long i0 = 0; i0 < 64; i0++) { /* copy gate: sums */
-        for (long i1 = 0; i1 < 10; i1++) {
-            g_z[10 * i0 + i1] = -t8[10 * i0 + i1] + t10[i0] * t5[10 * i0 + i1];
-        }
-    }
-    double *t11 = work + 64;
-    for (long i0 = 0; i0 < 64; i0++) { /* broadcast: sums back */
-        t11[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            t11[i0] += -g_z[10 * i0 + i1];
-        }
-    }
-    double *t12 = work + 1280;
-    for (long i0 = 0; i0 < 64; i0++) { /* max gate: routes to the winners */
-        for (long i1 = 0; i1 < 10; i1++) {
-            t12[10 * i0 + i1] = logits[10 * i0 + i1] == t4[i0] ? 1.0 : 0.0;
-        }
-    }
-    double *t13 = work + 0;
-    for (long i0 = 0; i0 < 64; i0++) { /* max gate: routes to the winners */
-        t13[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            t13[i0] += t12[10 * i0 + i1];
-        }
-    }
-    double *t14 = work + 128;
-    for (long i0 = 0; i0 < 64; i0++) { /* max gate: routes to the winners */
-        t14[i0] = t11[i0] / t13[i0];
-    }
-    double *g_logits = work + 640;
-    for (long i0 = 0; i0 < 64; i0++) { /* copy gate: sums */
-        for (long i1 = 0; i1 < 10; i1++) {
-            g_logits[10 * i0 + i1] = g_z[10 * i0 + i1] + t12[10 * i0 + i1] * t14[i0];
-        }
-    }
-    double *g_h = work + 32768;
-    for (long i0 = 0; i0 < 64; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 256; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 10; i2++) {
-                acc += g_logits[10 * i0 + i2] * W2[10 * i1 + i2];
-            }
-            g_h[256 * i0 + i1] = acc;
-        }
-    }
-    for (long i0 = 0; i0 < 2560; i0++) { /* matmul gate: swaps, transposed */
-        g_W2[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 256; i0++) {
-        for (long i1 = 0; i1 < 64; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                g_W2[10 * i0 + i2] += h[i0 + 256 * i1] * g_logits[10 * i1 + i2];
-            }
-        }
-    }
-    double *t15 = work + 49152;
-    for (long i0 = 0; i0 < 16384; i0++) { /* tanh gate: 1 - t^2 */
-        t15[i0] = g_h[i0] * (1.0 - h[i0] * h[i0]);
-    }
-    for (long i0 = 0; i0 < 64; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 784; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 256; i2++) {
-                acc += t15[256 * i0 + i2] * W1[256 * i1 + i2];
-            }
-            g_X[784 * i0 + i1] = acc;
-        }
-    }
-    for (long i0 = 0; i0 < 200704; i0++) { /* matmul gate: swaps, transposed */
-        g_W1[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 784; i0++) {
-        for (long i1 = 0; i1 < 64; i1++) {
-            for (long i2 = 0; i2 < 256; i2++) {
-                g_W1[256 * i0 + i2] += X[i0 + 784 * i1] * t15[256 * i1 + i2];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 256; i0++) { /* broadcast: sums back */
-        g_b1[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 256; i1++) {
-            g_b1[i1] += t15[256 * i0 + i1];
-        }
-    }
-    for (long i0 = 0; i0 < 10; i0++) { /* broadcast: sums back */
-        g_b2[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            g_b2[i1] += g_logits[10 * i0 + i1];
-        }
-    }
-    value[0] = t1;
-    return 0;
+    const double one = 1.0; /* the seed */
+    int status = mlp_forward(W1, b1, W2, b2, X, value, work, work + mlp_SAVED_SIZE);
+    if (status == 0) status = mlp_backward(work, &one, g_W1, g_b1, g_W2, g_b2, g_X, work + mlp_SAVED_SIZE);
+    return status;
 }
 
-/* The value and the gradients, given the upstream gradient g of the output's shape. */
+/* The value and the gradients, given the upstream gradient g of the output's shape: mlp_forward, then mlp_backward. */
 int mlp_vjp(const double *restrict W1, const double *restrict b1, const double *restrict W2, const double *restrict b2, const double *restrict X, const double *restrict g, double *restrict value, double *restrict g_W1, double *restrict g_b1, double *restrict g_W2, double *restrict g_b2, double *restrict g_X, double *restrict work)
 {
-    double *t3 = work + 0;
-    for (long i0 = 0; i0 < 16384; i0++) {
-        t3[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 784; i1++) {
-            for (long i2 = 0; i2 < 256; i2++) {
-                t3[256 * i0 + i2] += X[784 * i0 + i1] * W1[256 * i1 + i2];
-            }
-        }
-    }
-    double *h = work + 16384;
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 256; i1++) {
-            h[256 * i0 + i1] = tanh(t3[256 * i0 + i1] + b1[i1]);
-        }
-    }
-    double *t4 = work + 0;
-    for (long i0 = 0; i0 < 640; i0++) {
-        t4[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 256; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                t4[10 * i0 + i2] += h[256 * i0 + i1] * W2[10 * i1 + i2];
-            }
-        }
-    }
-    double *logits = work + 640;
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            logits[10 * i0 + i1] = t4[10 * i0 + i1] + b2[i1];
-        }
-    }
-    double *t5 = work + 0;
-    for (long i0 = 0; i0 < 64; i0++) {
-        t5[i0] = -INFINITY;
-    }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            const double elem = logits[10 * i0 + i1];
-            if (elem > t5[i0] || elem != elem) t5[i0] = elem;
-        }
-    }
-    double *z = work + 1280;
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            z[10 * i0 + i1] = logits[10 * i0 + i1] - t5[i0];
-        }
-    }
-    double *t6 = work + 1920;
-    for (long i0 = 0; i0 < 640; i0++) {
-        t6[i0] = exp(z[i0]);
-    }
-    double *t7 = work + 64;
-    for (long i0 = 0; i0 < 64; i0++) {
-        t7[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            t7[i0] += t6[10 * i0 + i1];
-        }
-    }
-    double *t8 = work + 2560;
-    for (long i0 = 0; i0 < 64; i0++) {
-        t8[i0] = log(t7[i0]);
-    }
-    double t0 = 0.0;
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            t0 += Y[10 * i0 + i1] * (z[10 * i0 + i1] - t8[i0]);
-        }
-    }
-    double t1 = -t0 / 64.0;
-    /* backward */
-    double t2 = g[0] / 64.0; /* div gate: scales by 1/y */
-    double *t9 = work + 1280;
-    for (long i0 = 0; i0 < 640; i0++) { /* mul gate: swaps */
-        t9[i0] = t2 * Y[i0];
-    }
-    double *t10 = work + 128;
-    for (long i0 = 0; i0 < 64; i0++) { /* broadcast: sums back */
-        t10[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            t10[i0] += t9[10 * i0 + i1];
-        }
-    }
-    double *t11 = work + 2560;
-    for (long i0 = 0; i0 < 64; i0++) { /* log gate: 1/x */
-        t11[i0] = t10[i0] / t7[i0];
-    }
-    double *g_z = work + 2624;
-    for (long i0 = 0; i0 < 64; i0++) { /* copy gate: sums */
-        for (long i1 = 0; i1 < 10; i1++) {
-            g_z[10 * i0 + i1] = -t9[10 * i0 + i1] + t11[i0] * t6[10 * i0 + i1];
-        }
-    }
-    double *t12 = work + 64;
-    for (long i0 = 0; i0 < 64; i0++) { /* broadcast: sums back */
-        t12[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            t12[i0] += -g_z[10 * i0 + i1];
-        }
-    }
-    double *t13 = work + 1280;
-    for (long i0 = 0; i0 < 64; i0++) { /* max gate: routes to the winners */
-        for (long i1 = 0; i1 < 10; i1++) {
-            t13[10 * i0 + i1] = logits[10 * i0 + i1] == t5[i0] ? 1.0 : 0.0;
-        }
-    }
-    double *t14 = work + 0;
-    for (long i0 = 0; i0 < 64; i0++) { /* max gate: routes to the winners */
-        t14[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            t14[i0] += t13[10 * i0 + i1];
-        }
-    }
-    double *t15 = work + 128;
-    for (long i0 = 0; i0 < 64; i0++) { /* max gate: routes to the winners */
-        t15[i0] = t12[i0] / t14[i0];
-    }
-    double *g_logits = work + 640;
-    for (long i0 = 0; i0 < 64; i0++) { /* copy gate: sums */
-        for (long i1 = 0; i1 < 10; i1++) {
-            g_logits[10 * i0 + i1] = g_z[10 * i0 + i1] + t13[10 * i0 + i1] * t15[i0];
-        }
-    }
-    double *g_h = work + 32768;
-    for (long i0 = 0; i0 < 64; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 256; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 10; i2++) {
-                acc += g_logits[10 * i0 + i2] * W2[10 * i1 + i2];
-            }
-            g_h[256 * i0 + i1] = acc;
-        }
-    }
-    for (long i0 = 0; i0 < 2560; i0++) { /* matmul gate: swaps, transposed */
-        g_W2[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 256; i0++) {
-        for (long i1 = 0; i1 < 64; i1++) {
-            for (long i2 = 0; i2 < 10; i2++) {
-                g_W2[10 * i0 + i2] += h[i0 + 256 * i1] * g_logits[10 * i1 + i2];
-            }
-        }
-    }
-    double *t16 = work + 49152;
-    for (long i0 = 0; i0 < 16384; i0++) { /* tanh gate: 1 - t^2 */
-        t16[i0] = g_h[i0] * (1.0 - h[i0] * h[i0]);
-    }
-    for (long i0 = 0; i0 < 64; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 784; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 256; i2++) {
-                acc += t16[256 * i0 + i2] * W1[256 * i1 + i2];
-            }
-            g_X[784 * i0 + i1] = acc;
-        }
-    }
-    for (long i0 = 0; i0 < 200704; i0++) { /* matmul gate: swaps, transposed */
-        g_W1[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 784; i0++) {
-        for (long i1 = 0; i1 < 64; i1++) {
-            for (long i2 = 0; i2 < 256; i2++) {
-                g_W1[256 * i0 + i2] += X[i0 + 784 * i1] * t16[256 * i1 + i2];
-            }
-        }
-    }
-    for (long i0 = 0; i0 < 256; i0++) { /* broadcast: sums back */
-        g_b1[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 256; i1++) {
-            g_b1[i1] += t16[256 * i0 + i1];
-        }
-    }
-    for (long i0 = 0; i0 < 10; i0++) { /* broadcast: sums back */
-        g_b2[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 10; i1++) {
-            g_b2[i1] += g_logits[10 * i0 + i1];
-        }
-    }
-    value[0] = t1;
-    return 0;
+    int status = mlp_forward(W1, b1, W2, b2, X, value, work, work + mlp_SAVED_SIZE);
+    if (status == 0) status = mlp_backward(work, g, g_W1, g_b1, g_W2, g_b2, g_X, work + mlp_SAVED_SIZE);
+    return status;
 }
 
 /* The value, and in saved what mlp_backward reads. */
@@ -605,14 +225,6 @@ int mlp_forward(const double *restrict W1, const double *restrict b1, const doub
 /* The gradients with respect to W1, b1, W2, b2, X, given saved and the upstream gradient g. */
 int mlp_backward(const double *restrict saved, const double *restrict g, double *restrict g_W1, double *restrict g_b1, double *restrict g_W2, double *restrict g_b2, double *restrict g_X, double *restrict work)
 {
-    const double *W1 = saved + 0;
-    const double *W2 = saved + 200704;
-    const double *X = saved + 203264;
-    const double *h = saved + 253440;
-    const double *logits = saved + 269824;
-    const double *t0 = saved + 270464;
-    const double *t1 = saved + 270528;
-    const double *t2 = saved + 271168;
     /* backward */
     double t3 = g[0] / 64.0; /* div gate: scales by 1/y */
     double *t4 = work + 0;
@@ -628,10 +240,12 @@ int mlp_backward(const double *restrict saved, const double *restrict g, double 
             t5[i0] += t4[10 * i0 + i1];
         }
     }
+    const double *t2 = saved + 271168;
     double *t6 = work + 704;
     for (long i0 = 0; i0 < 64; i0++) { /* log gate: 1/x */
         t6[i0] = t5[i0] / t2[i0];
     }
+    const double *t1 = saved + 270528;
     double *g_z = work + 768;
     for (long i0 = 0; i0 < 64; i0++) { /* copy gate: sums */
         for (long i1 = 0; i1 < 10; i1++) {
@@ -647,6 +261,8 @@ int mlp_backward(const double *restrict saved, const double *restrict g, double 
             t7[i0] += -g_z[10 * i0 + i1];
         }
     }
+    const double *logits = saved + 269824;
+    const double *t0 = saved + 270464;
     double *t8 = work + 1408;
     for (long i0 = 0; i0 < 64; i0++) { /* max gate: routes to the winners */
         for (long i1 = 0; i1 < 10; i1++) {
@@ -672,6 +288,7 @@ int mlp_backward(const double *restrict saved, const double *restrict g, double 
             g_logits[10 * i0 + i1] = g_z[10 * i0 + i1] + t8[10 * i0 + i1] * t10[i0];
         }
     }
+    const double *W2 = saved + 200704;
     double *g_h = work + 2688;
     for (long i0 = 0; i0 < 64; i0++) { /* matmul gate: swaps, transposed */
         for (long i1 = 0; i1 < 256; i1++) {
@@ -682,6 +299,7 @@ int mlp_backward(const double *restrict saved, const double *restrict g, double 
             g_h[256 * i0 + i1] = acc;
         }
     }
+    const double *h = saved + 253440;
     for (long i0 = 0; i0 < 2560; i0++) { /* matmul gate: swaps, transposed */
         g_W2[i0] = 0.0;
     }
@@ -696,6 +314,7 @@ int mlp_backward(const double *restrict saved, const double *restrict g, double 
     for (long i0 = 0; i0 < 16384; i0++) { /* tanh gate: 1 - t^2 */
         t11[i0] = g_h[i0] * (1.0 - h[i0] * h[i0]);
     }
+    const double *W1 = saved + 0;
     for (long i0 = 0; i0 < 64; i0++) { /* matmul gate: swaps, transposed */
         for (long i1 = 0; i1 < 784; i1++) {
             double acc = 0.0;
@@ -705,6 +324,7 @@ int mlp_backward(const double *restrict saved, const double *restrict g, double 
             g_X[784 * i0 + i1] = acc;
         }
     }
+    const double *X = saved + 203264;
     for (long i0 = 0; i0 < 200704; i0++) { /* matmul gate: swaps, transposed */
         g_W1[i0] = 0.0;
     }

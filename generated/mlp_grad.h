@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 /* mlp(W1: f64[784,256], b1: f64[256], W2: f64[256,10], b2: f64[10], X: f64[64,784]): value f64[] */
-#define mlp_WORK_SIZE 65536
+#define mlp_WORK_SIZE 306688
 #define mlp_SAVED_SIZE 271232
 
 int mlp(const double *W1, const double *b1, const double *W2, const double *b2, const double *X, double *value, double *work);

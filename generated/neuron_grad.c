@@ -14,38 +14,21 @@ int neuron(const double *restrict w, const double *restrict x, double *restrict 
     return 0;
 }
 
-/* The value and the gradients with respect to w, x. */
+/* The value and the gradients with respect to w, x: neuron_forward, then neuron_backward from 1. */
 int neuron_value_and_grad(const double *restrict w, const double *restrict x, double *restrict value, double *restrict g_w, double *restrict g_x, double *restrict work)
 {
-    (void)work;
-    double dot = w[0] * x[0] + w[1] * x[1] + w[2];
-    double f = 1.0 / (1.0 + exp(-dot));
-    /* backward */
-    double g_dot = f * (1.0 - f); /* sigmoid gate: s(1 - s) */
-    g_w[0] = g_dot * x[0]; /* index gate: scatters back */
-    g_w[1] = g_dot * x[1];
-    g_w[2] = g_dot;
-    g_x[0] = g_dot * w[0]; /* index gate: scatters back */
-    g_x[1] = g_dot * w[1];
-    value[0] = f;
-    return 0;
+    const double one = 1.0; /* the seed */
+    int status = neuron_forward(w, x, value, work, work + neuron_SAVED_SIZE);
+    if (status == 0) status = neuron_backward(work, &one, g_w, g_x, work + neuron_SAVED_SIZE);
+    return status;
 }
 
-/* The value and the gradients, given the upstream gradient g of the output's shape. */
+/* The value and the gradients, given the upstream gradient g of the output's shape: neuron_forward, then neuron_backward. */
 int neuron_vjp(const double *restrict w, const double *restrict x, const double *restrict g, double *restrict value, double *restrict g_w, double *restrict g_x, double *restrict work)
 {
-    (void)work;
-    double dot = w[0] * x[0] + w[1] * x[1] + w[2];
-    double f = 1.0 / (1.0 + exp(-dot));
-    /* backward */
-    double g_dot = g[0] * (f * (1.0 - f)); /* sigmoid gate: s(1 - s) */
-    g_w[0] = g_dot * x[0]; /* index gate: scatters back */
-    g_w[1] = g_dot * x[1];
-    g_w[2] = g_dot;
-    g_x[0] = g_dot * w[0]; /* index gate: scatters back */
-    g_x[1] = g_dot * w[1];
-    value[0] = f;
-    return 0;
+    int status = neuron_forward(w, x, value, work, work + neuron_SAVED_SIZE);
+    if (status == 0) status = neuron_backward(work, g, g_w, g_x, work + neuron_SAVED_SIZE);
+    return status;
 }
 
 /* The value, and in saved what neuron_backward reads. */
@@ -55,11 +38,11 @@ int neuron_forward(const double *restrict w, const double *restrict x, double *r
     double dot = w[0] * x[0] + w[1] * x[1] + w[2];
     double f = 1.0 / (1.0 + exp(-dot));
     value[0] = f;
+    saved[8] = f;
     saved[0] = w[0];
-    saved[1] = x[0];
-    saved[2] = w[1];
-    saved[3] = x[1];
-    saved[4] = f;
+    saved[2] = x[0];
+    saved[4] = w[1];
+    saved[6] = x[1];
     return 0;
 }
 
@@ -67,16 +50,16 @@ int neuron_forward(const double *restrict w, const double *restrict x, double *r
 int neuron_backward(const double *restrict saved, const double *restrict g, double *restrict g_w, double *restrict g_x, double *restrict work)
 {
     (void)work;
-    const double w0 = saved[0];
-    const double x0 = saved[1];
-    const double w1 = saved[2];
-    const double x1 = saved[3];
-    const double f = saved[4];
+    const double f = saved[8];
     /* backward */
     double g_dot = g[0] * (f * (1.0 - f)); /* sigmoid gate: s(1 - s) */
+    const double x0 = saved[2];
+    const double x1 = saved[6];
     g_w[0] = g_dot * x0; /* index gate: scatters back */
     g_w[1] = g_dot * x1;
     g_w[2] = g_dot;
+    const double w0 = saved[0];
+    const double w1 = saved[4];
     g_x[0] = g_dot * w0; /* index gate: scatters back */
     g_x[1] = g_dot * w1;
     return 0;

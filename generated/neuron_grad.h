@@ -30,8 +30,8 @@ extern "C" {
 #endif
 
 /* neuron(w: f64[3], x: f64[2]): value f64[] */
-#define neuron_WORK_SIZE 0
-#define neuron_SAVED_SIZE 5
+#define neuron_WORK_SIZE 10
+#define neuron_SAVED_SIZE 10
 
 int neuron(const double *w, const double *x, double *value, double *work);
 int neuron_value_and_grad(const double *w, const double *x, double *value, double *g_w, double *g_x, double *work);

@@ -152,788 +152,21 @@ int rnn(long B, const double *restrict Wx, const double *restrict Wh, const doub
     return 0;
 }
 
-/* The value and the gradients with respect to Wx, Wh, b, xs. */
+/* The value and the gradients with respect to Wx, Wh, b, xs: rnn_forward, then rnn_backward from 1. */
 int rnn_value_and_grad(long B, const double *restrict Wx, const double *restrict Wh, const double *restrict b, const double *restrict xs, double *restrict value, double *restrict g_Wx, double *restrict g_Wh, double *restrict g_b, double *restrict g_xs, double *restrict work)
 {
-    if (B != 4) return 1; /* generated for B=4 */
-    double *t1 = work + 0;
-    for (long i0 = 0; i0 < 160; i0++) {
-        t1[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 32; i0++) {
-        for (long i1 = 0; i1 < 3; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                t1[5 * i0 + i2] += xs[3 * i0 + i1] * Wx[5 * i1 + i2];
-            }
-        }
-    }
-    double *h = work + 160;
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            h[5 * i0 + i1] = tanh(t1[5 * i0 + i1] + b[i1]);
-        }
-    }
-    double *t2 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) {
-        t2[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                t2[5 * i0 + i2] += h[5 * i0 + i1] * Wh[5 * i1 + i2];
-            }
-        }
-    }
-    double *h_1 = work + 200;
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            h_1[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + 20] + t2[5 * i0 + i1] + b[i1]);
-        }
-    }
-    double *t3 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) {
-        t3[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                t3[5 * i0 + i2] += h_1[5 * i0 + i1] * Wh[5 * i1 + i2];
-            }
-        }
-    }
-    double *h_2 = work + 220;
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            h_2[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + 40] + t3[5 * i0 + i1] + b[i1]);
-        }
-    }
-    double *t4 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) {
-        t4[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                t4[5 * i0 + i2] += h_2[5 * i0 + i1] * Wh[5 * i1 + i2];
-            }
-        }
-    }
-    double *h_3 = work + 240;
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            h_3[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + 60] + t4[5 * i0 + i1] + b[i1]);
-        }
-    }
-    double *t5 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) {
-        t5[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                t5[5 * i0 + i2] += h_3[5 * i0 + i1] * Wh[5 * i1 + i2];
-            }
-        }
-    }
-    double *h_4 = work + 260;
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            h_4[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + 80] + t5[5 * i0 + i1] + b[i1]);
-        }
-    }
-    double *t6 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) {
-        t6[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                t6[5 * i0 + i2] += h_4[5 * i0 + i1] * Wh[5 * i1 + i2];
-            }
-        }
-    }
-    double *h_5 = work + 280;
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            h_5[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + 100] + t6[5 * i0 + i1] + b[i1]);
-        }
-    }
-    double *t7 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) {
-        t7[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                t7[5 * i0 + i2] += h_5[5 * i0 + i1] * Wh[5 * i1 + i2];
-            }
-        }
-    }
-    double *h_6 = work + 300;
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            h_6[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + 120] + t7[5 * i0 + i1] + b[i1]);
-        }
-    }
-    double *t8 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) {
-        t8[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                t8[5 * i0 + i2] += h_6[5 * i0 + i1] * Wh[5 * i1 + i2];
-            }
-        }
-    }
-    double *h_7 = work + 320;
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            h_7[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + 140] + t8[5 * i0 + i1] + b[i1]);
-        }
-    }
-    double *t9 = work + 0;
-    for (long i0 = 0; i0 < 20; i0++) {
-        t9[i0] = h_7[i0] * h_7[i0];
-    }
-    double t0 = 0.0;
-    for (long i0 = 0; i0 < 20; i0++) {
-        t0 += t9[i0];
-    }
-    /* backward */
-    double *t10 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
-        t10[i0] = (h_7[i0] + h_7[i0]) * (1.0 - t9[i0]);
-    }
-    double *g_h = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 5; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 5; i2++) {
-                acc += t10[5 * i0 + i2] * Wh[5 * i1 + i2];
-            }
-            g_h[5 * i0 + i1] = acc;
-        }
-    }
-    double *t11 = work + 20;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
-        t11[i0] = g_h[i0] * (1.0 - h_6[i0] * h_6[i0]);
-    }
-    double *g_h_1 = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 5; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 5; i2++) {
-                acc += t11[5 * i0 + i2] * Wh[5 * i1 + i2];
-            }
-            g_h_1[5 * i0 + i1] = acc;
-        }
-    }
-    double *t12 = work + 40;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
-        t12[i0] = g_h_1[i0] * (1.0 - h_5[i0] * h_5[i0]);
-    }
-    double *g_h_2 = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 5; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 5; i2++) {
-                acc += t12[5 * i0 + i2] * Wh[5 * i1 + i2];
-            }
-            g_h_2[5 * i0 + i1] = acc;
-        }
-    }
-    double *t13 = work + 60;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
-        t13[i0] = g_h_2[i0] * (1.0 - h_4[i0] * h_4[i0]);
-    }
-    double *g_h_3 = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 5; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 5; i2++) {
-                acc += t13[5 * i0 + i2] * Wh[5 * i1 + i2];
-            }
-            g_h_3[5 * i0 + i1] = acc;
-        }
-    }
-    double *t14 = work + 80;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
-        t14[i0] = g_h_3[i0] * (1.0 - h_3[i0] * h_3[i0]);
-    }
-    double *g_h_4 = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 5; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 5; i2++) {
-                acc += t14[5 * i0 + i2] * Wh[5 * i1 + i2];
-            }
-            g_h_4[5 * i0 + i1] = acc;
-        }
-    }
-    double *t15 = work + 100;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
-        t15[i0] = g_h_4[i0] * (1.0 - h_2[i0] * h_2[i0]);
-    }
-    double *g_h_5 = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 5; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 5; i2++) {
-                acc += t15[5 * i0 + i2] * Wh[5 * i1 + i2];
-            }
-            g_h_5[5 * i0 + i1] = acc;
-        }
-    }
-    double *t16 = work + 120;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
-        t16[i0] = g_h_5[i0] * (1.0 - h_1[i0] * h_1[i0]);
-    }
-    double *g_h_6 = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 5; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 5; i2++) {
-                acc += t16[5 * i0 + i2] * Wh[5 * i1 + i2];
-            }
-            g_h_6[5 * i0 + i1] = acc;
-        }
-    }
-    double *t17 = work + 340;
-    for (long i0 = 0; i0 < 20; i0++) { /* copy gate: sums */
-        t17[i0] = h[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t17[i0 + 20] = h_1[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t17[i0 + 40] = h_2[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t17[i0 + 60] = h_3[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t17[i0 + 80] = h_4[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t17[i0 + 100] = h_5[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t17[i0 + 120] = h_6[i0];
-    }
-    double *t18 = work + 480;
-    for (long i0 = 0; i0 < 20; i0++) { /* copy gate: sums */
-        t18[i0] = t16[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t18[i0 + 20] = t15[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t18[i0 + 40] = t14[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t18[i0 + 60] = t13[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t18[i0 + 80] = t12[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t18[i0 + 100] = t11[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t18[i0 + 120] = t10[i0];
-    }
-    for (long i0 = 0; i0 < 25; i0++) { /* copy gate: sums */
-        g_Wh[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 5; i0++) {
-        for (long i1 = 0; i1 < 28; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                g_Wh[5 * i0 + i2] += t17[i0 + 5 * i1] * t18[5 * i1 + i2];
-            }
-        }
-    }
-    double *t19 = work + 140;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
-        t19[i0] = g_h_6[i0] * (1.0 - h[i0] * h[i0]);
-    }
-    double *t20 = work + 620;
-    for (long i0 = 0; i0 < 20; i0++) { /* index gate: scatters back */
-        t20[i0] = t19[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t20[i0 + 20] = t16[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t20[i0 + 40] = t15[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t20[i0 + 60] = t14[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t20[i0 + 80] = t13[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t20[i0 + 100] = t12[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t20[i0 + 120] = t11[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t20[i0 + 140] = t10[i0];
-    }
-    double *t21 = work + 340;
-    for (long i0 = 0; i0 < 32; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 3; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 5; i2++) {
-                acc += t20[5 * i0 + i2] * Wx[5 * i1 + i2];
-            }
-            t21[3 * i0 + i1] = acc;
-        }
-    }
-    for (long i0 = 0; i0 < 15; i0++) { /* matmul gate: swaps, transposed */
-        g_Wx[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 3; i0++) {
-        for (long i1 = 0; i1 < 32; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                g_Wx[5 * i0 + i2] += xs[i0 + 3 * i1] * t20[5 * i1 + i2];
-            }
-        }
-    }
-    double *t22 = work + 620;
-    for (long i0 = 0; i0 < 20; i0++) { /* copy gate: sums */
-        t22[i0] = t19[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t22[i0 + 20] = t16[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t22[i0 + 40] = t15[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t22[i0 + 60] = t14[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t22[i0 + 80] = t13[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t22[i0 + 100] = t12[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t22[i0 + 120] = t11[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t22[i0 + 140] = t10[i0];
-    }
-    for (long i0 = 0; i0 < 5; i0++) { /* copy gate: sums */
-        g_b[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 32; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            g_b[i1] += t22[5 * i0 + i1];
-        }
-    }
-    value[0] = t0;
-    for (long i0 = 0; i0 < 96; i0++) {
-        g_xs[i0] = t21[i0];
-    }
-    return 0;
+    const double one = 1.0; /* the seed */
+    int status = rnn_forward(B, Wx, Wh, b, xs, value, work, work + rnn_SAVED_SIZE(B));
+    if (status == 0) status = rnn_backward(B, work, &one, g_Wx, g_Wh, g_b, g_xs, work + rnn_SAVED_SIZE(B));
+    return status;
 }
 
-/* The value and the gradients, given the upstream gradient g of the output's shape. */
+/* The value and the gradients, given the upstream gradient g of the output's shape: rnn_forward, then rnn_backward. */
 int rnn_vjp(long B, const double *restrict Wx, const double *restrict Wh, const double *restrict b, const double *restrict xs, const double *restrict g, double *restrict value, double *restrict g_Wx, double *restrict g_Wh, double *restrict g_b, double *restrict g_xs, double *restrict work)
 {
-    if (B != 4) return 1; /* generated for B=4 */
-    double *t1 = work + 0;
-    for (long i0 = 0; i0 < 160; i0++) {
-        t1[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 32; i0++) {
-        for (long i1 = 0; i1 < 3; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                t1[5 * i0 + i2] += xs[3 * i0 + i1] * Wx[5 * i1 + i2];
-            }
-        }
-    }
-    double *h = work + 160;
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            h[5 * i0 + i1] = tanh(t1[5 * i0 + i1] + b[i1]);
-        }
-    }
-    double *t2 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) {
-        t2[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                t2[5 * i0 + i2] += h[5 * i0 + i1] * Wh[5 * i1 + i2];
-            }
-        }
-    }
-    double *h_1 = work + 200;
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            h_1[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + 20] + t2[5 * i0 + i1] + b[i1]);
-        }
-    }
-    double *t3 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) {
-        t3[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                t3[5 * i0 + i2] += h_1[5 * i0 + i1] * Wh[5 * i1 + i2];
-            }
-        }
-    }
-    double *h_2 = work + 220;
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            h_2[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + 40] + t3[5 * i0 + i1] + b[i1]);
-        }
-    }
-    double *t4 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) {
-        t4[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                t4[5 * i0 + i2] += h_2[5 * i0 + i1] * Wh[5 * i1 + i2];
-            }
-        }
-    }
-    double *h_3 = work + 240;
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            h_3[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + 60] + t4[5 * i0 + i1] + b[i1]);
-        }
-    }
-    double *t5 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) {
-        t5[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                t5[5 * i0 + i2] += h_3[5 * i0 + i1] * Wh[5 * i1 + i2];
-            }
-        }
-    }
-    double *h_4 = work + 260;
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            h_4[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + 80] + t5[5 * i0 + i1] + b[i1]);
-        }
-    }
-    double *t6 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) {
-        t6[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                t6[5 * i0 + i2] += h_4[5 * i0 + i1] * Wh[5 * i1 + i2];
-            }
-        }
-    }
-    double *h_5 = work + 280;
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            h_5[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + 100] + t6[5 * i0 + i1] + b[i1]);
-        }
-    }
-    double *t7 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) {
-        t7[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                t7[5 * i0 + i2] += h_5[5 * i0 + i1] * Wh[5 * i1 + i2];
-            }
-        }
-    }
-    double *h_6 = work + 300;
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            h_6[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + 120] + t7[5 * i0 + i1] + b[i1]);
-        }
-    }
-    double *t8 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) {
-        t8[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                t8[5 * i0 + i2] += h_6[5 * i0 + i1] * Wh[5 * i1 + i2];
-            }
-        }
-    }
-    double *h_7 = work + 320;
-    for (long i0 = 0; i0 < 4; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            h_7[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + 140] + t8[5 * i0 + i1] + b[i1]);
-        }
-    }
-    double *t9 = work + 0;
-    for (long i0 = 0; i0 < 20; i0++) {
-        t9[i0] = h_7[i0] * h_7[i0];
-    }
-    double t0 = 0.0;
-    for (long i0 = 0; i0 < 20; i0++) {
-        t0 += t9[i0];
-    }
-    /* backward */
-    double *t10 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) { /* mul gate: swaps */
-        t10[i0] = g[0] * h_7[i0];
-    }
-    double *t11 = work + 20;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
-        t11[i0] = (t10[i0] + t10[i0]) * (1.0 - t9[i0]);
-    }
-    double *g_h = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 5; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 5; i2++) {
-                acc += t11[5 * i0 + i2] * Wh[5 * i1 + i2];
-            }
-            g_h[5 * i0 + i1] = acc;
-        }
-    }
-    double *t12 = work + 40;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
-        t12[i0] = g_h[i0] * (1.0 - h_6[i0] * h_6[i0]);
-    }
-    double *g_h_1 = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 5; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 5; i2++) {
-                acc += t12[5 * i0 + i2] * Wh[5 * i1 + i2];
-            }
-            g_h_1[5 * i0 + i1] = acc;
-        }
-    }
-    double *t13 = work + 60;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
-        t13[i0] = g_h_1[i0] * (1.0 - h_5[i0] * h_5[i0]);
-    }
-    double *g_h_2 = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 5; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 5; i2++) {
-                acc += t13[5 * i0 + i2] * Wh[5 * i1 + i2];
-            }
-            g_h_2[5 * i0 + i1] = acc;
-        }
-    }
-    double *t14 = work + 80;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
-        t14[i0] = g_h_2[i0] * (1.0 - h_4[i0] * h_4[i0]);
-    }
-    double *g_h_3 = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 5; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 5; i2++) {
-                acc += t14[5 * i0 + i2] * Wh[5 * i1 + i2];
-            }
-            g_h_3[5 * i0 + i1] = acc;
-        }
-    }
-    double *t15 = work + 100;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
-        t15[i0] = g_h_3[i0] * (1.0 - h_3[i0] * h_3[i0]);
-    }
-    double *g_h_4 = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 5; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 5; i2++) {
-                acc += t15[5 * i0 + i2] * Wh[5 * i1 + i2];
-            }
-            g_h_4[5 * i0 + i1] = acc;
-        }
-    }
-    double *t16 = work + 120;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
-        t16[i0] = g_h_4[i0] * (1.0 - h_2[i0] * h_2[i0]);
-    }
-    double *g_h_5 = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 5; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 5; i2++) {
-                acc += t16[5 * i0 + i2] * Wh[5 * i1 + i2];
-            }
-            g_h_5[5 * i0 + i1] = acc;
-        }
-    }
-    double *t17 = work + 140;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
-        t17[i0] = g_h_5[i0] * (1.0 - h_1[i0] * h_1[i0]);
-    }
-    double *g_h_6 = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 5; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 5; i2++) {
-                acc += t17[5 * i0 + i2] * Wh[5 * i1 + i2];
-            }
-            g_h_6[5 * i0 + i1] = acc;
-        }
-    }
-    double *t18 = work + 340;
-    for (long i0 = 0; i0 < 20; i0++) { /* copy gate: sums */
-        t18[i0] = h[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t18[i0 + 20] = h_1[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t18[i0 + 40] = h_2[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t18[i0 + 60] = h_3[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t18[i0 + 80] = h_4[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t18[i0 + 100] = h_5[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t18[i0 + 120] = h_6[i0];
-    }
-    double *t19 = work + 480;
-    for (long i0 = 0; i0 < 20; i0++) { /* copy gate: sums */
-        t19[i0] = t17[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t19[i0 + 20] = t16[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t19[i0 + 40] = t15[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t19[i0 + 60] = t14[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t19[i0 + 80] = t13[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t19[i0 + 100] = t12[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t19[i0 + 120] = t11[i0];
-    }
-    for (long i0 = 0; i0 < 25; i0++) { /* copy gate: sums */
-        g_Wh[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 5; i0++) {
-        for (long i1 = 0; i1 < 28; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                g_Wh[5 * i0 + i2] += t18[i0 + 5 * i1] * t19[5 * i1 + i2];
-            }
-        }
-    }
-    double *t20 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
-        t20[i0] = g_h_6[i0] * (1.0 - h[i0] * h[i0]);
-    }
-    double *t21 = work + 620;
-    for (long i0 = 0; i0 < 20; i0++) { /* index gate: scatters back */
-        t21[i0] = t20[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t21[i0 + 20] = t17[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t21[i0 + 40] = t16[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t21[i0 + 60] = t15[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t21[i0 + 80] = t14[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t21[i0 + 100] = t13[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t21[i0 + 120] = t12[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t21[i0 + 140] = t11[i0];
-    }
-    double *t22 = work + 340;
-    for (long i0 = 0; i0 < 32; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 3; i1++) {
-            double acc = 0.0;
-            for (long i2 = 0; i2 < 5; i2++) {
-                acc += t21[5 * i0 + i2] * Wx[5 * i1 + i2];
-            }
-            t22[3 * i0 + i1] = acc;
-        }
-    }
-    for (long i0 = 0; i0 < 15; i0++) { /* matmul gate: swaps, transposed */
-        g_Wx[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 3; i0++) {
-        for (long i1 = 0; i1 < 32; i1++) {
-            for (long i2 = 0; i2 < 5; i2++) {
-                g_Wx[5 * i0 + i2] += xs[i0 + 3 * i1] * t21[5 * i1 + i2];
-            }
-        }
-    }
-    double *t23 = work + 620;
-    for (long i0 = 0; i0 < 20; i0++) { /* copy gate: sums */
-        t23[i0] = t20[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t23[i0 + 20] = t17[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t23[i0 + 40] = t16[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t23[i0 + 60] = t15[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t23[i0 + 80] = t14[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t23[i0 + 100] = t13[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t23[i0 + 120] = t12[i0];
-    }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t23[i0 + 140] = t11[i0];
-    }
-    for (long i0 = 0; i0 < 5; i0++) { /* copy gate: sums */
-        g_b[i0] = 0.0;
-    }
-    for (long i0 = 0; i0 < 32; i0++) {
-        for (long i1 = 0; i1 < 5; i1++) {
-            g_b[i1] += t23[5 * i0 + i1];
-        }
-    }
-    value[0] = t0;
-    for (long i0 = 0; i0 < 96; i0++) {
-        g_xs[i0] = t22[i0];
-    }
-    return 0;
+    int status = rnn_forward(B, Wx, Wh, b, xs, value, work, work + rnn_SAVED_SIZE(B));
+    if (status == 0) status = rnn_backward(B, work, g, g_Wx, g_Wh, g_b, g_xs, work + rnn_SAVED_SIZE(B));
+    return status;
 }
 
 /* The value, and in saved what rnn_backward reads. */
@@ -1092,27 +325,18 @@ int rnn_forward(long B, const double *restrict Wx, const double *restrict Wh, co
 int rnn_backward(long B, const double *restrict saved, const double *restrict g, double *restrict g_Wx, double *restrict g_Wh, double *restrict g_b, double *restrict g_xs, double *restrict work)
 {
     if (B != 4) return 1; /* generated for B=4 */
-    const double *Wx = saved + 0;
-    const double *Wh = saved + 15;
-    const double *t0 = saved + 40;
-    const double *h = saved + 136;
-    const double *h_1 = saved + 156;
-    const double *h_2 = saved + 176;
-    const double *h_3 = saved + 196;
-    const double *h_4 = saved + 216;
-    const double *h_5 = saved + 236;
-    const double *h_6 = saved + 256;
     const double *h_7 = saved + 276;
-    const double *t1 = saved + 296;
     /* backward */
     double *t2 = work + 0;
     for (long i0 = 0; i0 < 20; i0++) { /* mul gate: swaps */
         t2[i0] = g[0] * h_7[i0];
     }
+    const double *t1 = saved + 296;
     double *t3 = work + 20;
     for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
         t3[i0] = (t2[i0] + t2[i0]) * (1.0 - t1[i0]);
     }
+    const double *Wh = saved + 15;
     double *g_h = work + 0;
     for (long i0 = 0; i0 < 4; i0++) { /* matmul gate: swaps, transposed */
         for (long i1 = 0; i1 < 5; i1++) {
@@ -1123,6 +347,7 @@ int rnn_backward(long B, const double *restrict saved, const double *restrict g,
             g_h[5 * i0 + i1] = acc;
         }
     }
+    const double *h_6 = saved + 256;
     double *t4 = work + 40;
     for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
         t4[i0] = g_h[i0] * (1.0 - h_6[i0] * h_6[i0]);
@@ -1137,6 +362,7 @@ int rnn_backward(long B, const double *restrict saved, const double *restrict g,
             g_h_1[5 * i0 + i1] = acc;
         }
     }
+    const double *h_5 = saved + 236;
     double *t5 = work + 60;
     for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
         t5[i0] = g_h_1[i0] * (1.0 - h_5[i0] * h_5[i0]);
@@ -1151,6 +377,7 @@ int rnn_backward(long B, const double *restrict saved, const double *restrict g,
             g_h_2[5 * i0 + i1] = acc;
         }
     }
+    const double *h_4 = saved + 216;
     double *t6 = work + 80;
     for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
         t6[i0] = g_h_2[i0] * (1.0 - h_4[i0] * h_4[i0]);
@@ -1165,6 +392,7 @@ int rnn_backward(long B, const double *restrict saved, const double *restrict g,
             g_h_3[5 * i0 + i1] = acc;
         }
     }
+    const double *h_3 = saved + 196;
     double *t7 = work + 100;
     for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
         t7[i0] = g_h_3[i0] * (1.0 - h_3[i0] * h_3[i0]);
@@ -1179,6 +407,7 @@ int rnn_backward(long B, const double *restrict saved, const double *restrict g,
             g_h_4[5 * i0 + i1] = acc;
         }
     }
+    const double *h_2 = saved + 176;
     double *t8 = work + 120;
     for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
         t8[i0] = g_h_4[i0] * (1.0 - h_2[i0] * h_2[i0]);
@@ -1193,6 +422,7 @@ int rnn_backward(long B, const double *restrict saved, const double *restrict g,
             g_h_5[5 * i0 + i1] = acc;
         }
     }
+    const double *h_1 = saved + 156;
     double *t9 = work + 140;
     for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
         t9[i0] = g_h_5[i0] * (1.0 - h_1[i0] * h_1[i0]);
@@ -1207,6 +437,7 @@ int rnn_backward(long B, const double *restrict saved, const double *restrict g,
             g_h_6[5 * i0 + i1] = acc;
         }
     }
+    const double *h = saved + 136;
     double *t10 = work + 160;
     for (long i0 = 0; i0 < 20; i0++) { /* copy gate: sums */
         t10[i0] = h[i0];
@@ -1290,6 +521,7 @@ int rnn_backward(long B, const double *restrict saved, const double *restrict g,
     for (long i0 = 0; i0 < 20; i0++) {
         t13[i0 + 140] = t3[i0];
     }
+    const double *Wx = saved + 0;
     double *t14 = work + 180;
     for (long i0 = 0; i0 < 32; i0++) { /* matmul gate: swaps, transposed */
         for (long i1 = 0; i1 < 3; i1++) {
@@ -1300,6 +532,7 @@ int rnn_backward(long B, const double *restrict saved, const double *restrict g,
             t14[3 * i0 + i1] = acc;
         }
     }
+    const double *t0 = saved + 40;
     for (long i0 = 0; i0 < 15; i0++) { /* matmul gate: swaps, transposed */
         g_Wx[i0] = 0.0;
     }

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 /* rnn(Wx: f64[3,5], Wh: f64[5,5], b: f64[5], xs: f64[8,B,3]): value f64[] */
-#define rnn_WORK_SIZE(B) 780
+#define rnn_WORK_SIZE(B) 916
 #define rnn_SAVED_SIZE(B) 316
 
 int rnn(long B, const double *Wx, const double *Wh, const double *b, const double *xs, double *value, double *work);

@@ -34,6 +34,7 @@ import math
 import os
 import random
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -513,12 +514,52 @@ class Generator:
             value = self.reduce_all(value)
         if not self.params or value.literal:
             value = self.binary_with_new_param(value)
+        text = value.text
+        if self.c.int(0, 99) >= 75:  # (a choice of 0, where shrinking goes: none)
+            text = self.control_flow(text)
         enabled = None
         if self.c.int(0, 99) >= 75:  # a quarter of the programs run with some passes off
             enabled = [name for name in passes.NAMES if self.c.chance(50)]
         return Program(
-            self.render(value.text), enabled, set(self.used), list(getattr(self.c, "choices", []))
+            self.render(text), enabled, set(self.used), list(getattr(self.c, "choices", []))
         )
+
+    def control_flow(self, text: str) -> str:
+        """The result through a branch on a traced test, a loop kept as a loop (600 steps),
+        an unrolled loop with a break on a traced test, or a while loop to a tolerance."""
+        self.lines.append(f"cf_s = {text}")
+        kind = self.c.int(0, 3)
+        if kind == 0:
+            self.lines += [
+                "if np.sum(cf_s) > 0.0:",
+                "    cf_r = np.tanh(cf_s) * 1.5",
+                "elif np.sum(cf_s) < -1.0:",
+                "    cf_r = cf_s * cf_s",
+                "else:",
+                "    cf_r = cf_s - 0.25",
+            ]
+        elif kind == 1:
+            steps = 600 if self.c.chance(50) else 3
+            self.lines += [
+                "cf_r = cf_s * 0.0",
+                f"for cf_k in range({steps}):",
+                "    cf_r = 0.5 * cf_r + np.sin(cf_s)",
+            ]
+        elif kind == 2:
+            self.lines += [
+                "cf_r = cf_s * 0.0",
+                "for cf_k in range(4):",
+                "    cf_r = cf_r + cf_s * (cf_k + 1.0)",
+                "    if np.sum(cf_r) > 2.0:",
+                "        break",
+            ]
+        else:
+            self.lines += [
+                "cf_r = np.tanh(cf_s) + 2.0",
+                "while np.sum(cf_r * cf_r) > 1e-6:",
+                "    cf_r = 0.25 * cf_r",
+            ]
+        return "cf_r"
 
     def render(self, ret: str) -> str:
         lines = ['"""A program written by tests/fuzzgen.py."""', "", "import numpy as np", ""]
@@ -944,9 +985,42 @@ def build_python_planned(
         scan.ALWAYS, scan.MIN_ROWS = lowering
 
 
+class Unsupported(Exception):
+    """The target does not emit an op of the program (yet): the program is not its test."""
+
+
+def build_c(path: Path, out: Path, enabled: Sequence[str] | None = None) -> tuple[Any, ModuleType]:
+    """The C emitter: compile, write the .c, .h and loader, import the loader (which builds
+    the C with the system compiler into a cache inside `out`). An op the C target refuses
+    (NOT_YET_C in test_c_target.py) makes the program unsupported, not a failure."""
+    try:
+        compiled = compile_file(path, target="c", enabled_passes=enabled)
+    except GradgenError as e:
+        if "the C target does not support" in e.message:
+            raise Unsupported(e.message) from None
+        raise
+    stem = f"{path.stem}_grad"
+    for ext, text in compiled.files.items():
+        write_atomic(out / f"{stem}{ext}", text)
+    old = os.environ.get("GRADGEN_CACHE")
+    os.environ["GRADGEN_CACHE"] = str(out / "cache")  # (not the user's cache)
+    try:
+        return compiled, check.import_path(out / f"{stem}_c.py")
+    finally:
+        if old is None:
+            os.environ.pop("GRADGEN_CACHE", None)
+        else:
+            os.environ["GRADGEN_CACHE"] = old
+
+
+def _has_cc() -> bool:
+    return shutil.which(os.environ.get("CC", "cc")) is not None
+
+
 TARGETS: list[Target] = [
     Target("python", build_python),
     Target("python-planned", build_python_planned),
+    Target("c", build_c, _has_cc),
 ]
 TARGET_NAMES = [t.name for t in TARGETS]
 
@@ -1124,6 +1198,8 @@ def judge(
         path.write_text(source)
         try:
             compiled, module = target.build(path, Path(tmp) / "out", enabled)
+        except Unsupported as e:
+            return Verdict("rejected", "unsupported", str(e))
         except GradgenError as e:
             return Verdict("fail", "compile", e.render())
         except Exception:

@@ -7,6 +7,7 @@ to 1e-12 relative, and the module passes the numeric check.
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import shutil
@@ -31,6 +32,12 @@ pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compile
 # the op and the user's line. scan is a lowering for numpy only: the C target skips it.
 NOT_YET_C = {
     "scan",
+    # control-flow regions (issue 14): the Python target only, so far
+    "cond",
+    "loop",
+    "part",
+    "zeros",
+    "accumulate",
     # integer results
     "argmax",
     "argmin",
@@ -436,3 +443,47 @@ def test_loader_checks_shapes_and_copies_other_layouts(examples_c):
     assert cm.neuron(w, x32) == cm.neuron(np.ascontiguousarray(w), x32.astype(np.float64))
     big = np.array([0.5, -1.0], dtype=">f8")  # another byte order: converted
     assert cm.neuron(w, big) == cm.neuron(w, big.astype(np.float64))
+
+
+CHAIN = """import numpy as np
+
+
+def chain(a: "f64[]", b: "f64[]", c: "f64[]", x0: "f64[]"):
+    s = x0
+    for _ in range(40):
+        s = c * np.tanh(a * s + b)
+    return s
+"""
+
+
+def test_chain_body_exists_once_forward_once_backward(tmp_path):
+    """NAME_value_and_grad and NAME_vjp call NAME_forward and NAME_backward: an unrolled
+    chain is written out in NAME, NAME_forward and NAME_backward only (a 500-step chain
+    then compiles in a fraction of the time). Backward sums the copy gate in place
+    (`g_b_1 += t;`), and recomputes s = c * t rather than saving it; the numbers are the
+    Python target's all the same."""
+    path = tmp_path / "chain.py"
+    path.write_text(CHAIN)
+    kw = {"loops": "unroll"} if "loops" in inspect.signature(compile_file).parameters else {}
+    compiled, loader = write_c(path, tmp_path / "c", **kw)
+    text = (tmp_path / "c" / "chain_grad.c").read_text()
+    bodies = dict(re.findall(r"\nint (\w+)\([^\n]*\)\n\{\n(.*?)\n\}\n", text, re.S))
+    assert bodies["chain"].count("tanh(") == 40
+    assert bodies["chain_forward"].count("tanh(") == 40
+    for fn in ("chain_value_and_grad", "chain_vjp"):
+        assert "tanh" not in bodies[fn]
+        assert "chain_forward(" in bodies[fn] and "chain_backward(" in bodies[fn]
+    backward = bodies["chain_backward"]
+    assert re.search(r"^    g_b_1 \+= t\d+; /\* copy gate: sums \*/$", backward, re.M)
+    header = (tmp_path / "c" / "chain_grad.h").read_text()
+    saved = int(re.search(r"#define chain_SAVED_SIZE (\d+)", header).group(1))
+    assert saved == 2 * (3 + 40)  # a, c, x0 and the 40 tanh outputs, each with its gap
+    cc = subprocess.run(
+        ["cc", *STRICT, "-c", str(tmp_path / "c" / "chain_grad.c"), "-o", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+    )
+    assert cc.returncode == 0, cc.stderr
+    write_atomic(tmp_path / "py" / "chain_grad.py", compile_file(path, **kw).source)
+    py = check.import_path(tmp_path / "py" / "chain_grad.py")
+    agree(py, check.import_path(loader), compiled.functions, np.random.default_rng(5))

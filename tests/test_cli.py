@@ -121,13 +121,14 @@ ERRORS = {
     "int parameter": ('def f(x: "i64[3]"):\n    return x\n', "expr.py:1", "float parameters only"),
     "returns tuple": ("def f(x):\n    return x, x\n", "expr.py:1", "returns a tuple"),
     "returns None": ("def f(x):\n    y = x * 2\n", "expr.py:1", "returns None"),
-    "if on traced": (
-        "def f(x):\n    if x > 0:\n        return x\n    return -x\n",
-        "expr.py:2",
-        "np.where",
+    "return in a loop on traced": (
+        "def f(x):\n    for i in range(3):\n        if x > i:\n            return x * i\n"
+        "    return x\n",
+        "expr.py:3",
+        "return after the loop",
     ),
-    "while on traced": (
-        "def f(x):\n    while x < 3:\n        x = x * 2\n    return x\n",
+    "bool of traced": (
+        "def f(x):\n    if bool(x > 0):\n        return x\n    return -x\n",
         "expr.py:2",
         "np.where",
     ),
@@ -255,7 +256,9 @@ def test_never_clobbers_a_foreign_file(tmp_path, capsys):
 
 def test_console_has_no_traceback_for_errors(tmp_path):
     """The real process: message on stderr, status 2, no traceback."""
-    path = write_source(tmp_path, "def f(x):\n    if x > 1:\n        return x\n    return x\n")
+    path = write_source(
+        tmp_path, "def f(x):\n    if bool(x > 1):\n        return x\n    return x\n"
+    )
     proc = subprocess.run(
         [sys.executable, str(ROOT / "cli.py"), str(path), "--out", str(tmp_path / "o")],
         capture_output=True,

@@ -130,6 +130,40 @@ CASES = [
     ("x: f64[6]", "np.gradient(x, 0.5, edge_order=2)"),
     ("x: f64[3,4]", "np.gradient(x, axis=1) * np.gradient(x, 2.0)[0]"),
     ("x: f64[5], t: f64[5]", "np.gradient(x * x, np.cumsum(np.exp(t)))"),
+    ("p: f64[3], x: f64[4]", "np.polyval(p, x)"),
+    ("x: f64[4]", "np.polyval(np.array([1.0, -2.0, 0.5]), x) + np.polyval(x, 0.7)"),
+    ("a: f64[7], v: f64[3]", "np.convolve(a, v)"),
+    ("a: f64[7], v: f64[3]", "np.convolve(a, v, mode='same') + np.convolve(v, a, 'same')"),
+    ("a: f64[7], v: f64[3]", "np.convolve(a * a, v, mode='valid')"),
+    ("a: f64[6], v: f64[4]", "np.correlate(a, v)"),
+    ("a: f64[6], v: f64[4]", "np.correlate(a, v, 'full') + np.correlate(v, a, 'full')"),
+    ("a: f64[5], v: f64[2]", "np.correlate(v, a, mode='same') + np.correlate(a, v, 'same')"),
+    ("x: f64[3], y: f64[4]", "np.meshgrid(x, y)[0] * np.meshgrid(x, y)[1]"),
+    ("x: f64[3], y: f64[2]", "np.meshgrid(x, y, indexing='ij', sparse=True)[1] * x[:, None]"),
+    ("x: f64[2,2]", "np.diagflat(x) + np.diagflat(x[0], -2)"),
+    ("x: f64[3,5]", "np.cov(x)"),
+    (
+        "x: f64[5,3]",
+        "np.cov(x, rowvar=False, bias=True) + np.sum(np.cov(x[:, 0], x[:, 1], ddof=0))",
+    ),
+    ("x: f64[6]", "np.cov(x * x)"),
+    ("x: f64[3,5]", "np.corrcoef(x)"),
+    ("x: f64[4], y: f64[4]", "np.corrcoef(x, y * y)"),
+    ("fp: f64[5]", "np.interp(np.array([-1.0, 0.0, 0.5, 2.25, 4.0, 6.0]), np.arange(5.0), fp)"),
+    (
+        "fp: f64[3], l: f64[]",
+        "np.interp(np.array([0.5, -3.0, 9.0]), np.array([0.0, 1.0, 3.0]), fp, left=l, right=2.0)",
+    ),
+    ("x: f64[3,4]", "x * np.round(x) + x * np.round(x, 1) + np.around(x * 100.0, -1)"),
+    ("x: f64[5]", "np.where(np.signbit(x), x * x, -x)"),
+    (
+        "x: f64[3], y: f64[3]",
+        "np.where(np.logical_or(np.isclose(x, y), np.isclose(x, 0.5, atol=0.1)), x, y * y)",
+    ),
+    (
+        "x: f64[3,4]",
+        "np.nan_to_num(np.where(HOLES4, np.nan, x)) + np.nan_to_num(np.where(HOLES4, -np.inf, x), neginf=-2.0)",
+    ),
 ]
 
 

@@ -19,7 +19,7 @@ needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is 
 
 
 def _traced(path):
-    loaded = load(path, None, {})
+    loaded = load(path, None, {}, "unroll")  # (as --draw traces: loops unrolled)
     spec = loaded.functions[0]
     return spec, trace_function(loaded, spec)
 
@@ -167,3 +167,21 @@ def test_bad_extension(tmp_path):
     with pytest.raises(GradgenError) as e:
         draw.render("digraph {}", tmp_path / "c.jpg")
     assert ".dot, .svg, .png or .pdf" in e.value.message
+
+
+def test_traced_branch_is_refused_with_its_line(tmp_path):
+    path = write_source(
+        tmp_path,
+        """
+        import numpy as np
+
+        def f(x):
+            if x > 0:
+                return np.sqrt(x)
+            return -x
+        """,
+    )
+    spec, graph = _traced(path)
+    with pytest.raises(GradgenError, match="a circuit has no branches") as e:
+        draw.circuit(graph, [np.float64(2.0)], "")
+    assert e.value.src.line == 4

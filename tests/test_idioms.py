@@ -120,7 +120,7 @@ def test_idiom(tmp_path, name):
 ERRORS = [
     ("s = float(x[0])", "float()", "np.exp"),
     ("s = math.exp(x[0])", "math", "np.exp"),
-    ("s = 1.0 if x[0] > 0 else 2.0", "`if`", "np.where"),
+    ("s = 1.0 if bool(x[0] > 0) else 2.0", "`if`", "np.where"),
     ("s = range(x[0])", "index", None),
     ("s = np.asarray(x).tolist()", "tolist", None),
     ("s = np.zeros(3); np.copyto(s, np.ones(3))", "writes into its argument", None),

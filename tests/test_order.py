@@ -31,6 +31,12 @@ CASES = [
     ("x: f64[6]", "np.partition(x, 2)[2] + np.sum(np.partition(x, 3)[:3])"),
     ("x: f64[6], y: f64[6]", "y[np.argpartition(x, 1)[:2]]"),
     ("x: f64[2,3]", "_put(x)"),
+    # indices where a constant condition holds: numpy's own, as integer constants
+    ("x: f64[5]", "x[np.where(np.arange(5) % 2 == 0)] * 2.0"),
+    ("x: f64[3,4]", "x[np.nonzero(np.eye(3, 4) + np.zeros_like(x) > 0)]"),
+    ("x: f64[5]", "x[np.flatnonzero(np.zeros_like(x) < np.arange(5) % 3)]"),
+    ("x: f64[3,4]", "x[tuple(np.argwhere(np.tril(np.ones_like(x)) > 0).T)]"),
+    ("x: f64[3,4]", "x[np.where(np.ones_like(x) * np.arange(4) > 1.5)]"),
 ]
 
 
@@ -101,3 +107,34 @@ def test_refusals_name_the_line(tmp_path, body, message):
         compile_file(path)
     assert message in e.value.message, e.value.message
     assert "expr.py:" in e.value.render()
+
+
+@pytest.mark.parametrize(
+    "call, named",
+    [
+        ("np.where(x > 0.0)", "np.where(cond) with one argument"),
+        ("np.nonzero(x > 0.0)", "np.nonzero(cond)"),
+        ("np.flatnonzero(x * x > 0.5)", "np.flatnonzero(cond)"),
+        ("np.argwhere(x > 0.0)[:, 0]", "np.argwhere(cond)"),
+    ],
+)
+def test_indices_of_a_traced_condition_are_refused_at_the_line(tmp_path, call, named):
+    """How many indices there are depends on the values: refused, naming the user's line
+    and pointing at np.where(cond, a, b), which keeps the shape."""
+    path = write_source(
+        tmp_path,
+        f'import numpy as np\n\n\ndef f(x: "f64[4]"):\n    i = {call}\n    return np.sum(x[i])\n',
+    )
+    with pytest.raises(GradgenError) as e:
+        compile_file(path)
+    assert e.value.message.startswith(f"{named} gives the indices"), e.value.message
+    assert "depend on the parameters' values" in e.value.message
+    assert "np.where(cond, a, b)" in e.value.hint
+    assert "expr.py:5" in e.value.render()
+
+
+def test_two_argument_where_is_numpy_s_error(tmp_path):
+    path = write_expr(tmp_path, "x: f64[4]", "np.where(x > 0, x)")
+    with pytest.raises(GradgenError) as e:
+        compile_file(path)
+    assert "one argument (cond) or three (cond, x, y)" in e.value.message

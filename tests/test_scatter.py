@@ -140,7 +140,7 @@ def test_the_loop_makes_its_gradient_once(tmp_path, pass_set):
     """The issue's example: x[i] read in 500 steps gives one array, written element by
     element; the forward reads x as a list of floats."""
     path = write_source(tmp_path, LOOP.format(n=500))
-    compiled = compile_file(path, enabled_passes=passes.parse(pass_set))
+    compiled = compile_file(path, enabled_passes=passes.parse(pass_set), loops="unroll")
     src = compiled.source
     # one array in value_and_grad, one in backward: no zeros per read
     assert src.count("np.zeros(") == 2
@@ -170,7 +170,7 @@ def test_the_loop_needs_little_memory(tmp_path):
 
 def _sizes(tmp_path, n: int) -> tuple[int, int, int]:
     path = write_source(tmp_path, LOOP.format(n=n), stem=f"loop{n}")
-    compiled = compile_file(path)
+    compiled = compile_file(path, loops="unroll")  # (the unrolled path: issue 16)
     t = compiled.functions[0]
     return len(t.value_and_grad.nodes), len(t.vjp.nodes), compiled.source.count("\n")
 

@@ -15,6 +15,7 @@ one pass; matmul is an i-k-j loop nest. Per-op text comes from the op table's `c
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -288,6 +289,9 @@ class CWalker:
         self.work_size = 0
         self.decls: dict[int, str] = {}  # work node -> its pointer's name
         self.gathers: dict[int, tuple[View, list]] = {}  # gather node -> (source, inputs)
+        self.named: dict[int, str] = {}  # names given before planning
+        self.locals: set[int] = set()  # scalar statements declared as locals of their own
+        self.reuse: dict[int, Node] = {}  # scalar statement -> the input whose local it takes
 
     # -- binding --
 
@@ -354,9 +358,35 @@ class CWalker:
             )
             self.stmts.append(Stmt(node, kind, reads, node.tag))
             if node.shape == ():
-                self.values[node.id] = Scalar(Expr(self.namer.fresh(node.name), C.ATOM))
+                last = self._reusable(node, uses, keep) if kind == "elementwise" else None
+                if last is not None:  # s = c * tanh(a * s + b); g_b += t7;
+                    self.reuse[node.id] = last
+                    self.values[node.id] = self.values[last.id]
+                else:
+                    name = self.named.get(node.id) or self.namer.fresh(node.name)
+                    self.values[node.id] = Scalar(Expr(name, C.ATOM))
+                self.locals.add(node.id)
             else:
                 self.values[node.id] = View("", 0, contiguous(node.shape), node.shape, node.id)
+
+    def _reusable(self, node: Node, uses: dict[int, int], keep: set[int]) -> Node | None:
+        """The input of scalar `node` whose local `node` takes over: one of the same name
+        (a value the user's code reassigns, a gradient summed over the copy gate), read
+        by `node` alone. Besides reading like the source, this keeps gcc's expander from
+        folding a long sum into one expression tree that keeps every term live to its end
+        (with one local per partial sum, a 500-step chain's backward took 5x longer)."""
+        if not node.name:
+            return None
+        for x in node.inputs:
+            if (
+                x.id in self.locals
+                and x.name == node.name
+                and uses.get(x.id) == 1
+                and x.id not in keep
+                and node.inputs.count(x) == 1
+            ):
+                return x
+        return None
 
     def _inlines_into(self, node: Node, user: Node) -> bool:
         uform = c_form(user.op)
@@ -462,21 +492,37 @@ class CWalker:
             return Expr(f"{v.base}[{v.offset}]", C.ATOM)
         return Expr(loop.leaf(v), C.ATOM)
 
-    def render(self) -> list[str]:
+    def render(
+        self, after: dict[int, list[str]] | None = None, lazy: dict[str, str] | None = None
+    ) -> list[str]:
+        """The statements, each the lines of one node (`statements`), in order. `after`:
+        lines written right after a node's statement (a saved scalar stored as soon as it
+        exists); `lazy`: declarations {name: line} written just before the first
+        statement that names them (a saved value read where it is first needed), taken
+        out of `lazy`. Both keep live ranges short: a long unrolled chain then costs the
+        register allocator little."""
         out: list[str] = []
+        for node, lines in self.statements():
+            if lazy:
+                out += take_named(lazy, lines)
+            out.extend(lines)
+            out.extend((after or {}).get(node.id, ()))
+        return out
+
+    def statements(self):
+        """(node, its lines) for each statement: the one place where a node becomes C."""
         in_backward = False
         for st in self.stmts:
             node = st.node
             lines = getattr(self, f"_emit_{st.kind}")(node)
             if self.comments and st.comment:
-                if not in_backward:
-                    out.append("/* backward */")
-                    in_backward = True
                 lines[0] = f"{lines[0]} /* {st.comment} */"
             if node.id in self.decls:
-                out.append(f"double *{self.decls[node.id]} = work + {self.slots[node.id]};")
-            out.extend(lines)
-        return out
+                lines.insert(0, f"double *{self.decls[node.id]} = work + {self.slots[node.id]};")
+            if self.comments and st.comment and not in_backward:
+                lines.insert(0, "/* backward */")
+                in_backward = True
+            yield node, lines
 
     def _store(self, node: Node, loop: Loop) -> str:
         return loop.leaf(self.homes[node.id])
@@ -484,8 +530,16 @@ class CWalker:
     def _emit_elementwise(self, node: Node) -> list[str]:
         form = c_form(node.op)
         if node.shape == ():
+            name = self.values[node.id].expr.text
+            last = self.reuse.get(node.id)
+            if last is None:
+                e = form([self.element(i, None) for i in node.inputs], node)
+                return [f"double {name} = {e.text};"]
+            if node.op == "add":  # (IEEE addition commutes: the same bits either way)
+                other = node.inputs[1] if node.inputs[0] is last else node.inputs[0]
+                return [f"{name} += {self.element(other, None).text};"]
             e = form([self.element(i, None) for i in node.inputs], node)
-            return [f"double {self.values[node.id].expr.text} = {e.text};"]
+            return [f"{name} = {e.text};"]
         loop = Loop(node.shape)
         e = form([self.element(i, loop) for i in node.inputs], node)
         return loop.render([f"{self._store(node, loop)} = {e.text};"])
@@ -722,6 +776,13 @@ class CWalker:
         return self._copy(dest, node)
 
 
+def take_named(pending: dict[str, str], lines: Sequence[str]) -> list[str]:
+    """The declarations in `pending` whose names `lines` mention, taken out of it."""
+    text = "\n".join(lines)
+    named = [n for n in pending if re.search(rf"\b{re.escape(n)}\b", text)]
+    return [pending.pop(n) for n in named]
+
+
 def _pad(v: View, ndim: int) -> View:
     extra = ndim - len(v.shape)
     return View(
@@ -835,6 +896,7 @@ class CFunction:
     lines: list[str]
     doc: str
     work: int = 0
+    returns: bool = False  # the lines end in their own return
 
 
 @dataclass
@@ -875,6 +937,7 @@ def _function(
     results: list[tuple[Node, View]],
     scalar_params: bool = True,
     bound: dict[int, tuple[Node, int]] | None = None,
+    redo: Sequence[Node] = (),
     keep: set[int] = frozenset(),
     taken: Sequence[str] = (),
 ) -> tuple[list[str], int]:
@@ -890,15 +953,19 @@ def _function(
         seed = p.name == "g" and p is graph.params[-1] and "g" not in unit.params
         name = "g" if seed else namer.claim(c_name(p.name))
         w.bind_param(p, name, pointer=not scalar_params or seed)
-    prelude = []
+    lazy: dict[str, str] = {}  # saved values, each read just before its first use
+    at = {n.id: k for k, n in enumerate(graph.nodes)}
+    early = [n for n, _ in (bound or {}).values()] + list(redo)
+    # saved and recomputed values named in graph order, as the forward names them
+    w.named = {n.id: namer.fresh(_hint(n)) for n in sorted(early, key=lambda n: at[n.id])}
     for nid, v in (bound or {}).items():
         node, offset = v
-        name = namer.fresh(_hint(node))
+        name = w.named[nid]
         if node.shape == ():
-            prelude.append(f"const double {name} = saved[{offset}];")
+            lazy[name] = f"const double {name} = saved[{offset}];"
             w.values[nid] = Scalar(Expr(name, C.ATOM))
         else:
-            prelude.append(f"const double *{name} = saved + {offset};")
+            lazy[name] = f"const double *{name} = saved + {offset};"
             w.values[nid] = View(name, 0, contiguous(node.shape), node.shape)
     w.plan(nodes, [r for r, _ in results], keep | {r.id for r, _ in results})
     homes: dict[int, View] = {}
@@ -910,14 +977,42 @@ def _function(
     for r, _ in results:
         protected |= w.roots(r)
     w.place(homes, protected)
-    lines = prelude + w.render()
+    after: dict[int, list[str]] = {}  # a scalar result stored as soon as it is computed
+    tail: list[str] = []
     for r, dest in results:
         if r.shape == ():
-            target = f"{dest.base}[{dest.offset}]"
-            lines.append(f"{target} = {w.element(r, None).text};")
+            store = f"{dest.base}[{dest.offset}] = {w.element(r, None).text};"
+            (after.setdefault(r.id, []) if r.id in stmt_ids else tail).append(store)
         else:
-            lines += w.copy_out(r, dest)
-    return lines, w.work_size
+            tail += w.copy_out(r, dest)
+    lines = w.render(after, lazy)
+    return lines + take_named(lazy, tail) + tail, w.work_size
+
+
+# The saved buffer holds a scalar every other double. A dense run of scalar stores (a
+# 500-step chain saves 500 of them) is one store group to gcc's SLP vectorizer, whose
+# analysis then walks the chain behind every lane: 2x the compile time of the whole file.
+SCALAR_GAP = 1
+
+# ops recomputed by backward from saved operands rather than saved themselves: one exact
+# IEEE operation, the same bits when done again, cheaper than a store and a load
+RECOMPUTE = frozenset({"add", "sub", "mul", "neg"})
+
+
+def _recomputed(saved: Sequence[Node]) -> set[int]:
+    """The saved scalars backward recomputes: one cheap op on values saved anyway."""
+    kept: set[int] = set()
+    redo: set[int] = set()
+    for n in saved:  # (in graph order: an operand's fate is known before its users')
+        if (
+            n.shape == ()
+            and n.op in RECOMPUTE
+            and all(i.op == "const" or i.id in kept for i in n.inputs)
+        ):
+            redo.add(n.id)
+        else:
+            kept.add(n.id)
+    return redo
 
 
 def _hint(node: Node) -> str | None:
@@ -960,22 +1055,18 @@ def emit_unit(
     gdecls = [f"{ctype(t)} *restrict {gname[n]}" for n, _, t in wrt]
     g_decl = f"const {out_type} *restrict g"
     names = ", ".join(unit.wrt)
-    fns: list[CFunction] = []
-    work = 0
 
     def dest(name: str, shape: tuple) -> View:
         return View(name, 0, contiguous(shape), shape)
 
-    def add(name, decls, graph, nodes, results, doc, **kw) -> None:
-        nonlocal work
+    def add(name, decls, graph, nodes, results, doc, **kw) -> CFunction:
         lines, size = _function(
             unit, consts, comments, graph, nodes, results, taken=[d for d, _ in dims], **kw
         )
-        fns.append(CFunction(name, decls, guard + lines, doc))
-        work = max(work, size)
+        return CFunction(name, decls, guard + lines, doc, size)
 
     grads = lambda outs: [(o, dest(gname[n], s)) for o, (n, s, _) in zip(outs, wrt)]  # noqa: E731
-    add(
+    value_fn = add(
         unit.name,
         decls + [value_decl, "double *restrict work"],
         fwd,
@@ -983,42 +1074,31 @@ def emit_unit(
         [(value, dest("value", out_shape))],
         f"The value of {unit.signature}.",
     )
-    if out_shape == () and unit.value_and_grad is not None:
-        vg = unit.value_and_grad
-        add(
-            f"{unit.name}_value_and_grad",
-            decls + [value_decl, *gdecls, "double *restrict work"],
-            vg,
-            vg.nodes,
-            [(vg.outputs[0], dest("value", ()))] + grads(vg.outputs[1:]),
-            f"The value and the gradients with respect to {names}.",
-        )
+    # NAME_forward / NAME_backward: split where backward starts reading (as in Python)
     vjp = unit.vjp
     g = next(p for p in vjp.params if p.name == "g")
-    add(
-        f"{unit.name}_vjp",
-        decls + [g_decl, value_decl, *gdecls, "double *restrict work"],
-        vjp,
-        vjp.nodes,
-        [(vjp.outputs[0], dest("value", out_shape))] + grads(vjp.outputs[1:]),
-        "The value and the gradients, given the upstream gradient g of the output's shape.",
-    )
-
-    # NAME_forward / NAME_backward: split where backward starts reading (as in Python)
     forward_ids = _ancestors([vjp.outputs[0]])
     fwd_nodes = [
         n
         for n in vjp.nodes
         if (n.id in forward_ids or n.op == "param") and n is not g and n.op != "const"
     ]
-    bwd_nodes = [n for n in vjp.nodes if n.id not in forward_ids and n.op not in ("param", "const")]
-    bwd_inputs = {i.id for b in bwd_nodes for i in b.inputs} | {o.id for o in vjp.outputs[1:]}
+    bwd_inputs = {i.id for n in vjp.nodes if n.id not in forward_ids for i in n.inputs}
+    bwd_inputs |= {o.id for o in vjp.outputs[1:]}
     saved = [n for n in fwd_nodes if n.id in bwd_inputs]
+    redo = _recomputed(saved)
+    saved = [n for n in saved if n.id not in redo]
+    bwd_nodes = []
+    for n in vjp.nodes:  # a recomputed value just before its first reader
+        if n.id not in forward_ids and n.op not in ("param", "const"):
+            bwd_nodes += [i for i in n.inputs if i.id in redo and i not in bwd_nodes]
+            bwd_nodes.append(n)
+    bwd_nodes += [o for o in vjp.outputs[1:] if o.id in redo and o not in bwd_nodes]
     offsets, total = {}, 0
     for n in saved:
         offsets[n.id] = total
-        total += max(n.size, 1)
-    add(
+        total += max(n.size, 1) + (SCALAR_GAP if n.shape == () else 0)
+    forward_fn = add(
         f"{unit.name}_forward",
         decls + [value_decl, "double *restrict saved", "double *restrict work"],
         vjp,
@@ -1028,7 +1108,7 @@ def emit_unit(
         f"The value, and in saved what {unit.name}_backward reads.",
         keep={n.id for n in saved},
     )
-    add(
+    backward_fn = add(
         f"{unit.name}_backward",
         dim_decls + ["const double *restrict saved", g_decl, *gdecls, "double *restrict work"],
         vjp,
@@ -1036,8 +1116,53 @@ def emit_unit(
         grads(vjp.outputs[1:]),
         f"The gradients with respect to {names}, given saved and the upstream gradient g.",
         bound={n.id: (n, offsets[n.id]) for n in saved},
+        redo=[n for n in bwd_nodes if n.id in redo],
         scalar_params=False,
     )
+
+    # NAME_vjp and NAME_value_and_grad: forward into the head of work, then backward (the
+    # chain's code exists once, and a long chain compiles in a fraction of the time)
+    dim_args = [d for d, _ in dims]
+    saved_size = f"{unit.name}_SAVED_SIZE" + (f"({', '.join(dim_args)})" if dims else "")
+    grad_args = [gname[n] for n, _, _ in wrt]
+
+    def composed(seed: str) -> list[str]:
+        args = dim_args + [n for n, _, _ in params]
+        fwd_call = ", ".join(args + ["value", "work", f"work + {saved_size}"])
+        bwd_call = ", ".join(dim_args + ["work", seed, *grad_args, f"work + {saved_size}"])
+        return [
+            f"int status = {unit.name}_forward({fwd_call});",
+            f"if (status == 0) status = {unit.name}_backward({bwd_call});",
+            "return status;",
+        ]
+
+    fns = [value_fn]
+    if out_shape == () and unit.value_and_grad is not None:
+        one = taken.fresh("one")
+        literal = "1.0f" if out_type == "float" else "1.0"
+        fns.append(
+            CFunction(
+                f"{unit.name}_value_and_grad",
+                decls + [value_decl, *gdecls, "double *restrict work"],
+                [f"const {out_type} {one} = {literal};" + (" /* the seed */" if comments else "")]
+                + composed(f"&{one}"),
+                f"The value and the gradients with respect to {names}: "
+                f"{unit.name}_forward, then {unit.name}_backward from 1.",
+                returns=True,
+            )
+        )
+    fns.append(
+        CFunction(
+            f"{unit.name}_vjp",
+            decls + [g_decl, value_decl, *gdecls, "double *restrict work"],
+            composed("g"),
+            "The value and the gradients, given the upstream gradient g of the output's "
+            f"shape: {unit.name}_forward, then {unit.name}_backward.",
+            returns=True,
+        )
+    )
+    fns += [forward_fn, backward_fn]
+    work = max(value_fn.work, total + max(forward_fn.work, backward_fn.work))
     saved_names = [_hint(n) or f"%{n.id}" for n in saved]
     return CUnit(
         unit.name,

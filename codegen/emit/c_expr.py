@@ -130,4 +130,10 @@ HELPERS = {
         "static double gradgen_heaviside(double x, double h0) "
         "{ return x < 0.0 ? 0.0 : x > 0.0 ? 1.0 : x == 0.0 ? h0 : x; }"
     ),
+    # log(exp(a) + exp(b)) without overflow; a running logsumexp starts at -INFINITY
+    "gradgen_logaddexp": (
+        "static double gradgen_logaddexp(double a, double b) "
+        "{ double m = a > b || a != a ? a : b; "
+        "return m == -INFINITY ? m : m + log1p(exp(-fabs(a - b))); }"
+    ),
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Container, Iterable, Sequence
+from typing import Container, Iterable, NamedTuple, Sequence
 
 import jinja2
 import numpy as np
@@ -19,7 +19,10 @@ from .. import __version__, memory, ops
 from ..autodiff import COPY_GATE
 from ..ir import Graph, Node
 from ..naming import Namer
-from ..ops.shape import ScatterWrites
+from ..ops import control
+from ..ops.shape import ScatterWrites, key_text, scatter_parts
+from ..ops.shape import _slot_text as slot_text
+from . import regions
 from .consts import definition as const_definition
 from .expr import ATOM, Expr, dtype_kw, literal, name, wrap
 
@@ -141,6 +144,14 @@ class Walker:
         self.pending: set[tuple[int, int]] = set()  # parts written where their value is made
         # elements of a parameter read off its list: node id -> (the list, `[i]`)
         self.listed: dict[int, tuple[str, str]] = {}
+        self.nested = False  # a region's body (emit/regions.py): no `# backward` header
+        # statement node id -> (its name, a parameter that must be read for the last time
+        # by then, or None): a region body's results named as the region's results
+        self.preset: dict[int, tuple[str, int | None]] = {}
+        # a branch's tape read only by the backward branch in the same function: its
+        # values stay in their names (tape id -> the residuals' texts, per branch)
+        self.local_tapes: set[int] = set()
+        self.tapes: dict[int, list[list[str]]] = {}
 
     def bind(self, node: Node, text: str) -> None:
         self.exprs[node.id] = name(text)
@@ -190,14 +201,17 @@ class Walker:
         if not params:
             return
         readers: dict[int, list[Node]] = {}
-        other: set[int] = {r.id for r in results}
+        candidates = {p.id for p in params}
+        other: set[int] = {r.id for r in results} & candidates  # (read otherwise)
         for n in nodes:
             if n.op == "index":
                 key, x = n.attrs["key"], n.inputs[0]
                 if key and len(key) == x.ndim and all(type(k) is int for k in key):
                     readers.setdefault(x.id, []).append(n)
                     continue
-            other.update([i.id for i in n.inputs])
+            for i in n.inputs:
+                if i.id in candidates:
+                    other.add(i.id)
         for p in params:
             if p.id in other or p.id not in readers:
                 continue
@@ -249,9 +263,25 @@ class Walker:
         self._plan_rows(nodes, {r.id for r in results} | set(keep))
         slot = self.slot
         parts_of = self._plan_scatters(nodes)
+        region_parts = _region_parts(nodes)
+        if region_parts:  # tapes that a backward region of this same walk reads
+            held = {r.id for r in results} | set(keep)
+            readers: dict[int, list[Node]] = {}
+            for n in nodes:
+                for i in n.inputs:
+                    if i.dtype == "tape":
+                        readers.setdefault(i.id, []).append(n)
+            self.local_tapes = {
+                t
+                for t, users in readers.items()
+                if t not in held and all(u.op == "cond" for u in users)
+            }
         for node in nodes:
             nid = node.id
             if nid in exprs or node.op in ("param", "const"):
+                continue
+            if node.op in REGION_OPS:
+                self._region(node, region_parts.get(nid, {}))
                 continue
             if slot and node.op in ROWS_OPS and self._rows_view(node, viewed):
                 continue
@@ -325,6 +355,24 @@ class Walker:
             exprs[nid] = Expr(target, ATOM)
             if parts_of and nid in parts_of:
                 self._write_parts(node, parts_of.pop(nid), exprs[nid], {nid}, 0, inlined=False)
+
+    def _region(self, node: Node, parts: dict[int, Node]) -> None:
+        """A region's statement (its lines made now, by emit/regions.py), or an
+        accumulator's update in place (`g_x[i] += v`)."""
+        args = [self.exprs.get(i.id) or self.expr(i) for i in node.inputs]
+        reads = self._reads_of_all(node.inputs)
+        transient = sum(self.transient.get(i.id, 0) for i in node.inputs)
+        if node.op == "accumulate":
+            lines = accumulate_lines(node, args)
+            stmt = memory.Statement(node, reads, transient=transient, update=True)
+            self.stmts.append((stmt, ("\n".join(lines), _comment(node, self.reads))))
+            self.exprs[node.id] = args[0]
+            return
+        lines = regions.render(self, node, args, parts)
+        stmt = memory.Statement(node, reads, [], False, transient)
+        self.comment[node.id] = None
+        self.stmts.append((stmt, (_placeholder(node), args, Lines(lines))))
+        self.exprs[node.id] = Expr(_placeholder(node), ATOM)
 
     def _plan_scatters(self, nodes: Sequence[Node]) -> dict[int, list[tuple[Node, int]]]:
         """The parts of the multi_scatters this walk emits whose values are backward values
@@ -517,6 +565,8 @@ class Walker:
         """A statement's lines: `target = e`, or its statements, or a result written into
         the dead buffer `out` (in place when the result keeps that buffer's name)."""
         target, args, e = parts
+        if isinstance(e, Lines):
+            return list(e.lines)
         if e is None:
             return ops.OPS[node.op].py_stmts(target, args, node)
         if out is None:
@@ -557,7 +607,7 @@ class Walker:
             if not stmt.update:
                 tag = comment.get(node.id)
             if tag is not None:
-                if not in_backward:
+                if not in_backward and not self.nested:
                     body.append("# backward")
                     in_backward = True
                 origin = _explained(node, self.comments)
@@ -575,9 +625,14 @@ class Walker:
         for nid in keep:  # what the caller reads back: results, saved values
             if nid in names:
                 self.exprs[nid] = name(names[nid])
-        # placeholders are "\x00id\x00": split, every odd part is an id
+        # placeholders are "\x00graph:id\x00": split, every odd part is one; a region's
+        # body leaves those of the enclosing walk (another graph) for it to fill in
         parts = "\n".join(body).split("\x00")
-        parts[1::2] = [names[int(p)] for p in parts[1::2]]
+        own = f"{id(self.stmts[0][0].node._graph)}:" if self.stmts else ""
+        parts[1::2] = [
+            names[int(p[len(own) :])] if own and p.startswith(own) else f"\x00{p}\x00"
+            for p in parts[1::2]
+        ]
         if body:
             lines.extend("".join(parts).split("\n"))
         return lines
@@ -613,7 +668,10 @@ class Walker:
             if dead and one_line:  # it reads its inputs before it binds: their names are free
                 release(dead)
             pool = free.get((node.name, node.tag is not None))
-            if not pool:
+            chosen = self.preset.get(node.id)
+            if chosen is not None and (chosen[1] is None or self.plan.last.get(chosen[1], -1) <= k):
+                names[node.id] = chosen[0]  # a region's result, assigned where it is made
+            elif not pool:
                 names[node.id] = fresh(node.name)
             else:
                 # a result written into a dead buffer keeps that buffer's name if it can
@@ -636,9 +694,44 @@ _COMMUTATIVE = {np.add, np.multiply}
 ROWS_OPS = ("concatenate", "stack")  # what `Walker._plan_rows` assembles in place
 
 
+REGION_OPS = (*control.REGIONS, "accumulate")
+
+
+class Lines(NamedTuple):
+    """A statement rendered ahead, as its lines (a region)."""
+
+    lines: list[str]
+
+
+def _region_parts(nodes: Sequence[Node]) -> dict[int, dict[int, Node]]:
+    """Region id -> {result index: its part node} among `nodes`."""
+    out: dict[int, dict[int, Node]] = {}
+    for n in nodes:
+        if n.op == "part":
+            out.setdefault(n.inputs[0].id, {}).setdefault(n.attrs["index"], n)
+    return out
+
+
+def accumulate_lines(node: Node, args: Sequence[Expr]) -> list[str]:
+    """`acc[key] += value` per part of an accumulate (np.add.at where a key may repeat)."""
+    acc = args[0].text
+    keys = node.attrs["keys"]
+    texts = [a.text for a in args[1:]]
+    lines = []
+    at = len(keys)
+    for k, (value, arrays, key) in enumerate(scatter_parts(node.inputs[1:], keys)):
+        array_texts = texts[at : at + len(arrays)]
+        at += len(arrays)
+        if all(a.ndim == 0 for a in arrays):
+            lines.append(f"{acc}[{key_text(key, array_texts)}] += {texts[k]}")
+        else:
+            lines.append(f"np.add.at({acc}, {slot_text(key, array_texts)}, {texts[k]})")
+    return lines
+
+
 def _placeholder(node: Node) -> str:
     """A statement's name until `finish` knows which names are free (never valid Python)."""
-    return f"\x00{node.id}\x00"
+    return f"\x00{id(node._graph)}:{node.id}\x00"
 
 
 def _same_place(node: Node, user: Node) -> bool:
@@ -785,12 +878,9 @@ def emit_unit(
         vg = unit.value_and_grad
         wrt_params = [next(p for p in vg.params if p.name == n) for n in unit.wrt]
         # constant gradients are written in the return (np.zeros_like(x)), not computed
-        read = {i.id for n in vg.nodes for i in n.inputs} | {vg.outputs[0].id}
-        written = {
-            g.id
-            for g, p in zip(vg.outputs[1:], wrt_params)
-            if _like_param(g, p) and g.id not in read
-        }
+        constant = [g for g, p in zip(vg.outputs[1:], wrt_params) if _like_param(g, p)]
+        read = {i.id for n in vg.nodes for i in n.inputs} | {vg.outputs[0].id} if constant else ()
+        written = {g.id for g in constant if g.id not in read}
         nodes = [n for n in vg.nodes if n.id not in written]
         results = [o for o in vg.outputs if o.id not in written]
         w = _start(unit, consts, comments, vg)
@@ -813,6 +903,8 @@ def emit_unit(
     g = next(p for p in vjp.params if p.name == "g")
     value = vjp.outputs[0]
     forward_ids = _ancestors([value])
+    # a region's results go with it: the tape of a forward loop is a forward value
+    forward_ids |= {n.id for n in vjp.nodes if n.op == "part" and n.inputs[0].id in forward_ids}
     # Work that backward needs but the value does not (a mask, cos x) runs in backward,
     # from saved inputs: torch's save_for_backward convention, and less to save.
     fwd_nodes = [  # parameters too: dead code (with dce off) may read one the value does not

@@ -89,6 +89,13 @@ def promote(dtypes: list[str], **attrs: Any) -> str:
     return "f32" if "f32" in dtypes else "f64"
 
 
+def keeps_ints(dtypes: list[str], **attrs: Any) -> str:
+    """Integers stay integers (a loop counter's `i + 1` still indexes); else `promote`."""
+    if dtypes and all(d == "i64" for d in dtypes):
+        return "i64"
+    return promote(dtypes)
+
+
 def to_bool(dtypes: list[str], **attrs: Any) -> str:
     return "bool"
 
@@ -196,3 +203,4 @@ def is_const(node: Any, value: float | None = None) -> bool:
 # Importing the op modules fills the table; the last row's are numpy written on the others'.
 from . import create, elementwise, fused, linalg, reduce, shape  # noqa: E402,F401
 from . import composite, cumulative, einsum, matrix, order  # noqa: E402,F401
+from . import control  # noqa: E402,F401

@@ -773,3 +773,186 @@ def _gradient_along(f, ax: int, h, edge_order: int):
     first = (at(slice(1, 2)) - at(slice(0, 1))) / shaped(dx[:1])
     last = (at(slice(-1, None)) - at(slice(-2, -1))) / shaped(dx[-1:])
     return np.concatenate([first, inner, last], axis=ax)
+
+
+# ---- polynomials, convolution, grids, covariance ----
+
+
+@composite(np.polyval)
+def _polyval(p, x):
+    """Horner's rule, as numpy: y = y * x + p[i], highest power first."""
+    p = list(p) if isinstance(p, (list, tuple)) else [p[i] for i in range(np.shape(p)[0])]
+    y = np.zeros_like(x) + p[0] if np.ndim(x) else p[0] + 0.0 * x
+    for c in p[1:]:
+        y = y * x + c
+    return y
+
+
+def _full_correlation(a, v):
+    """c[j] = sum_n a[n + j - (len(v) - 1)] v[n], a padded with zeros: every overlap."""
+    padded = np.pad(a, np.shape(v)[0] - 1)
+    return np.lib.stride_tricks.sliding_window_view(padded, np.shape(v)[0]) @ v
+
+
+def _mode_cut(full, m: int, n: int, mode: str):
+    if mode == "full":
+        return full
+    if mode == "same":
+        start = (min(m, n) - 1) // 2
+        return full[start : start + max(m, n)]
+    if mode == "valid":
+        return full[min(m, n) - 1 : max(m, n)]
+    raise ValueError(f"mode must be one of 'valid', 'same', or 'full' (got {mode!r})")
+
+
+@composite(np.correlate)
+def _correlate(a, v, mode="valid"):
+    """numpy's cross-correlation of two 1-d arrays: windows of the zero-padded a times v."""
+    m, n = np.shape(a)[0], np.shape(v)[0]
+    if m < n:  # numpy correlates the other way round and reverses
+        return _correlate(v, a, mode)[::-1]
+    return _mode_cut(_full_correlation(a, v), m, n, mode)
+
+
+@composite(np.convolve)
+def _convolve(a, v, mode="full"):
+    """a correlated with v reversed (convolution is symmetric: numpy takes the longer first)."""
+    if np.shape(a)[0] < np.shape(v)[0]:
+        a, v = v, a
+    m, n = np.shape(a)[0], np.shape(v)[0]
+    return _mode_cut(_full_correlation(a, v[::-1]), m, n, mode)
+
+
+@composite(np.meshgrid)
+def _meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
+    """Each input raveled and laid along its own axis (the first two swapped for 'xy'),
+    broadcast to the grid unless sparse."""
+    if indexing not in ("xy", "ij"):
+        raise ValueError("Valid values for `indexing` are 'xy' and 'ij'.")
+    ndim = len(xi)
+    axes = list(range(ndim))
+    if indexing == "xy" and ndim > 1:
+        axes[0], axes[1] = 1, 0
+    flat = [np.ravel(x) for x in xi]
+    shape = [0] * ndim
+    for x, ax in zip(flat, axes):
+        shape[ax] = np.shape(x)[0]
+    out = [
+        np.reshape(x, tuple(-1 if i == ax else 1 for i in range(ndim))) for x, ax in zip(flat, axes)
+    ]
+    if not sparse:
+        out = [
+            np.broadcast_to(x, tuple(shape)) * 1.0 if copy else np.broadcast_to(x, tuple(shape))
+            for x in out
+        ]
+    return tuple(out)
+
+
+@composite(np.diagflat)
+def _diagflat(v, k=0):
+    return np.diag(np.ravel(v), k)
+
+
+@composite(np.cov)
+def _cov(
+    m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=None, *, dtype=None
+):
+    """(X - mean) (X - mean)^T / (N - ddof), one variable a row, squeezed as numpy does."""
+    _unsupported("cov", fweights=fweights, aweights=aweights, dtype=dtype)
+    x = np.atleast_2d(m)
+    if not rowvar and np.shape(x)[0] != 1:
+        x = np.swapaxes(x, 0, 1)
+    if y is not None:
+        y = np.atleast_2d(y)
+        if not rowvar and np.shape(y)[0] != 1:
+            y = np.swapaxes(y, 0, 1)
+        x = np.concatenate([x, y], axis=0)
+    if ddof is None:
+        ddof = 0 if bias else 1
+    d = x - np.mean(x, axis=1, keepdims=True)
+    c = d @ np.swapaxes(d, 0, 1) / (np.shape(x)[1] - ddof)
+    return np.squeeze(c)
+
+
+@composite(np.corrcoef)
+def _corrcoef(x, y=None, rowvar=True, *, dtype=None):
+    """cov / (std_i std_j), clipped to [-1, 1] as numpy does."""
+    _unsupported("corrcoef", dtype=dtype)
+    c = np.cov(x, y, rowvar)
+    if np.ndim(c) == 0:
+        return c / c
+    std = np.sqrt(np.diagonal(c))
+    c = c / np.reshape(std, (-1, 1)) / np.reshape(std, (1, -1))
+    return np.clip(c, -1.0, 1.0)
+
+
+@composite(np.interp)
+def _interp(x, xp, fp, left=None, right=None, period=None):
+    """Piecewise linear through (xp, fp) at points x: x and xp constants (the segment of
+    each point is then known), fp (and left / right) may be traced."""
+    _unsupported("interp", period=period)
+    x, xp = _constant(x, "np.interp's x"), _constant(xp, "np.interp's xp")
+    if xp.ndim != 1 or np.ndim(fp) != 1 or np.shape(fp)[0] != xp.shape[0]:
+        raise ValueError("fp and xp are not of the same length.")
+    n = xp.shape[0]
+    j = np.clip(np.searchsorted(xp, x, side="right") - 1, 0, max(n - 2, 0))
+    if n == 1:
+        y = np.zeros(np.shape(x)) + fp[0]
+    else:
+        slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
+        y = np.where(x == xp[j + 1], fp[j + 1], slope * (x - xp[j]) + fp[j])
+    y = np.where(x < xp[0], fp[0] if left is None else left, y)
+    y = np.where(x > xp[-1], fp[n - 1] if right is None else right, y)
+    return y
+
+
+def _constant(x, what: str) -> np.ndarray:
+    if hasattr(x, "tracing"):
+        value = x.tracing.concrete(x.node)
+        if value is None:
+            raise TypeError(f"{what} must be a constant, not computed from the parameters")
+        return value
+    return np.asarray(x, dtype=np.float64)
+
+
+# ---- rounding and tests on values (no gradient) ----
+
+
+@composite(np.round, getattr(np, "around", None), getattr(np, "round_", None))
+def _round(a, decimals=0, out=None):
+    """numpy's: rint of a scaled by 10^decimals (no gradient: the steps are flat)."""
+    _unsupported("round", out=out)
+    if decimals == 0:
+        return np.rint(a)
+    if decimals > 0:
+        scale = 10.0**decimals
+        return np.rint(a * scale) / scale
+    scale = 10.0 ** (-decimals)
+    return np.rint(a / scale) * scale
+
+
+@composite(np.signbit)
+def _signbit(x, out=None, **kwargs):
+    """The sign bit, -0.0's too: copysign(1, x) < 0."""
+    _unsupported("signbit", out=out, **kwargs)
+    return np.copysign(1.0, x) < 0.0
+
+
+@composite(np.isclose)
+def _isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """|a - b| <= atol + rtol |b| where b is finite, or a == b (infinities)."""
+    near = np.logical_and(np.abs(a - b) <= atol + rtol * np.abs(b), np.abs(b) < np.inf)
+    close = np.logical_or(near, a == b)
+    if equal_nan:
+        close = np.logical_or(close, np.logical_and(a != a, b != b))
+    return close
+
+
+@composite(np.nan_to_num)
+def _nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
+    """NaN -> nan, +inf -> posinf (the largest float), -inf -> neginf: where, so the
+    replaced elements get no gradient."""
+    big = float(np.finfo(np.float32 if getattr(x, "dtype", None) == np.float32 else np.float64).max)
+    x = np.where(x != x, nan, x)
+    x = np.where(x == np.inf, big if posinf is None else posinf, x)
+    return np.where(x == -np.inf, -big if neginf is None else neginf, x)

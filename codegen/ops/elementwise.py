@@ -24,7 +24,7 @@ from ..emit.expr import (
     wrap,
 )
 from ..emit import c_expr as C
-from . import NUMPY, apply, defop, is_const, promote, same_shape, to_bool
+from . import NUMPY, apply, defop, is_const, keeps_ints, promote, same_shape, to_bool
 
 LN2 = float(np.log(2.0))
 LN10 = float(np.log(10.0))
@@ -98,6 +98,7 @@ def _simplify_neg(x):
 
 defop(
     "add",
+    dtype=keeps_ints,
     numpy=(np.add,),
     eval=np.add,
     vjp=lambda g, out, x, y: (g, g),
@@ -108,6 +109,7 @@ defop(
 )
 defop(
     "sub",
+    dtype=keeps_ints,
     numpy=(np.subtract,),
     eval=np.subtract,
     vjp=lambda g, out, x, y: (g, -g),
@@ -118,6 +120,7 @@ defop(
 )
 defop(
     "mul",
+    dtype=keeps_ints,
     numpy=(np.multiply,),
     eval=np.multiply,
     vjp=lambda g, out, x, y: (g * y, g * x),
@@ -147,6 +150,7 @@ defop(
 )
 defop(
     "neg",
+    dtype=keeps_ints,
     numpy=(np.negative,),
     eval=np.negative,
     vjp=lambda g, out, x: (-g,),
@@ -530,9 +534,12 @@ for _name, _fn, _sym in [
 
 
 def _where_front(args, kwargs, graph):
+    if len(args) == 1:  # the indices where the condition holds (ops/order.py)
+        from .order import WHERE_ONE_ARGUMENT
+
+        return WHERE_ONE_ARGUMENT(args, kwargs, graph)
     if len(args) != 3:
-        # the one-argument form returns indices, which have no gradient
-        raise TypeError("np.where needs three arguments here: np.where(condition, x, y)")
+        raise TypeError("np.where takes one argument (cond) or three (cond, x, y)")
     return graph.apply("where", *args)
 
 

@@ -7,8 +7,14 @@ one triangle of its input (cholesky, eigh, eigvalsh: the lower one by default), 
 the gradient: the other triangle does not change the result, and its gradient is 0.
 
 Tuple results (slogdet, eigh, svd) are one op per part, each computed by numpy's own
-function: `np.linalg.slogdet(a)[1]`. The gradient through svd's singular vectors is not
-supported (an error names the line); through its singular values it is.
+function: `np.linalg.slogdet(a)[1]`.
+
+Domains, as for every published rule of these: eigh's eigenvectors need distinct
+eigenvalues, and svd's singular vectors (of the reduced SVD, full_matrices=False) need
+distinct singular values, nonzero ones where the matrix is not square; their gradients
+divide by the gaps (and by the values), so outside the domain they are inf or nan. The
+numeric check draws points inside it (each op's `kink`). A vector's sign is arbitrary:
+the gradient is that of the vectors numpy returns, whose signs stay put near a point.
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from ..emit.expr import ATOM, Expr
-from ..errors import GradgenError
 from . import NUMPY, apply, defop
 from .composite import composite
 from .linalg import _swap_last as _mT  # the matrix transpose of each matrix
@@ -348,23 +353,59 @@ NUMPY[np.linalg.eigh] = _eigh_front
 NUMPY[np.linalg.eigvalsh] = _eigvalsh_front
 
 
-# ---- singular values ----
+# ---- singular value decomposition (reduced) ----
+
+
+def _row(x):
+    """A stack of vectors (..., k) as rows (..., 1, k): scales a matrix's columns."""
+    return apply("reshape", x, shape=tuple(x.shape[:-1]) + (1, x.shape[-1]))
+
+
+def _col(x):
+    """A stack of vectors (..., k) as columns (..., k, 1): scales a matrix's rows."""
+    return apply("reshape", x, shape=tuple(x.shape) + (1,))
+
+
+def _svd_parts(a):
+    return apply("svd_u", a), apply("svd_s", a), apply("svd_vh", a)
+
+
+def _svd_f(s):
+    """F_ij = 1 / (s_j^2 - s_i^2) off the diagonal, 0 on it: where the vectors' gradient
+    divides by the gaps between singular values."""
+    k = s.shape[-1]
+    s2 = s * s
+    return apply("div", 1.0 - np.eye(k), _row(s2) - _col(s2) + np.eye(k))
 
 
 def _svdvals_vjp(g, s, a):
     """ds = U^T dA V, diagonal: gA = U diag(g) V^T (the reduced factors)."""
-    u = apply("svd_u", a)
-    vh = apply("svd_vh", a)
-    return (_mm(u * apply("reshape", g, shape=tuple(g.shape[:-1]) + (1, g.shape[-1])), vh),)
+    u, _, vh = _svd_parts(a)
+    return (_mm(u * _row(g), vh),)
 
 
-def _no_vector_gradient(g, out, a):
-    raise GradgenError(
-        "the gradient through np.linalg.svd's singular vectors is not supported",
-        out.src,
-        "use the singular values (np.linalg.svd(a, compute_uv=False) or svd(a)[1]), "
-        "or np.linalg.eigh of a @ a.T for the vectors of a symmetric problem",
-    )
+def _svd_u_vjp(g, u, a):
+    """A = U S V^T (Townsend 2016): gA = U (F o (U^T g - g^T U)) S V^T, plus
+    (I - U U^T) g S^-1 V^T when A has more rows than columns."""
+    _, s, vh = _svd_parts(a)
+    ut_g = _mm(_mT(u), g)
+    inner = _svd_f(s) * (ut_g - _mT(ut_g)) * _row(s)
+    ga = _mm(_mm(u, inner), vh)
+    if u.shape[-2] > u.shape[-1]:  # the part of g outside U's columns
+        ga = ga + _mm((g - _mm(u, ut_g)) / _row(s), vh)
+    return (ga,)
+
+
+def _svd_vh_vjp(g, vh, a):
+    """The same for V: gA = U S (F o (V^T gV - gV^T V)) V^T, plus U S^-1 gV^T (I - V V^T)
+    when A has more columns than rows (gV = g^T, the gradient of V = Vh^T)."""
+    u, s, _ = _svd_parts(a)
+    vt_gv = _mm(vh, _mT(g))
+    inner = _col(s) * (_svd_f(s) * (vt_gv - _mT(vt_gv)))
+    ga = _mm(_mm(u, inner), vh)
+    if vh.shape[-1] > vh.shape[-2]:  # the part of gV outside V's columns
+        ga = ga + _mm(u, (g - _mm(_mT(vt_gv), vh)) / _col(s))
+    return (ga,)
 
 
 def _svd_gap(a):
@@ -382,14 +423,34 @@ def _min_dim_shape(shapes, keep_last: str):
     return {"s": batch + (k,), "u": batch + (m, k), "vh": batch + (k, n)}[keep_last]
 
 
+# A singular vector's sign is arbitrary: the examples are functions free of it.
+_SVD_EXAMPLES = {
+    "s": (("a: f64[3,2]", "np.linalg.svd(a, compute_uv=False)"),),
+    "u": (
+        (
+            "a: f64[3,2]",
+            "np.linalg.svd(a, full_matrices=False)[0] ** 2 * np.arange(6.0).reshape(3, 2)",
+        ),
+        (
+            "a: f64[2,3]",
+            "np.linalg.svd(a, full_matrices=False)[0] ** 2 * np.arange(4.0).reshape(2, 2)",
+        ),
+    ),
+    "vh": (
+        (
+            "a: f64[2,3]",
+            "np.linalg.svd(a, full_matrices=False)[2] ** 2 * np.arange(6.0).reshape(2, 3)",
+        ),
+        ("a: f64[3,3]", "np.linalg.svd(a)[2] ** 2 * np.arange(9.0).reshape(3, 3)"),
+    ),
+}
 for _part, _index, _vjp, _gate in (
     ("s", 1, _svdvals_vjp, "svd gate: U diag(g) V^T"),
-    ("u", 0, _no_vector_gradient, "svd: vectors (no gradient)"),
-    ("vh", 2, _no_vector_gradient, "svd: vectors (no gradient)"),
+    ("u", 0, _svd_u_vjp, "svd gate (U): U (F o U^T g) S V^T"),
+    ("vh", 2, _svd_vh_vjp, "svd gate (V): U S (F o V^T gV) V^T"),
 ):
     defop(
         f"svd_{_part}",
-        internal=_part != "s",  # the vectors: reached only through np.linalg.svd
         eval=(
             (lambda a: np.linalg.svd(a, compute_uv=False))
             if _part == "s"
@@ -405,7 +466,7 @@ for _part, _index, _vjp, _gate in (
         ),
         gate=_gate,
         kink=_svd_gap,
-        examples=((("a: f64[3,2]", "np.linalg.svd(a, compute_uv=False)"),) if _part == "s" else ()),
+        examples=_SVD_EXAMPLES[_part],
     )
 
 

@@ -331,3 +331,42 @@ def _put_along_axis(args, kwargs, tracing):
 
 _put_along_axis.raw = True
 NUMPY[np.put_along_axis] = _put_along_axis
+
+
+# ---- where a condition holds: indices whose count depends on values ----
+
+INDICES_HINT = (
+    "keep the shape and choose element by element with np.where(cond, a, b) "
+    "(np.where(cond, x, 0.0), then sum or multiply); a condition on constants works as numpy"
+)
+
+
+def _indices_front(fn: Any, call: str):
+    """np.nonzero and its kin: numpy's own result for a condition that is a constant (as
+    integer constants, which can index); refused for a traced one, whose number of true
+    elements, and so the result's shape, depends on the parameters' values."""
+
+    def front(args, kwargs, tracing):
+        if len(args) != 1 or kwargs:
+            raise TypeError(f"{call} takes one array")
+        (a,) = args
+        value = tracing.concrete(a) if hasattr(a, "graph") else np.asarray(a)
+        if value is None:
+            raise tracing.error(
+                f"{call} gives the indices where a traced condition holds: their number, "
+                "the result's shape, would depend on the parameters' values (and indices "
+                "have no gradient)",
+                INDICES_HINT,
+            )
+        out = fn(value)
+        if isinstance(out, tuple):
+            return tuple(tracing.graph.const(i, "i64") for i in out)
+        return tracing.graph.const(out, "i64")
+
+    return front
+
+
+NUMPY[np.nonzero] = _indices_front(np.nonzero, "np.nonzero(cond)")
+NUMPY[np.argwhere] = _indices_front(np.argwhere, "np.argwhere(cond)")
+NUMPY[np.flatnonzero] = _indices_front(np.flatnonzero, "np.flatnonzero(cond)")
+WHERE_ONE_ARGUMENT = _indices_front(np.nonzero, "np.where(cond) with one argument")

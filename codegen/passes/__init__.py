@@ -9,9 +9,12 @@ LOWERING rewrites only how the graphs about to be emitted run.
 from __future__ import annotations
 
 import os
+
+import numpy as np
 from typing import Callable, Sequence
 
 from ..ir import Graph, Node, replay
+from ..ops import control
 from . import batch, cse, dce, fold, fuse, scan, simplify, widen
 
 Pass = Callable[[Graph], Graph]
@@ -97,7 +100,48 @@ def run_pipeline(
             before = counted[1]
             counted = (graph, before if graph is counted[0] else count(graph))
             log.append(("+".join(names), before, counted[1]))
-    return graph
+    return _bodies(graph, enabled)
+
+
+def _bodies(graph: Graph, enabled: Sequence[str]) -> Graph:
+    """The graph with its regions' bodies run through the same passes (each body is a
+    graph of its own: nothing moves into or out of a branch or a loop)."""
+    if not any(n.op in control.REGIONS for n in graph.nodes):
+        return graph
+    done: dict[tuple, Graph] = {}
+
+    def optimized(body: Graph, constants: dict | None) -> Graph:
+        # (keyed by the body, alive in its region's attributes, and the constants it reads)
+        key = (
+            id(body),
+            *sorted((k, np.asarray(v).tobytes()) for k, v in (constants or {}).items()),
+        )
+        if key not in done:
+            fixed = replay(body, constants=constants) if constants else body
+            done[key] = run_pipeline(fixed, enabled)
+        return done[key]
+
+    def rebuilt(node: Node, env: dict[int, Node], new: Graph) -> Node | None:
+        if node.op not in control.REGIONS:
+            return None
+        inputs = [env[i.id] for i in node.inputs]
+        # constants the region reads (value_and_grad's seed 1.0) fold into its bodies
+        fixed: dict[tuple, dict[int, object]] = {}
+        for k, i in enumerate(inputs):
+            value = _constant(i)
+            if value is not None:
+                for key, branch, index in control.bound_params(node, k):
+                    body = node.attrs[key] if branch is None else node.attrs[key][branch]
+                    fixed.setdefault((key, branch), {})[body.params[index].id] = value
+        attrs = dict(node.attrs)
+        for key, value in node.attrs.items():
+            if isinstance(value, Graph):
+                attrs[key] = optimized(value, fixed.get((key, None)))
+            elif isinstance(value, tuple) and value and isinstance(value[0], Graph):
+                attrs[key] = tuple(optimized(b, fixed.get((key, n))) for n, b in enumerate(value))
+        return new.apply(node.op, *inputs, **attrs)
+
+    return replay(graph, substitute=rebuilt)
 
 
 def lower(
@@ -117,3 +161,10 @@ def lower(
                 log.append((name, before, before if lowered is graph else count(lowered)))
             graph = lowered
     return graph
+
+
+def _constant(node: Node):
+    """A constant node's value (a broadcast constant's scalar), else None."""
+    if node.op == "broadcast_to" and node.inputs[0].op == "const":
+        node = node.inputs[0]
+    return node.value if node.op == "const" else None

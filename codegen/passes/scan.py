@@ -73,42 +73,51 @@ def _chains(graph: Graph) -> list[Chain]:
     """The longest chains of scalar sums and products, each link in at most one chain."""
     depth: dict[int, int] = {}  # links of the longest chain ending at a node
     get = depth.get
+    longest = 0
     for n in graph.nodes:
         op = n.op
-        if (op == "add" or op == "mul") and not n.shape and len(n.inputs) == 2:
-            a, b = n.inputs
-            if n.dtype in FLOATS:
-                da = get(a.id, 0) if a.op == op and a.dtype == n.dtype else 0
-                db = get(b.id, 0) if b.op == op and b.dtype == n.dtype else 0
-                depth[n.id] = 1 + (da if da > db else db)
-    if max(depth.values(), default=0) <= MIN_ROWS:
+        if (op == "add" or op == "mul") and not n.shape and n.dtype in FLOATS:
+            inputs = n.inputs
+            if len(inputs) != 2:
+                continue
+            a, b = inputs
+            dtype = n.dtype
+            da = get(a.id, 0) if a.op == op and a.dtype == dtype else 0
+            db = get(b.id, 0) if b.op == op and b.dtype == dtype else 0
+            d = depth[n.id] = 1 + (da if da > db else db)
+            if d > longest:
+                longest = d
+    if longest <= MIN_ROWS:
         return []
     taken: set[int] = set()
     chains = []
-    tails = [n for n in graph.nodes if depth.get(n.id, 0) > MIN_ROWS]
+    tails = [n for n in graph.nodes if get(n.id, 0) > MIN_ROWS]
     for tail in sorted(tails, key=lambda n: -depth[n.id]):
         if tail.id in taken:
             continue
         values, factors, n = [tail], [], tail
+        op = tail.op
         while True:
-            d = depth[n.id]
-            prev = [
-                i
-                for i in n.inputs
-                if i.op == n.op and depth.get(i.id) == d - 1 and i.id not in taken
-            ]
-            if not prev or n.inputs[0] is n.inputs[1]:
+            # the link below: an input of the same op one link shorter, not in a chain
+            a, b = n.inputs
+            if a is b:
                 break
-            k = n.inputs.index(prev[0])
-            factors.append(n.inputs[1 - k])
-            values.append(prev[0])
-            n = prev[0]
+            d = depth[n.id] - 1
+            if a.op == op and get(a.id) == d and a.id not in taken:
+                prev, factor = a, b
+            elif b.op == op and get(b.id) == d and b.id not in taken:
+                prev, factor = b, a
+            else:
+                break
+            factors.append(factor)
+            values.append(prev)
+            n = prev
         if len(factors) < MIN_ROWS:
             continue
         values.reverse()
         factors.reverse()
-        chain = Chain(tail.op, values, factors)
-        taken.update(v.id for v in values)  # (a chain refused is not tried again in parts)
+        chain = Chain(op, values, factors)
+        taken.update([v.id for v in values])  # (a chain refused is not tried again in parts)
         if _window(chain, graph):
             chains.append(chain)
     return chains
@@ -160,16 +169,28 @@ def _acyclic(chain: Chain, graph: Graph) -> bool:
 
 
 def _independent(pack: tuple[Node, ...], graph: Graph) -> bool:
-    """No member of the pack is computed from another."""
+    """No member of the pack is computed from another.
+
+    A walk up from the members' inputs, through nodes made after the first member (only
+    those can be computed from it), each node once: it meets a member if and only if that
+    member is computed from another. A pack's members are usually computed from values
+    made before the chain (the forward's, for a backward chain), so the walk stops almost
+    at once; at worst it visits each node between the first and the last member once."""
     ids = {n.id for n in pack}
-    reached = set(ids)  # the members and what is computed from them
-    for n in graph.nodes[min(ids) + 1 : max(ids) + 1]:
+    low = min(ids)
+    seen: set[int] = set()
+    stack = [i for n in pack for i in n.inputs if i.id > low]
+    while stack:
+        n = stack.pop()
+        nid = n.id
+        if nid in seen:
+            continue
+        if nid in ids:
+            return False
+        seen.add(nid)
         for i in n.inputs:
-            if i.id in reached:
-                if n.id in ids:
-                    return False
-                reached.add(n.id)
-                break
+            if i.id > low and i.id not in seen:
+                stack.append(i)
     return True
 
 
@@ -371,47 +392,61 @@ def _pays_roughly(chains: list[Chain], graph: Graph) -> bool:
     scans would save more scalar operations than their arrays cost. It follows the
     choices `_Lowering` makes; `run` builds only what passes it, then compares the two
     graphs' costs exactly."""
-    memo: dict[tuple[int, ...], tuple[float, float]] = {}
-    held: set[int] = set()  # old nodes an array will hold: their packs are slices
-
-    def cheap(members: tuple[Node, ...]) -> bool:
-        first = members[0]
-        if all(m is first for m in members) or all(m.op == "const" for m in members):
-            return True
-        owner = next((c for c in chains if c.covers(first) is not None), None)
-        if owner is not None and all(owner.covers(m) is not None for m in members):
-            return True
-        return all(m.id in held for m in members)
-
-    def pack(members: tuple[Node, ...]) -> tuple[float, float]:  # (spent, saved) in ns
-        key = tuple(n.id for n in members)
-        if key not in memo:
-            memo[key] = (CALL, 0.0) if cheap(members) else _dry(members)
-            held.update(key)
-        return memo[key]
-
-    def _dry(members: tuple[Node, ...]) -> tuple[float, float]:
-        first, n = members[0], len(members)
-        if first.op in VECTOR_OPS and all(
-            m.op == first.op and len(m.inputs) == len(first.inputs) for m in members
-        ):
-            operands = [tuple(m.inputs[k] for m in members) for k in range(len(first.inputs))]
-            if all(cheap(o) for o in operands) or _independent(members, graph):
-                spent, saved = CALL + ELEMENT * n, SCALAR_OP * n
-                for o in operands:
-                    a, b = pack(o)
-                    spent, saved = spent + a, saved + b
-                return spent, saved
-        return CALL + GATHERED * n, 0.0
-
+    estimate = _Estimate(chains, graph)
     spent = saved = 0.0
     for c in sorted(chains, key=lambda c: c.values[c.start + 1].id):
         spent += CALL * (c.period + 2) + ACCUMULATED * (c.length + 1)
         saved += SCALAR_OP * c.length
         for r in range(c.period):
-            a, b = pack(tuple(c.factors[c.start + j] for j in range(r, c.length, c.period)))
+            a, b = estimate.pack(
+                tuple(c.factors[c.start + j] for j in range(r, c.length, c.period))
+            )
             spent, saved = spent + a, saved + b
     return spent < saved
+
+
+class _Estimate:
+    """What each pack would cost and save, in ns, as `_Lowering` would make it (an object,
+    not closures calling each other: those would be a reference cycle holding the graph
+    until the cyclic collector runs)."""
+
+    def __init__(self, chains: list[Chain], graph: Graph):
+        self.graph = graph
+        self.owner = {v.id: c for c in chains for v in c.values}
+        self.memo: dict[tuple[int, ...], tuple[float, float]] = {}
+        self.held: set[int] = set()  # old nodes an array will hold: their packs are slices
+
+    def cheap(self, members: tuple[Node, ...]) -> bool:
+        first = members[0]
+        if all(m is first for m in members) or all(m.op == "const" for m in members):
+            return True
+        owner = self.owner.get(first.id)  # (a value is in one chain at most)
+        if owner is not None and all(owner.covers(m) is not None for m in members):
+            return True
+        held = self.held
+        return all(m.id in held for m in members)
+
+    def pack(self, members: tuple[Node, ...]) -> tuple[float, float]:  # (spent, saved)
+        key = tuple([n.id for n in members])
+        memo = self.memo
+        if key not in memo:
+            memo[key] = (CALL, 0.0) if self.cheap(members) else self._dry(members)
+            self.held.update(key)
+        return memo[key]
+
+    def _dry(self, members: tuple[Node, ...]) -> tuple[float, float]:
+        first, n = members[0], len(members)
+        if first.op in VECTOR_OPS and all(
+            m.op == first.op and len(m.inputs) == len(first.inputs) for m in members
+        ):
+            operands = [tuple(m.inputs[k] for m in members) for k in range(len(first.inputs))]
+            if all(self.cheap(o) for o in operands) or _independent(members, self.graph):
+                spent, saved = CALL + ELEMENT * n, SCALAR_OP * n
+                for o in operands:
+                    a, b = self.pack(o)
+                    spent, saved = spent + a, saved + b
+                return spent, saved
+        return CALL + GATHERED * n, 0.0
 
 
 def run(graph: Graph, split: bool = True) -> Graph:
