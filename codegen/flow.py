@@ -199,12 +199,13 @@ class _Function:
         inside = _loads([st])
         around = _loads([loop]) if loop is not None else Counter()
         looping = isinstance(st, (ast.For, ast.While))
+        body = getattr(st, "body", [])
         return [
             n
             for n in names
             if self.loads[n] > inside[n]
             or around[n]
-            or (looping and inside[n])
+            or (looping and inside[n] and _read_first(body, n))
             or n.startswith("__gg_")
         ]
 
@@ -329,6 +330,29 @@ class _Function:
             else ast.Expr(call, **at)
         )
         return head + fns + [last]
+
+
+def _read_first(stmts: list[ast.stmt], name: str) -> bool:
+    """Whether a pass through `stmts` may read `name` before it assigns it (the value from
+    the iteration before): a loop carries only such names (and those read after it).
+    Conservative: any statement that reads it, other than a plain assignment that does
+    not, counts as a read."""
+    for st in stmts:
+        if isinstance(st, ast.Assign) and all(isinstance(t, ast.Name) for t in st.targets):
+            if _loads([st.value])[name]:
+                return True
+            if any(t.id == name for t in st.targets):
+                return False
+            continue
+        if isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name) and st.value:
+            if _loads([st.value])[name]:
+                return True
+            if st.target.id == name:
+                return False
+            continue
+        if _loads([st])[name]:
+            return True
+    return False
 
 
 def _has_return_in_loop(st: ast.stmt) -> bool:

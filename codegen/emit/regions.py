@@ -104,7 +104,11 @@ def _cond(walker, node, args, parts) -> list[str]:
     names = _result_names(walker, branches[0].outputs[:n_out], parts, "_")
     tape = parts.get(n_out) if role == "taped" else None
     local = tape is not None and tape.id in walker.local_tapes and _own_names(branches, n_out)
-    if role == "taped" and not local:
+    empty = role == "taped" and all(len(b.outputs) == n_out for b in branches)
+    if empty:  # nothing saved on either path: the tape is the empty tuple, written nowhere
+        if tape is not None:
+            walker.bind(tape, "()")
+    if role == "taped" and not local and not empty:
         names.append(walker.namer.fresh("tape") if tape is None else _bind(walker, tape, "tape"))
     elif local:
         walker.bind(tape, "_")  # (never written: the backward branch reads the names)
@@ -127,7 +131,8 @@ def _cond(walker, node, args, parts) -> list[str]:
         body_lines, texts = _body(walker, body, inputs, names[:n_out])
         if role == "taped":
             kept.append(texts[n_out:])
-            texts = texts[:n_out] if local else texts[:n_out] + [_tuple(texts[n_out:])]
+            local_or_empty = local or empty
+            texts = texts[:n_out] if local_or_empty else texts[:n_out] + [_tuple(texts[n_out:])]
         if k == 1:
             lines.append("else:")
         lines.extend(_indent(unpack + body_lines + _assign(names, texts)))
