@@ -274,6 +274,23 @@ class Graph:
                 return spec.simplify(*nodes, **attrs)
         return None
 
+    def copy_of(self, node: Node, inputs: tuple) -> Node:
+        """`node` again in this graph over `inputs`, its shape and dtype kept as they are
+        (no rule runs, nothing is interned)."""
+        out = Node(
+            self,
+            len(self.nodes),
+            node.op,
+            inputs,
+            node.attrs,
+            node.shape,
+            node.dtype,
+            node.src,
+            node.tag,
+        )
+        self.nodes.append(out)
+        return out
+
     def discard(self, node: Node) -> None:
         """Take back the node added last, which nothing reads (autodiff keeps the scatters
         that VJP rules make as parts, to meet in one array)."""
@@ -469,18 +486,7 @@ def replay(
                 key = _key(op, inputs, node.attrs) if intern else None
                 out = new._interned.get(key) if intern else None
                 if out is None:
-                    out = Node(
-                        new,
-                        len(new.nodes),
-                        op,
-                        inputs,
-                        node.attrs,
-                        node.shape,
-                        node.dtype,
-                        node.src,
-                        node.tag,
-                    )
-                    new.nodes.append(out)
+                    out = new.copy_of(node, inputs)
                     if intern:
                         new._interned[key] = out
                     if near:
@@ -534,18 +540,7 @@ def extract(graph: Graph, inputs: Sequence[Node], outputs: Sequence[Node]) -> Gr
             raise ValueError(f"extract: parameter {node.name!r} is not among the inputs")
         else:
             inputs_ = tuple(env[i.id] for i in node.inputs)
-            out = Node(
-                new,
-                len(new.nodes),
-                node.op,
-                inputs_,
-                node.attrs,
-                node.shape,
-                node.dtype,
-                node.src,
-                node.tag,
-            )
-            new.nodes.append(out)
+            out = new.copy_of(node, inputs_)
             new._interned.setdefault(_key(node.op, inputs_, node.attrs), out)
             out.name = node.name
         env[node.id] = out

@@ -89,7 +89,7 @@ class Flow:
 
     def _logic(self, name: str, a, b):
         if not isinstance(b, (Tracer, bool, int, float, np.generic)):
-            return self.tracing.error(
+            raise self.tracing.error(
                 f"`{'and' if name == 'logical_and' else 'or'}` between a traced test and a "
                 f"{type(b).__name__}: only tests and numbers can be combined",
             )
@@ -118,7 +118,7 @@ class Flow:
         )
 
     def _cond(self, pred: Node, then, orelse, params, names: Sequence[str], line: int) -> list:
-        sides = [self.trace_body(fn, []) for fn in (then, orelse)]
+        sides = [self.trace_body(fn) for fn in (then, orelse)]
         (gt, st, rt), (gf, sf, rf) = sides
         results: list[Any] = []
         outputs: list[tuple[Node, Node]] = []
@@ -213,11 +213,9 @@ class Flow:
                 attempt = self._trace_loop(
                     test, body, params, outs, state, carried, retyped, rng, brk
                 )
-            except (GradgenError, TypeError, IndexError, ValueError, NameError) as e:
+            except (GradgenError, TypeError, IndexError, ValueError, NameError):
                 if rng is not None and self.loops != "keep":
                     return False  # (the counter used as a Python int: unrolled instead)
-                if isinstance(e, GradgenError):
-                    raise
                 raise
             grown = attempt.pop("grow")
             if not grown:
@@ -310,7 +308,7 @@ class Flow:
             if test is not None or (brk is not None and brk in init):
                 cond_graph = Graph()
                 cond_graph.float_dtype = graph.float_dtype
-                ci = cond_graph.param("i", (), "i64")
+                cond_graph.param("i", (), "i64")
                 cvalues = dict(values)
                 for name in init:
                     p = cond_graph.param(name, init[name].shape, init[name].dtype)
@@ -326,7 +324,6 @@ class Flow:
                 if cnode.dtype != "bool":
                     cnode = cond_graph.apply("ne", cnode, 0.0)
                 cond_graph.outputs = [cnode]
-            del ci
         return {
             "grow": None,
             "body": graph,
@@ -359,7 +356,7 @@ class Flow:
         return node
 
     # ---- bodies
-    def trace_body(self, fn: Callable, params: Sequence[Node]) -> tuple[Graph, Scope, Any]:
+    def trace_body(self, fn: Callable) -> tuple[Graph, Scope, Any]:
         """Run `fn()` with a new graph as the one being built: (graph, scope, result)."""
         graph = Graph()
         graph.float_dtype = self.tracing.graph.float_dtype
@@ -371,7 +368,7 @@ class Flow:
     def _lift(self, graph: Graph, scope: Scope, value: Any, name: str, line: int | None) -> Node:
         """A body's result as a node of its graph."""
         tracing = self.tracing
-        with _entered(tracing, scope, reenter=True):
+        with _entered(tracing, scope):
             if isinstance(value, Tracer):
                 return value.node
             if isinstance(value, (bool, int, float, np.number)) or (
@@ -392,12 +389,9 @@ class Flow:
     def _agree(self, a: Node, b: Node, sa, sb, name: str, line: int) -> tuple[Node, Node]:
         """The two branches' values of `name` with one shape and dtype."""
         if a.dtype != b.dtype:
-            if "bool" in (a.dtype, b.dtype) and a.dtype != b.dtype:
-                kind = _wider(a.dtype, b.dtype)
-            else:
-                kind = _wider(a.dtype, b.dtype)
-            a = self._cast(a, kind, sa)
-            b = self._cast(b, kind, sb)
+            kind = _wider(a.dtype, b.dtype)
+            a = self._in_body(sa, "astype", a, dtype=kind) if a.dtype != kind else a
+            b = self._in_body(sb, "astype", b, dtype=kind) if b.dtype != kind else b
         if a.shape != b.shape:
             try:
                 shape = tuple(np.broadcast_shapes(a.shape, b.shape))
@@ -410,23 +404,15 @@ class Flow:
                     f"of the `if` at line {line}, whose test depends on the parameters",
                     "give it the same shape on both paths",
                 )
-            a = self._widen(a, shape, sa)
-            b = self._widen(b, shape, sb)
+            a = self._in_body(sa, "broadcast_to", a, shape=shape) if a.shape != shape else a
+            b = self._in_body(sb, "broadcast_to", b, shape=shape) if b.shape != shape else b
         return a, b
 
-    def _cast(self, node: Node, dtype: str, side) -> Node:
-        if node.dtype == dtype:
-            return node
+    def _in_body(self, side: tuple[Graph, Scope], op: str, node: Node, **attrs) -> Node:
+        """`op(node)` added to a branch's graph after it was traced."""
         graph, scope = side
-        with _entered(self.tracing, scope, reenter=True):
-            return graph.apply("astype", node, dtype=dtype)
-
-    def _widen(self, node: Node, shape: tuple, side) -> Node:
-        if node.shape == shape:
-            return node
-        graph, scope = side
-        with _entered(self.tracing, scope, reenter=True):
-            return graph.apply("broadcast_to", node, shape=shape)
+        with _entered(self.tracing, scope):
+            return graph.apply(op, node, **attrs)
 
     def _named(self, node: Node, name: str) -> Tracer:
         if not name.startswith("__gg_") and " " not in name:
@@ -491,7 +477,7 @@ def _unify(scopes: Sequence[Scope]) -> list[Node]:
 class _entered:
     """`with _entered(tracing, scope)`: the scope's graph is the one being built."""
 
-    def __init__(self, tracing: Tracing, scope: Scope, reenter: bool = False):
+    def __init__(self, tracing: Tracing, scope: Scope):
         self.tracing, self.scope = tracing, scope
 
     def __enter__(self):

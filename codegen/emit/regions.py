@@ -158,11 +158,10 @@ def _bind(walker, node: Node, hint: str) -> str:
 
 
 def _uses(graph: Graph | None, param: Node) -> bool:
-    return (
-        graph is not None
-        and any(param in n.inputs for n in graph.nodes)
-        or (graph is not None and any(o is param for o in graph.outputs))
-    )
+    """Whether `graph` reads `param` (in a node or as an output)."""
+    if graph is None:
+        return False
+    return any(param in n.inputs for n in graph.nodes) or any(o is param for o in graph.outputs)
 
 
 def _loop(walker, node, args, parts) -> list[str]:

@@ -23,13 +23,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..emit.c_expr import wrap as cwrap
 from ..emit.expr import ATOM, Expr, wrap
 from ..errors import GradgenError
 from ..ir import NUMPY_DTYPES, Graph, Node, _key, run
 from . import apply, defop, same_shape, to_bool
-
-CExpr = Expr  # (the C forms build the same kind of expression, with C's precedences)
 
 REGIONS = ("cond", "loop")
 _fresh = itertools.count()  # tells apart accumulators that start as the same zeros
@@ -333,7 +330,7 @@ def _logic_py(symbol: str, ufunc: str, prec: int):
 
 def _logic_c(symbol: str, prec: int):
     def emit(args, node):
-        return CExpr(f"{cwrap(args[0], prec + 1)} {symbol} {cwrap(args[1], prec + 1)}", prec)
+        return Expr(f"{wrap(args[0], prec + 1)} {symbol} {wrap(args[1], prec + 1)}", prec)
 
     return emit
 
@@ -367,7 +364,7 @@ defop(
     dtype=to_bool,
     vjp=lambda g, out, a: (None,),
     py=_not_py,
-    c=lambda args, node: CExpr(f"!{cwrap(args[0], 14)}", 14),
+    c=lambda args, node: Expr(f"!{wrap(args[0], 14)}", 14),
     gate="logic: no gradient",
 )
 
@@ -393,9 +390,9 @@ defop(
     dtype=lambda dtypes, dtype: dtype,
     vjp=_astype_vjp,
     py=_astype_py,
-    c=lambda args, node: CExpr(
+    c=lambda args, node: Expr(
         f"({'float' if node.dtype == 'f32' else 'long' if node.dtype == 'i64' else 'double'})"
-        f"{cwrap(args[0], 14)}",
+        f"{wrap(args[0], 14)}",
         14,
     ),
     gate="astype: converts back",
