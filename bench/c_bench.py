@@ -18,7 +18,10 @@ gradient from Python, on one thread: hand-written numpy (bench/systems/handwritt
 torch eager, the Python target, and the C target through its loader, built with -O2 and
 with the opt-in $GRADGEN_CFLAGS of --fast. Systems interleaved in each round, medians
 over rounds, ratios to hand-written; for mlp also GFLOP/s (2 flops a multiply-add of
-the three matrix products of the value and gradient).
+the five matrix products of the value and gradient: no gradient for the constant X). For mlp also "C -O2, C harness":
+mlp_value_and_grad called from C (`mlp_harness`, built with the loader's `cc -O2`), the
+generated code's own time without the loader's per-call work (the work buffer and the
+output arrays it allocates).
 """
 
 from __future__ import annotations
@@ -135,7 +138,54 @@ def from_python(fn, args) -> float:
 
 
 ARRAY_CASES = ["elementwise", "mlp"]
-MLP_FLOPS = 2 * 64 * (784 * 256 + 256 * 10) * 3  # forward, and the two products a layer back
+# the five products of value_and_grad (X is a constant: no gradient for it): X @ W1, h @ W2,
+# forward; h.T @ dz, dz @ W2.T and X.T @ dh, backward
+MLP_FLOPS = 2 * 64 * (784 * 256 * 2 + 256 * 10 * 3)
+
+
+def mlp_harness(folder: Path, calls: int = 20) -> Path:
+    """A C program printing the mean time of `calls` calls of mlp_value_and_grad (best of
+    3 batches), its inputs filled with small deterministic values."""
+    text = (
+        CLOCK
+        + '#include <math.h>\n#include "mlp_grad.h"\n'
+        + "static double W1[784 * 256], b1[256], W2[256 * 10], b2[10], g_W1[784 * 256],"
+        + " g_b1[256], g_W2[256 * 10], g_b2[10], work[mlp_WORK_SIZE + 1];\n"
+        + f"""
+int main(void)
+{{
+    double value, best = 1e30;
+    for (long i = 0; i < 784 * 256; i++) W1[i] = 0.03 * sin(0.1 * (double)i);
+    for (long i = 0; i < 256 * 10; i++) W2[i] = 0.06 * cos(0.7 * (double)i);
+    for (int batch = 0; batch < 3; batch++) {{
+        double t0 = now();
+        for (int k = 0; k < {calls}; k++)
+            mlp_value_and_grad(W1, b1, W2, b2, &value, g_W1, g_b1, g_W2, g_b2, work);
+        double t = (now() - t0) / {calls};
+        if (t < best)
+            best = t;
+    }}
+    printf("%.9f %.17g\\n", best, value);
+    return 0;
+}}
+"""
+    )
+    (folder / "harness.c").write_text(text)
+    exe = folder / "harness"
+    subprocess.run(
+        [
+            "cc",
+            "-O2",
+            f"-I{folder}",
+            str(folder / "harness.c"),
+            str(folder / "mlp_grad.c"),
+            "-o",
+            str(exe),
+            "-lm",
+        ],
+        check=True,
+    )
+    return exe
 
 
 def _load_as(path: Path, name: str, cflags: str):
@@ -200,10 +250,15 @@ def arrays(rounds: int, fast: str) -> None:
                     for a, b in zip((got[0], *got[1]), (want[0], *want[1]))
                 )
                 assert err < 1e-6, f"{name}: {k} disagrees with numpy by {err}"
-            times: dict[str, list[float]] = {k: [] for k in systems}
+            harness = {"C -O2, C harness": mlp_harness(folder)} if name == "mlp" else {}
+            times: dict[str, list[float]] = {k: [] for k in [*systems, *harness]}
             for r in range(rounds):
-                order = list(systems)[r % len(systems) :] + list(systems)[: r % len(systems)]
+                order = list(times)[r % len(times) :] + list(times)[: r % len(times)]
                 for k in order:
+                    if k in harness:
+                        out = subprocess.run([str(harness[k])], capture_output=True, text=True)
+                        times[k].append(float(out.stdout.split()[0]))
+                        continue
                     fn, a = systems[k], native[k]
                     fn(*a)
                     number = max(1, int(0.2 / max(timeit.timeit(lambda: fn(*a), number=1), 1e-6)))

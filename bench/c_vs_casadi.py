@@ -10,7 +10,8 @@ compiler's CPU time (user + system, which load changes less than wall time). Nee
     python bench/c_vs_casadi.py [--cases neuron,scalar_chain,tanh_layer] [--flags "-O2"]
 
 Cases: neuron (the classic sigmoid neuron), scalar_chain (s <- c tanh(a s + b), 500
-steps, unrolled on both sides) and tanh_layer (sum(tanh(W x + b)), W 100x100: CasADi's
+steps, unrolled on both sides), scalar_chain_loop (the same, gradgen's a C loop with its
+tape in `saved`: `--loops keep`; CasADi's unrolled) and tanh_layer (sum(tanh(W x + b)), W 100x100: CasADi's
 C for it takes gcc about a minute), written once in numpy for gradgen (bench/cases/) and
 once with CasADi's SX symbols here, the way CasADi's users write them.
 """
@@ -28,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CASES = ("neuron", "scalar_chain", "tanh_layer")
+CASES = ("neuron", "scalar_chain", "scalar_chain_loop", "tanh_layer")
 # the chain unrolled, as CasADi's is: a `for` kept as a loop would be another comparison
 UNROLL = ["--loops", "unroll"] if "--loops" in (ROOT / "codegen" / "cli.py").read_text() else []
 
@@ -163,8 +164,10 @@ def _compile(cc: str, flags: list[str], source: Path, out: Path) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def run_case(case: str, flags: list[str], calls: int, rounds: int, folder: Path) -> dict:
+def run_case(name: str, flags: list[str], calls: int, rounds: int, folder: Path) -> dict:
     cc = os.environ.get("CC") or shutil.which("cc") or "cc"
+    case = name.removesuffix("_loop")
+    loops = ["--loops", "keep"] if name.endswith("_loop") else UNROLL
     subprocess.run(
         [
             sys.executable,
@@ -175,7 +178,7 @@ def run_case(case: str, flags: list[str], calls: int, rounds: int, folder: Path)
             "--out",
             str(folder),
             "--no-check",
-            *UNROLL,
+            *loops,
         ],
         check=True,
         capture_output=True,
@@ -207,7 +210,7 @@ def run_case(case: str, flags: list[str], calls: int, rounds: int, folder: Path)
     rows = [tuple(map(float, line.split())) for line in done.stdout.split("\n") if line.strip()]
     diff = next(line for line in done.stderr.splitlines() if line.startswith("diff"))
     return {
-        "case": case,
+        "case": name,
         "ours_ns": statistics.median(r[0] for r in rows),
         "casadi_ns": statistics.median(r[1] for r in rows),
         "ours_compile": t_ours,

@@ -302,20 +302,31 @@ def split(
             acc = graph.param(f"acc_{p.name}", p.shape, p.dtype)
             acc.name = f"g_{p.name}"
             accs.append(acc)
-            graph.tag = ACCUMULATE
-            grads[pos] = control.accumulate(acc, grads[pos])
+            part = grads[pos]
+            if not p.shape and part.id >= start and part.op != "param":
+                # a scalar's running sum, as the copy gate's: `g_b = g_b + t * x_list[i]`
+                part.name = None
+                graph.tag = COPY_GATE
+            else:
+                graph.tag = ACCUMULATE
+            grads[pos] = control.accumulate(acc, part)
+            if grads[pos].name is None and grads[pos].id >= start:
+                grads[pos].name = acc.name
             graph.tag = None
     keep_in = {graph.params[k].id for k in persistent}
     if counter is not None:
         keep_in.add(graph.params[counter].id)
+    live = _needed(graph, grads, start)
     residuals: dict[int, Node] = {}
-    for node in [*graph.nodes[start:], *grads]:
+    for node in [*(n for n in graph.nodes[start:] if n.id in live), *grads]:
         ins = node.inputs if node.id >= start else (node,)
         for i in ins:
             if i.id < start and i.op != "const" and i.id not in keep_in:
                 if _read_again(i, keep_in):
                     continue
                 residuals.setdefault(i.id, i)
+    if counter is not None:
+        _recompute(residuals, keep_in)
     res = list(residuals.values())
     n = len(body.params)
     forward = extract(graph, graph.params[:n], [*graph.outputs, *res])
@@ -327,6 +338,37 @@ def split(
 
 
 ACCUMULATE = "loop: gradients add up over iterations"
+
+
+def _needed(graph: Graph, outputs: Sequence[Node], start: int) -> set[int]:
+    """The ids of the backward nodes (from `start` on) that `outputs` depend on: the
+    residuals are what these read, not what dead code left behind reads."""
+    live = {o.id for o in outputs}
+    for node in reversed(graph.nodes[start:]):
+        if node.id in live:
+            live.update(i.id for i in node.inputs)
+    return live
+
+
+CHEAP = ("add", "sub", "mul", "div", "neg", "square")  # one exact float operation each
+
+
+def _recompute(residuals: dict[int, Node], available: set[int]) -> None:
+    """Drop from `residuals` the cheap scalar ops (+ - * /) that the backward can compute
+    again from what it has (other residuals, persistent parameters), when that leaves a
+    loop's tape one value an iteration, not a tuple: newton's `a / x` from the saved x.
+    The same operation on the same operands gives the same bits."""
+    if len(residuals) < 2:
+        return
+    kept = dict(residuals)
+    for node in sorted(residuals.values(), key=lambda n: -n.id):  # (latest first)
+        if node.op in CHEAP and not node.shape and node.tag is None:
+            if all(i.op == "const" or i.id in available or i.id in kept for i in node.inputs):
+                del kept[node.id]
+    if len(kept) <= 1:
+        for nid in list(residuals):
+            if nid not in kept:
+                del residuals[nid]
 
 
 def _read_again(node: Node, available: set[int]) -> bool:

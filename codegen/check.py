@@ -38,8 +38,9 @@ from typing import Any, Callable
 import numpy as np
 
 from . import ops
+from .ops import control
 from .errors import GradgenError, Src
-from .ir import Graph, evaluate
+from .ir import Graph, Node, evaluate, run
 from .load import FunctionSpec, ParamSpec, user_frame_src
 
 POINTS = 3
@@ -165,13 +166,57 @@ def import_path(path: Path) -> ModuleType:
 
 
 def _kink_distance(graph: Graph, env: dict[int, Any]) -> float:
+    """How near the point is to a switch: of the ops' `kink`s, those in the branch taken
+    and in every iteration of a loop included (a branch's test is a comparison, a kink)."""
     dist = np.inf
     for node in graph.live_nodes():
+        if node.op in control.REGIONS:
+            if _has_kinks(node):
+                dist = min(dist, _region_kinks(node, [env[i.id] for i in node.inputs]))
+            continue
         kink = ops.OPS[node.op].kink if node.op in ops.OPS else None
         if kink is not None:
             d = np.asarray(kink(*(env[i.id] for i in node.inputs), **node.attrs))
             if d.size:
                 dist = min(dist, float(np.min(d)))
+    return dist
+
+
+def _has_kinks(node: Node) -> bool:
+    """Whether a region's bodies (a while loop's test aside: see `_region_kinks`) hold an
+    op with a kink, or a branch."""
+    bodies = node.attrs["branches"] if node.op == "cond" else (node.attrs["body"],)
+    for body in bodies:
+        for n in body.nodes:
+            if n.op == "cond" or (n.op in control.REGIONS and _has_kinks(n)):
+                return True
+            if n.op in ops.OPS and ops.OPS[n.op].kink is not None:
+                return True
+    return False
+
+
+def _region_kinks(node: Node, inputs: list) -> float:
+    """The kink distance inside a region run on `inputs`: the branch that runs, or each
+    iteration's body as the loop runs them. A while loop's own test is left out: it
+    switches where an iteration has converged (newton's `abs(x * x - a) > tol`), where
+    the function does not jump."""
+    attrs = node.attrs
+    if attrs["role"] != "plain":  # (the check evaluates the traced function)
+        return np.inf
+    if node.op == "cond":
+        body = attrs["branches"][0 if bool(inputs[0]) else 1]
+        return _kink_distance(body, evaluate(body, inputs[1:]))
+    body, cond, count, k = attrs["body"], attrs.get("cond"), attrs.get("count"), attrs["carried"]
+    carried, invariant = list(inputs[:k]), list(inputs[k:])
+    dist, i = np.inf, 0
+    while (count is None or i < count) and i <= control.MAX_ITERATIONS:
+        args = [np.int64(i), *carried, *invariant]
+        if cond is not None and not bool(run(cond, *args)[0]):
+            break
+        env = evaluate(body, args)
+        dist = min(dist, _kink_distance(body, env))
+        carried = [env[o.id] for o in body.outputs[:k]]
+        i += 1
     return dist
 
 

@@ -27,6 +27,12 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USER_ERROR)
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
 def _dim(text: str) -> tuple[str, int]:
     name, sep, size = text.partition("=")
     if not sep or not name.isidentifier() or not size.isdigit() or int(size) < 1:
@@ -85,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a `for` over a range: kept as a loop when unrolling it would pass a few "
         "thousand lines (auto), always kept (keep), or unrolled (unroll)",
     )
+    p.add_argument(
+        "--max-iterations",
+        type=_positive,
+        metavar="N",
+        help="--target c: the bound of a traced `while` loop whose line has no "
+        "`# gradgen: max N` (its gradient's tape holds N iterations)",
+    )
     p.add_argument("--stats", action="store_true", help="print pass, cost and memory figures")
     p.add_argument(
         "--show",
@@ -116,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"gradgen {__version__}")
     return p
+
+
+# When set (by `main` run as the command), what a run compiled is kept here until the
+# process exits: a large module's graphs (100k nodes) take ~0.4 s to free object by
+# object, and the command ends its process without freeing them (os._exit, once its
+# output is flushed).
+_kept: list | None = None
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -166,7 +186,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         explain=args.explain,
         # a circuit is drawn gate by gate: its loops unrolled
         loops="unroll" if args.draw and args.loops == "auto" else args.loops,
+        max_iterations=args.max_iterations,
     )
+    if _kept is not None:
+        _kept.append(compiled)
     if args.stats:
         print(format_stats(compiled))
     from codegen.format import black_limit
@@ -270,6 +293,9 @@ def _draw(compiled, path: Path, at: str | None, level: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point: a user's mistake is one paragraph on stderr, never a traceback."""
+    global _kept
+    command = argv is None  # (called with arguments: from Python, which goes on running)
+    _kept = [] if command else None
     try:
         status = run(argv)
     except GradgenError as e:
@@ -286,7 +312,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             file=sys.stderr,
         )
         status = EXIT_INTERNAL
-    sys.exit(status)
+    if not command:
+        sys.exit(status)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)  # (the graphs in _kept go with the process)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,9 @@ def _freeze(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return tuple(_freeze(v) for v in value)
     if isinstance(value, dict):
+        if len(value) == 1:  # (an index's key, a reduction's axis: most attributes)
+            for k, v in value.items():
+                return ((k, _freeze(v)),)
         return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
     return value
 
@@ -44,6 +47,10 @@ def _key(op: str, inputs: tuple, attrs: dict) -> tuple:
     if len(inputs) == 2:
         return (op, frozen, inputs[0].id, inputs[1].id)
     return (op, frozen, *[n.id for n in inputs])
+
+
+# (shape rule, dtype rule, input shapes and dtypes) -> (shape, dtype): see `Graph.apply`
+_RULED: dict[tuple, tuple[tuple, str]] = {}
 
 
 def _all_const(nodes: Sequence[Node]) -> bool:
@@ -207,16 +214,19 @@ class Graph:
         these inputs' shapes and dtypes, so its shape and dtype are the result's.
         """
         spec = ops.OPS[op]
-        if all([type(x) is Node for x in inputs]):
-            nodes = inputs
-        else:
-            dtype_hint = next(
-                (x.dtype for x in inputs if isinstance(x, Node) and x.dtype in ("f64", "f32")),
-                self.float_dtype,
-            )
-            if _int_arithmetic(inputs):  # i + 1 of a loop counter stays an integer
-                dtype_hint = "i64"
-            nodes = tuple(x if isinstance(x, Node) else self.const(x, dtype_hint) for x in inputs)
+        nodes = inputs
+        for x in inputs:
+            if type(x) is not Node:
+                dtype_hint = next(
+                    (y.dtype for y in inputs if isinstance(y, Node) and y.dtype in ("f64", "f32")),
+                    self.float_dtype,
+                )
+                if _int_arithmetic(inputs):  # i + 1 of a loop counter stays an integer
+                    dtype_hint = "i64"
+                nodes = tuple(
+                    y if isinstance(y, Node) else self.const(y, dtype_hint) for y in inputs
+                )
+                break
         rules = self.rules
         if rules:
             rewritten = self._rewrite(spec, nodes, attrs)
@@ -230,7 +240,14 @@ class Graph:
                     else spec.dtype([n.dtype for n in nodes], **attrs)
                 ):
                     return rewritten
-        key = _key(op, nodes, attrs)
+        if attrs:
+            key = _key(op, nodes, attrs)
+        elif len(nodes) == 2:
+            key = (op, (), nodes[0].id, nodes[1].id)
+        elif len(nodes) == 1:
+            key = (op, (), nodes[0].id)
+        else:
+            key = (op, (), *[n.id for n in nodes])
         interned = self._interned
         if "intern" in rules:
             node = interned.get(key)
@@ -239,8 +256,25 @@ class Graph:
         if _like is not None:
             shape, dtype = _like.shape, _like.dtype
         else:
-            shape = tuple(spec.shape([n.shape for n in nodes], **attrs))
-            dtype = spec.dtype([n.dtype for n in nodes], **attrs)
+            # the shape and dtype rules are functions of the inputs' shapes and dtypes (and
+            # of the attributes): without attributes, their answers are remembered by rule
+            # and inputs (tracing and autodiff ask the same few questions over and over)
+            asked = None
+            if not attrs:
+                if len(nodes) == 2:
+                    a, b = nodes
+                    asked = (spec.shape, spec.dtype, a.shape, a.dtype, b.shape, b.dtype)
+                elif len(nodes) == 1:
+                    a = nodes[0]
+                    asked = (spec.shape, spec.dtype, a.shape, a.dtype)
+            answer = _RULED.get(asked) if asked is not None else None
+            if answer is not None:
+                shape, dtype = answer
+            else:
+                shape = tuple(spec.shape([n.shape for n in nodes], **attrs))
+                dtype = spec.dtype([n.dtype for n in nodes], **attrs)
+                if asked is not None:
+                    _RULED[asked] = (shape, dtype)
         all_nodes = self.nodes
         node = Node(self, len(all_nodes), op, nodes, attrs, shape, dtype, src or self.src, self.tag)
         all_nodes.append(node)
@@ -319,7 +353,8 @@ class Graph:
 
     def live_nodes(self) -> list[Node]:
         """The nodes the outputs depend on, in topological order (params always kept)."""
-        keep = self.live_ids() | {p.id for p in self.params}
+        keep = self.live_ids()  # (a new set: extended in place)
+        keep.update([p.id for p in self.params])
         return [n for n in self.nodes if n.id in keep]
 
 
@@ -461,38 +496,71 @@ def replay(
             new.param(p.name, p.shape, p.dtype, p.src)
         elif not (constants and p.name in constants):
             early[p.id] = new.param(p.name, p.shape, p.dtype, p.src)
+    # (hot: every node of every rebuild passes here; the copy path is written out)
+    interned = new._interned
+    made = new.nodes
     for node in graph.live_nodes() if dce else graph.nodes:
         op = node.op
-        if op == "param" and constants and (node.name in constants or node.id in constants):
-            value = constants[node.id] if node.id in constants else constants[node.name]
+        nid = node.id
+        if op == "param" and constants and (node.name in constants or nid in constants):
+            value = constants[nid] if nid in constants else constants[node.name]
             out = new.const(np.full(node.shape, value), node.dtype)
         elif op == "param":
-            out = early.get(node.id) or new.param(node.name, node.shape, node.dtype, node.src)
-            same.add(node.id)
+            out = early.get(nid) or new.param(node.name, node.shape, node.dtype, node.src)
+            same.add(nid)
         elif op == "const":
             out = new.const(node.value, node.dtype)
-            same.add(node.id)
+            same.add(nid)
         else:
             near = None  # levels down to the nearest difference; None: none, or not settled
             if not copy and settled is not None and settled(node):
                 near = 0
                 for i in node.inputs:
-                    if i.id not in same:
-                        d = below.get(i.id, 0) + 1
+                    iid = i.id
+                    if iid not in same:
+                        d = below.get(iid, 0) + 1
                         near = d if near == 0 or d < near else near
             if copy or (near is not None and (near == 0 or near > depth)):
                 # no rule could see a difference: keep the shape and dtype worked out
-                inputs = tuple([env[i.id] for i in node.inputs])
-                key = _key(op, inputs, node.attrs) if intern else None
-                out = new._interned.get(key) if intern else None
-                if out is None:
-                    out = new.copy_of(node, inputs)
-                    if intern:
-                        new._interned[key] = out
-                    if near:
-                        below[node.id] = near
+                old = node.inputs
+                if len(old) == 2:
+                    inputs = (env[old[0].id], env[old[1].id])
+                elif len(old) == 1:
+                    inputs = (env[old[0].id],)
+                else:
+                    inputs = tuple([env[i.id] for i in old])
+                out = None
+                if intern:
+                    attrs = node.attrs
+                    if attrs:
+                        key = _key(op, inputs, attrs)
+                    elif len(inputs) == 2:
+                        key = (op, (), inputs[0].id, inputs[1].id)
+                    elif len(inputs) == 1:
+                        key = (op, (), inputs[0].id)
                     else:
-                        same.add(node.id)
+                        key = (op, (), *[n.id for n in inputs])
+                    out = interned.get(key)
+                if out is None:
+                    # (Graph.copy_of, inlined)
+                    out = Node(
+                        new,
+                        len(made),
+                        op,
+                        inputs,
+                        node.attrs,
+                        node.shape,
+                        node.dtype,
+                        node.src,
+                        node.tag,
+                    )
+                    made.append(out)
+                    if intern:
+                        interned[key] = out
+                    if near:
+                        below[nid] = near
+                    else:
+                        same.add(nid)
                 # else CSE: an identical node stands in for it
             else:
                 new.src, new.tag = node.src, node.tag
@@ -506,10 +574,10 @@ def replay(
                             break
                     out = new.apply(op, *inputs, _like=like, **node.attrs)
                     if near and _built_as(out, op, inputs, node.attrs):
-                        below[node.id] = near  # no rule fired: it differs only below
-        if out.name is None and (out.op != "const" or node.op == "const"):
+                        below[nid] = near  # no rule fired: it differs only below
+        if out.name is None and (out.op != "const" or op == "const"):
             out.name = node.name  # a value folded to a constant is not the user's global
-        env[node.id] = out
+        env[nid] = out
     new.src = new.tag = None
     new.rules = frozenset()
     new.outputs = [env[o.id] for o in graph.outputs]

@@ -7,7 +7,9 @@ import importlib.util
 import inspect
 import re
 import traceback
-from dataclasses import dataclass
+import io
+import tokenize
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Callable
@@ -50,6 +52,8 @@ class Loaded:
     functions: tuple[FunctionSpec, ...]
     dims: dict[str, int]
     loops: str = "auto"  # --loops: how a `for` over a range is traced (see regions.py)
+    # `# gradgen: max N` on a `while` line: line -> N, the loop's bound on the C target
+    bounds: dict[int, int] = field(default_factory=dict)
 
 
 def user_frame_src(tb, path: Path) -> Src | None:
@@ -276,6 +280,42 @@ def find_functions(
     return tuple(specs)
 
 
+BOUND_COMMENT = re.compile(r"#\s*gradgen:\s*(.*)")
+
+
+def loop_bounds(path: Path) -> dict[int, int]:
+    """The bounds that `while` lines give with a `# gradgen: max N` comment: {line: N}.
+    (The C target preallocates a while loop's tape; see emit/c_regions.py.)"""
+    source = path.read_text(encoding="utf-8")
+    if "gradgen:" not in source:
+        return {}
+    whiles = {n.lineno for n in ast.walk(ast.parse(source)) if isinstance(n, ast.While)}
+    bounds: dict[int, int] = {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type != tokenize.COMMENT:
+            continue
+        m = BOUND_COMMENT.match(tok.string)
+        if m is None:
+            continue
+        line = tok.start[0]
+        src = Src(path.name, line)
+        words = m.group(1).split()
+        if len(words) != 2 or words[0] != "max" or not words[1].isdigit() or int(words[1]) < 1:
+            raise GradgenError(
+                f"cannot read the comment {tok.string.strip()!r}",
+                src,
+                "a `while` loop's bound is written `# gradgen: max N`, N a positive integer",
+            )
+        if line not in whiles:
+            raise GradgenError(
+                "`# gradgen: max N` bounds a `while` loop, and this line starts none",
+                src,
+                "put it at the end of the `while` line (a `for` loop's bound is its count)",
+            )
+        bounds[line] = int(words[1])
+    return bounds
+
+
 def load(
     path: str | Path,
     fn: str | None = None,
@@ -286,4 +326,5 @@ def load(
     path = Path(path)
     module = load_module(path)
     dims = resolve_dims(module, cli_dims or {}, path)
-    return Loaded(path, module, find_functions(module, path, fn, dims), dims, loops)
+    functions = find_functions(module, path, fn, dims)
+    return Loaded(path, module, functions, dims, loops, loop_bounds(path))

@@ -44,7 +44,7 @@ def can_write_into(node: Node, dead: Sequence[Node], is_ufunc: bool) -> bool:
     return any(d.shape == node.shape and d.dtype == node.dtype for d in dead)
 
 
-@dataclass
+@dataclass(slots=True)
 class Statement:
     """One emitted assignment: the node it defines and the named nodes its text reads."""
 

@@ -166,12 +166,14 @@ def compile_file(
     target: str = "python",
     explain: bool = False,
     loops: str = "auto",
+    max_iterations: int | None = None,
 ) -> Compiled:
     """Load, trace, differentiate, optimize, emit and format one expr.py.
 
     `explain` (with comments) adds to each backward line's gate comment the forward line
     of the user's file it differentiates. `loops` (auto, keep, unroll) says which `for`
-    loops over a range stay loops (see regions.py).
+    loops over a range stay loops (see regions.py); `max_iterations` bounds, on the C
+    target, a traced `while` loop whose line gives no `# gradgen: max N`.
 
     Named dims stay symbolic when the emitted code does not depend on their sizes; this is
     tested by compiling again with each named dim at another size. Where the code does
@@ -189,7 +191,7 @@ def compile_file(
     gc.disable()
     try:
         if target == "c":
-            return _compile_c(path, fn, wrt, dims, comments, enabled_passes, loops)
+            return _compile_c(path, fn, wrt, dims, comments, enabled_passes, loops, max_iterations)
         return _compile(path, fn, wrt, dims, comments, enabled_passes, loops)
     finally:
         if collecting:
@@ -198,15 +200,16 @@ def compile_file(
             gc.enable()
 
 
-def _compile_c(path, fn, wrt, dims, comments, enabled_passes, loops="auto") -> Compiled:
+def _compile_c(
+    path, fn, wrt, dims, comments, enabled_passes, loops="auto", max_iterations=None
+) -> Compiled:
     """The C target: the same graphs, without the lowerings that only speed up numpy
     (scan, widen), emitted for the sizes given (named dims included)."""
     from .emit.c import emit_c
 
     enabled = passes.default_enabled() if enabled_passes is None else enabled_passes
     enabled = [p for p in enabled if p not in ("scan", "widen")]
-    # the C emitter does not write regions yet: loops unroll unless asked otherwise
-    loaded = load(path, fn, dims, "unroll" if loops == "auto" else loops)
+    loaded = load(path, fn, dims, loops)
     traced = [differentiate(loaded, spec, wrt, enabled) for spec in loaded.functions]
     named = sorted(
         {d for s in loaded.functions for p in s.params for d in p.dims if isinstance(d, str)}
@@ -217,7 +220,16 @@ def _compile_c(path, fn, wrt, dims, comments, enabled_passes, loops="auto") -> C
         dims.append([(d, loaded.dims[d]) for d in names])
     units = _units(loaded, traced, {})
     memory: dict[str, dict] = {}
-    files = emit_c(units, f"{loaded.path.stem}_grad", loaded.path.name, comments, dims, memory)
+    files = emit_c(
+        units,
+        f"{loaded.path.stem}_grad",
+        loaded.path.name,
+        comments,
+        dims,
+        memory,
+        max_iterations=max_iterations,
+        bounds=loaded.bounds,
+    )
     specialized = {d: loaded.dims[d] for d in named}
     reasons = {d: "the C target sizes its loops and buffers when generated" for d in named}
     return Compiled(loaded, traced, files[".c"], memory, specialized, reasons, files)

@@ -29,6 +29,13 @@ OPERATORS = {
     "ne": "`!=`",
     "matmul": "`@`",
     "index": "`x[...]`",
+    "remainder": "`%`",
+    "floor_divide": "`//`",
+    "divmod": "`divmod()`",
+    "bitwise_and": "`&` (masks)",
+    "bitwise_or": "`|` (masks)",
+    "bitwise_xor": "`^` (masks)",
+    "invert": "`~` (masks)",
 }
 
 
@@ -50,7 +57,10 @@ def _op_of(fn) -> str | None:
 
 
 def _spelled(fn, name: str) -> str:
-    """How a user writes it: np.sum, np.lib.stride_tricks.sliding_window_view."""
+    """How a user writes it: np.sum, np.lib.stride_tricks.sliding_window_view, np.add.reduce."""
+    owner = getattr(fn, "__self__", None)
+    if isinstance(owner, np.ufunc):
+        return f"np.{owner.__name__}.{name}"
     for where, prefix in (
         (np, "np"),
         (np.linalg, "np.linalg"),
@@ -68,8 +78,10 @@ def table() -> str:
         name = getattr(fn, "__name__", str(fn))
         rows[_op_of(fn) or name].append(f"`{_spelled(fn, name)}`")
     methods: dict[str, list[str]] = defaultdict(list)
-    for meth, fn in METHODS.items():
-        if fn in ops.NUMPY:
+    # x.sort() and x.partition() sort in place; x.astype() converts
+    in_place = {"sort": np.sort, "partition": np.partition, "astype": getattr(np, "astype", None)}
+    for meth, fn in [*METHODS.items(), *in_place.items()]:
+        if fn is not None and fn in ops.NUMPY:
             methods[_op_of(fn) or fn.__name__].append(
                 f"`.{meth}{'' if meth in PROPERTIES else '()'}`"
             )

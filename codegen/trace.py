@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import math
 import sys
 import types
 from pathlib import Path
@@ -131,6 +132,30 @@ class Tracer:
     def dtype(self) -> np.dtype:
         return np.dtype(NUMPY_DTYPES[self._node.dtype])
 
+    @property
+    def flags(self) -> types.SimpleNamespace:
+        """A traced array is laid out as numpy's C-ordered arrays are."""
+        f_order = sum(d > 1 for d in self.shape) <= 1
+        return types.SimpleNamespace(
+            c_contiguous=True,
+            f_contiguous=f_order,
+            contiguous=True,
+            fortran=f_order,
+            fnc=False,
+            forc=True,
+            owndata=self.base is None,
+            writeable=True,
+            aligned=True,
+        )
+
+    @property
+    def itemsize(self) -> int:
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self.dtype.itemsize * self._node.size
+
     def __len__(self) -> int:
         if not self._node.shape:
             raise self.tracing.error("len() of a scalar", "a scalar has no length")
@@ -146,24 +171,27 @@ class Tracer:
     # ---- the numpy protocols
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         out = kwargs.pop("out", None)
+        if method == "at" and ufunc in (np.add, np.subtract) and len(inputs) == 3:
+            x, key, value = inputs
+            return self.tracing.add_at(x, key, value if ufunc is np.add else np.negative(value))
         if method == "at" and ufunc is np.add:
             return self.tracing.add_at(*inputs)
-        if method != "__call__":
-            return self.tracing.fallback(
-                f"np.{ufunc.__name__}.{method}", getattr(ufunc, method), inputs, kwargs
+        # np.add.reduce, np.maximum.accumulate, np.multiply.outer: their fronts are keyed
+        # by the bound method (see ops/composite.py)
+        fn = ufunc if method == "__call__" else getattr(ufunc, method)
+        if fn not in ops.NUMPY:
+            name = f"np.{ufunc.__name__}" + (f".{method}" if method != "__call__" else "")
+            return self.tracing.fallback(name, fn, inputs, kwargs)
+        dtype = kwargs.get("dtype")
+        if dtype is not None and np.dtype(dtype).kind == "f":  # computed in that float type
+            kwargs.pop("dtype")
+            inputs = tuple(
+                a.astype(dtype) if isinstance(a, Tracer) and a.dtype != dtype else a for a in inputs
             )
-        result = self.tracing.call(ufunc, inputs, kwargs)
+        result = self.tracing.call(fn, inputs, kwargs)
         if out is None:
             return result
-        target = out[0] if isinstance(out, tuple) else out
-        if not isinstance(target, Tracer):
-            raise self.tracing.error(
-                f"an in-place update of a numpy array with a traced value (a += t, or "
-                f"np.{ufunc.__name__}(..., out=a)) would drop the value from the trace",
-                f"{CREATE_HINT}, or assign the result to a new name",
-            )
-        target.assign_all(result)
-        return target
+        return self.tracing.write_out(out, result, f"np.{ufunc.__name__}")
 
     def __array_function__(self, func, types, args, kwargs):
         return self.tracing.call(func, args, kwargs)
@@ -233,6 +261,46 @@ class Tracer:
     def __abs__(self):
         return self.tracing.call(np.absolute, (self,))
 
+    def __floordiv__(self, o):
+        return self.tracing.call(np.floor_divide, (self, o))
+
+    def __rfloordiv__(self, o):
+        return self.tracing.call(np.floor_divide, (o, self))
+
+    def __divmod__(self, o):
+        return self.tracing.call(np.divmod, (self, o))
+
+    def __rdivmod__(self, o):
+        return self.tracing.call(np.divmod, (o, self))
+
+    def __round__(self, ndigits=None):
+        value = self.tracing.concrete(self.node)
+        if value is not None:  # Python's round of a constant: an int without ndigits
+            return round(value.item(), ndigits) if value.ndim == 0 else round(value, ndigits)
+        return self.tracing.call(np.round, (self, ndigits or 0))
+
+    # On masks (comparisons) these are numpy's logical and, or, xor and not
+    def __and__(self, o):
+        return self.tracing.call(np.bitwise_and, (self, o))
+
+    def __rand__(self, o):
+        return self.tracing.call(np.bitwise_and, (o, self))
+
+    def __or__(self, o):
+        return self.tracing.call(np.bitwise_or, (self, o))
+
+    def __ror__(self, o):
+        return self.tracing.call(np.bitwise_or, (o, self))
+
+    def __xor__(self, o):
+        return self.tracing.call(np.bitwise_xor, (self, o))
+
+    def __rxor__(self, o):
+        return self.tracing.call(np.bitwise_xor, (o, self))
+
+    def __invert__(self):
+        return self.tracing.call(np.invert, (self,))
+
     # In place: numpy writes into the array itself, so other names for it (and its
     # views) see the change. Scalars are immutable, and `s += t` just rebinds s.
     def __iadd__(self, o):
@@ -252,6 +320,21 @@ class Tracer:
 
     def __imatmul__(self, o):
         return self.inplace(np.matmul, o)
+
+    def __ifloordiv__(self, o):
+        return self.inplace(np.floor_divide, o)
+
+    def __imod__(self, o):
+        return self.inplace(np.remainder, o)
+
+    def __iand__(self, o):
+        return self.inplace(np.bitwise_and, o)
+
+    def __ior__(self, o):
+        return self.inplace(np.bitwise_or, o)
+
+    def __ixor__(self, o):
+        return self.inplace(np.bitwise_xor, o)
 
     def __lt__(self, o):
         return self.tracing.call(np.less, (self, o))
@@ -299,6 +382,9 @@ class Tracer:
         )
 
     def __setitem__(self, key, value):
+        mask = self.tracing.traced_mask(key)
+        if mask is not None:  # x[x < 0] = 0: the shape stays, so it is a np.where
+            return self.assign_all(self.tracing.masked(self, mask, value))
         if _runtime_indices(key, self.tracing):
             raise self.tracing.error(
                 "assignment at indices computed from the parameters (argsort, argmax, ...)",
@@ -435,6 +521,18 @@ class Tracer:
                 return getattr(value, attr)(*args)
 
             return concrete
+        if attr in IN_PLACE:  # x.sort(), x.fill(v): numpy writes into the array
+            return functools.partial(IN_PLACE[attr], self)
+        if attr == "astype":
+            return self.astype
+        if attr == "flat":  # x.flat[k]: the flattened view
+            return self.tracing.call(np.ravel, (self,))
+        if attr == "view":
+            return self.view
+        if attr == "compress":  # x.compress(condition) is np.compress(condition, x)
+            return lambda condition, axis=None: self.tracing.call(
+                np.compress, (condition, self), {"axis": axis}
+            )
         fn = METHODS.get(attr)
         if fn is None:
             raise self.tracing.error(
@@ -453,6 +551,54 @@ class Tracer:
 
         return method
 
+    def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True) -> "Tracer":
+        """numpy's x.astype: a float as another float, a mask or an integer as a float
+        (no gradient reaches a mask or an integer), a float as a mask (x != 0) or an
+        integer (truncated: no gradient)."""
+        tracing, node = self.tracing, self.node
+        target = _DTYPE_OF_KIND.get((np.dtype(dtype).kind, np.dtype(dtype).itemsize))
+        if target is None:
+            raise tracing.error(
+                f"x.astype({np.dtype(dtype)}): only float64, float32, bool and integer "
+                "arrays are traced (complex numbers are not supported)"
+            )
+        if target == node.dtype:
+            return self if copy is False else Tracer(node, tracing)
+        if target == "bool":
+            return tracing.call(np.not_equal, (self, 0))
+        if target == "i64" and node.dtype in ("f64", "f32"):
+            node = tracing.call(np.trunc, (self,)).node
+        return Tracer(tracing.apply("astype", node, dtype=target), tracing)
+
+    def sort(self, axis=-1, kind=None, order=None, **kwargs) -> None:
+        """x.sort(): x's elements sorted in place."""
+        self.assign_all(self.tracing.call(np.sort, (self,), dict(axis=axis, kind=kind, **kwargs)))
+
+    def partition(self, kth, axis=-1, kind="introselect", order=None) -> None:
+        self.assign_all(self.tracing.call(np.partition, (self, kth), dict(axis=axis)))
+
+    def view(self, dtype=None, type=None) -> "Tracer":
+        """x.view(): a new array object on the same memory (of the same dtype only)."""
+        if (dtype is not None and np.dtype(dtype) != self.dtype) or type is not None:
+            raise self.tracing.error("x.view() as another dtype or type is not supported")
+        return self.tracing.call(np.reshape, (self, self.shape))
+
+    def fill(self, value) -> None:
+        """x.fill(v): every element set to v."""
+        if self.scalar:
+            raise self.tracing.error("fill() of a scalar", "a scalar value has no elements to fill")
+        self.write((Ellipsis,), [], self.positions, value)
+
+
+# numpy dtype (kind, item size) -> gradgen dtype, for x.astype
+_DTYPE_OF_KIND = {
+    ("f", 8): "f64",
+    ("f", 4): "f32",
+    ("b", 1): "bool",
+    **{(kind, size): "i64" for kind in "iu" for size in (1, 2, 4, 8)},
+}
+# Methods that write into the array (and return None)
+IN_PLACE = {"sort": Tracer.sort, "partition": Tracer.partition, "fill": Tracer.fill}
 
 # Array methods and properties traced as the numpy function of the same meaning. A method
 # works once its numpy function is in the op table.
@@ -460,20 +606,21 @@ METHODS = {
     name: getattr(np, name)
     for name in (
         "sum mean max min prod reshape dot clip transpose ravel squeeze swapaxes cumsum round "
-        "std var copy diagonal trace repeat take argsort argmax argmin cumprod"
+        "std var copy diagonal trace repeat take argsort argmax argmin cumprod ptp any all "
+        "nonzero conj conjugate argpartition real imag searchsorted choose put"
     ).split()
 }
 METHODS.update({"flatten": np.ravel, "T": np.transpose})
 if hasattr(np, "matrix_transpose"):  # numpy >= 2
     METHODS["mT"] = np.matrix_transpose
-PROPERTIES = {"T", "mT"}
+PROPERTIES = {"T", "mT", "real", "imag"}
 # Functions whose result may be a view of their argument (numpy decides which, per call).
 VIEWS = {
     getattr(np, name, np.transpose)
     for name in (
         "reshape ravel squeeze expand_dims transpose swapaxes moveaxis matrix_transpose "
         "broadcast_to split array_split atleast_1d atleast_2d atleast_3d flip fliplr flipud "
-        "rot90 diagonal rollaxis"
+        "rot90 diagonal rollaxis real real_if_close hsplit vsplit dsplit unstack"
     ).split()
 }
 CREATE_HINT = (
@@ -489,6 +636,9 @@ MASK_HINT = (
 
 def numpy_name(fn: Any) -> str:
     """How the user wrote a numpy function: np.sum, np.linalg.norm, np.fft.fft."""
+    owner = getattr(fn, "__self__", None)
+    if isinstance(owner, np.ufunc):  # np.add.reduce
+        return f"np.{owner.__name__}.{fn.__name__}"
     module = getattr(fn, "__module__", None) or "numpy"
     sub = module[len("numpy") :] if module.startswith("numpy.") and "._" not in module else ""
     return f"np{sub}.{getattr(fn, '__name__', fn)}"
@@ -613,6 +763,13 @@ class Tracing:
         """A Tracer's node, a constant node for an array; anything else as it is."""
         if isinstance(x, Tracer):
             return x.node
+        if isinstance(x, complex) or (
+            isinstance(x, (np.ndarray, np.generic)) and x.dtype.kind == "c"
+        ):
+            raise self.error(
+                "complex numbers are not supported: gradgen differentiates real-valued code",
+                "write the real and imaginary parts as two real arrays",
+            )
         if isinstance(x, (bool, int, float, np.generic)) and np.ndim(x) == 0:
             return x  # Python numbers stay as they are: weakly typed constants or attributes
         if isinstance(x, np.ndarray):
@@ -664,6 +821,38 @@ class Tracing:
                 MASK_HINT,
             )
         raise self.error("indexing with a traced value: indices have no gradient", BRANCH_HINT)
+
+    def traced_mask(self, key: Any) -> "Tracer | None":
+        """The key when it is one boolean mask computed from the parameters."""
+        if isinstance(key, Tracer) and key.dtype == np.bool_ and self.concrete(key.node) is None:
+            return key
+        return None
+
+    def masked(self, x: Tracer, mask: Tracer, value: Any) -> Tracer:
+        """x with `value` where `mask` holds: numpy's x[mask] = value, for a mask over x's
+        leading axes and a value that broadcasts to one element (or row) of them."""
+        rest = x.shape[mask.ndim :]
+        if x.shape[: mask.ndim] != mask.shape:
+            raise self.error(
+                f"assignment through a boolean mask of shape {mask.shape} into an array of "
+                f"shape {x.shape}: the mask must match the array's leading axes"
+            )
+        shape = value.shape if isinstance(value, Tracer) else np.shape(value)
+        try:
+            fits = np.broadcast_shapes(shape, rest) == rest
+        except ValueError:
+            fits = False
+        if not fits:
+            raise self.error(
+                "assignment through a mask computed from the parameters (x[x > 0] = v) of a "
+                f"value of shape {shape}: where its elements go would depend on how many "
+                "elements the mask selects",
+                "assign one value (or one row), or use np.where(mask, v, x)",
+            )
+        if x.dtype.kind not in "fb":
+            raise self.error("assignment through a traced mask into an integer array")
+        wide = self.call(np.reshape, (mask, mask.shape + (1,) * len(rest)))
+        return self.call(np.where, (wide, value, x))
 
     def index_arrays(self, arrays: list[np.ndarray], key: Any = None) -> list[Node]:
         """Index arrays as integer constants, named after the user's global when it is one."""
@@ -729,6 +918,9 @@ class Tracing:
         front = ops.NUMPY.get(fn)
         if front is None:
             return self.fallback(numpy_name(fn), fn, args, kwargs)
+        if kwargs.get("out") is not None and not getattr(front, "raw", False):
+            out = kwargs.pop("out")  # np.clip(x, 0, 1, out=y): the result written into y
+            return self.write_out(out, self.call(fn, args, kwargs), numpy_name(fn))
         if getattr(front, "raw", False):  # it writes into its arguments: the user's tracers
             self.graph.src = self.src()
             return front(args, kwargs, self)
@@ -738,6 +930,20 @@ class Tracing:
         if isinstance(out, (list, tuple)):
             return type(out)(self.wrap(o) for o in out)
         return self.wrap(out)
+
+    def write_out(self, out: Any, result: Any, name: str) -> Any:
+        """numpy's out=: the result written into the array `out` (a traced one)."""
+        target = out[0] if isinstance(out, tuple) and len(out) == 1 else out
+        if not isinstance(target, Tracer):
+            raise self.error(
+                f"an in-place update of a numpy array with a traced value (a += t, or "
+                f"{name}(..., out=a)) would drop the value from the trace",
+                f"{CREATE_HINT}, or assign the result to a new name",
+            )
+        if not isinstance(result, Tracer):
+            result = self.wrap(self.value_node(result, target.node.dtype))
+        target.assign_all(result)
+        return target
 
     def run_front(self, fn: Any, front, args: tuple, kwargs: dict) -> Any:
         """The front's node(s) for `fn(*args, **kwargs)`, with errors at the user's line."""
@@ -881,11 +1087,131 @@ class _NumpyProxy(types.ModuleType):
         self._tracing = tracing
         for fn in create.SHIMS:
             setattr(self, fn.__name__, tracing.shim(fn))
+        self.r_ = _Concatenator(tracing, np.r_, columns=False)
+        self.c_ = _Concatenator(tracing, np.c_, columns=True)
+        self.vectorize = functools.partial(_Vectorized, tracing)
+        self.require = tracing.shim(np.require)  # (numpy's makes a concrete array first)
 
     def __getattr__(self, name: str) -> Any:
         value = _proxied(getattr(np, name), self._tracing)
         setattr(self, name, value)  # looked up once per trace
         return value
+
+
+class _Vectorized:
+    """np.vectorize(pyfunc) as the user's function sees it while traced: called on traced
+    arrays, pyfunc runs on each element (a traced scalar) and the results are packed into
+    an array of the arguments' broadcast shape, as numpy's loop would."""
+
+    def __init__(self, tracing: Tracing, pyfunc: Any = None, *args: Any, **kwargs: Any):
+        if isinstance(pyfunc, np.vectorize):  # one made before tracing (a decorator)
+            self._numpy = pyfunc
+        else:
+            self._numpy = np.vectorize(pyfunc, *args, **kwargs)
+        self._tracing = tracing
+        functools.update_wrapper(self, self._numpy.pyfunc)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not any(_holds_tracer(a) for a in (*args, *kwargs.values())):
+            return self._numpy(*args, **kwargs)
+        tracing, numpy = self._tracing, self._numpy
+        if numpy.signature is not None or kwargs or numpy.excluded:
+            raise tracing.error(
+                "np.vectorize with signature=, excluded= or keyword arguments, called on "
+                "traced values, is not supported",
+                "call the function on whole arrays (numpy functions work element by element)",
+            )
+        args = [tracing.call(np.array, (a,)) if _holds_tracer(a) else a for a in args]
+        shape = np.broadcast_shapes(
+            *(np.shape(a) if not isinstance(a, Tracer) else a.shape for a in args)
+        )
+        wide = [
+            (
+                tracing.call(np.broadcast_to, (a, shape))
+                if isinstance(a, Tracer)
+                else np.broadcast_to(a, shape)
+            )
+            for a in args
+        ]
+        results = [numpy.pyfunc(*(a[index] for a in wide)) for index in np.ndindex(*shape)]
+        if results and isinstance(results[0], tuple):
+            return tuple(
+                _packed(tracing, [r[k] for r in results], shape) for k in range(len(results[0]))
+            )
+        return _packed(tracing, results, shape)
+
+
+def _packed(tracing: Tracing, values: list, shape: tuple) -> Any:
+    if not any(isinstance(v, Tracer) for v in values):
+        return np.array(values, dtype=np.float64).reshape(shape)
+    return tracing.call(np.reshape, (tracing.call(np.array, (values,)), shape))
+
+
+class _Concatenator:
+    """np.r_[a, b, ...] and np.c_[a, b, ...] of traced values: numpy's own turn each item
+    into a concrete array. Items are joined end to end (r_) or as columns (c_)."""
+
+    def __init__(self, tracing: Tracing, numpy: Any, columns: bool):
+        self._tracing, self._numpy, self._columns = tracing, numpy, columns
+
+    def __getitem__(self, key: Any) -> Any:
+        items = key if isinstance(key, tuple) else (key,)
+        if not any(_holds_tracer(item) for item in items):
+            return self._numpy[key]
+        tracing, name = self._tracing, "np.c_" if self._columns else "np.r_"
+        if any(isinstance(item, str) for item in items):
+            raise tracing.error(
+                f"{name}[...] with a directive string is not supported on traced values",
+                "use np.concatenate / np.stack with axis=",
+            )
+        parts = []
+        for item in items:
+            if isinstance(item, slice):
+                item = np.r_[item]
+            elif isinstance(item, (list, tuple)) and _holds_tracer(item):
+                item = tracing.call(np.array, (item,))
+            ndim = item.ndim if isinstance(item, Tracer) else np.ndim(item)
+            if self._columns and ndim < 2:
+                item = tracing.call(np.reshape, (item, (-1, 1)))
+            elif ndim == 0:
+                item = tracing.call(np.reshape, (item, (1,)))
+            parts.append(item)
+        return tracing.call(np.concatenate, (parts,), {"axis": -1 if self._columns else 0})
+
+
+class _Ufunc:
+    """A numpy ufunc as the user's function sees it while traced: a list of traced values
+    is an array, as for numpy's other functions (np.exp([a, b]),
+    np.maximum.reduce([a, b, c])); numpy would turn it into a concrete array first."""
+
+    def __init__(self, ufunc: np.ufunc, tracing: Tracing):
+        self._ufunc, self._tracing = ufunc, tracing
+        self.__name__ = ufunc.__name__
+        self.__doc__ = ufunc.__doc__
+
+    def _arrays(self, args: tuple) -> tuple:
+        return tuple(self._tracing.call(np.array, (a,)) if _scalar_list(a) else a for a in args)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._ufunc(*self._arrays(args), **kwargs)
+
+    def reduce(self, array: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._ufunc.reduce(*self._arrays((array,)), *args, **kwargs)
+
+    def accumulate(self, array: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._ufunc.accumulate(*self._arrays((array,)), *args, **kwargs)
+
+    def reduceat(self, array: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._ufunc.reduceat(*self._arrays((array,)), *args, **kwargs)
+
+    def outer(self, a: Any, b: Any, **kwargs: Any) -> Any:
+        return self._ufunc.outer(*self._arrays((a, b)), **kwargs)
+
+    def __getattr__(self, name: str) -> Any:  # at, nin, nout, identity, ...
+        return getattr(self._ufunc, name)
+
+    def __repr__(self) -> str:
+        return repr(self._ufunc)
 
 
 class _SubmoduleProxy(types.ModuleType):
@@ -904,6 +1230,8 @@ class _SubmoduleProxy(types.ModuleType):
 def _proxied(value: Any, tracing: Tracing) -> Any:
     if value is np.linalg:
         return _SubmoduleProxy(value, tracing)
+    if isinstance(value, np.ufunc):
+        return _Ufunc(value, tracing)
     if callable(value) and not isinstance(value, (np.ufunc, type)) and value in ops.NUMPY:
         return _lists_as_arrays(value, tracing)
     return value
@@ -931,9 +1259,10 @@ SEQUENCES = {
 
 
 def _scalar_list(obj: Any) -> bool:
-    """A (nested) list or tuple of numbers and traced scalars, with at least one traced:
-    numpy does not look inside lists for traced values, so np.sum([1, a * a]) would
-    otherwise turn the tracer into a concrete array."""
+    """A (nested) list or tuple of numbers and traced values, with at least one traced:
+    numpy does not look inside lists for traced values, so np.sum([1, a * a]) or
+    np.mean([x, y], axis=0) would otherwise turn the tracer into a concrete array. numpy
+    reads such a list as np.array(list), which traces."""
     if not isinstance(obj, (list, tuple)) or not obj:
         return False
     traced = False
@@ -943,8 +1272,6 @@ def _scalar_list(obj: Any) -> bool:
         if isinstance(item, (list, tuple)):
             stack.extend(item)
         elif isinstance(item, Tracer):
-            if item.ndim:
-                return False
             traced = True
         elif not isinstance(item, (int, float, np.integer, np.floating)):
             return False
@@ -966,15 +1293,157 @@ def _lists_as_arrays(fn: Any, tracing: Tracing) -> Any:
 
 
 def _swap_numpy(namespace: dict, tracing: Tracing) -> dict:
-    """Point the user's `np` (and names imported from numpy) at a proxy; returns the old."""
+    """Point the user's `np` (and names imported from numpy) at a proxy, `math` (and its
+    functions imported by name) at one whose functions take traced values, and Python's
+    max and min at ones that do; returns the old values (ABSENT: none)."""
     proxy = _NumpyProxy(tracing)
+    maths = _MathProxy(tracing)
     saved = {}
     for name, value in list(namespace.items()):
         if value is np:
             saved[name], namespace[name] = value, proxy
+        elif value is math:
+            saved[name], namespace[name] = value, maths
         elif any(value is fn for fn in create.SHIMS):
             saved[name], namespace[name] = value, getattr(proxy, value.__name__)
+        elif isinstance(value, np.vectorize):  # @np.vectorize on a module-level function
+            saved[name], namespace[name] = value, _Vectorized(tracing, value)
+        elif callable(value) and getattr(math, getattr(value, "__name__", ""), None) is value:
+            saved[name], namespace[name] = value, getattr(maths, value.__name__)
+    for name, builtin, ufunc, reduction in (
+        ("max", max, np.maximum, np.max),
+        ("min", min, np.minimum, np.min),
+    ):
+        if name not in namespace:
+            saved[name] = ABSENT
+            namespace[name] = _extreme(builtin, ufunc, reduction, tracing)
     return saved
+
+
+ABSENT = object()  # a name the user's module did not have before tracing
+
+
+def _restore(namespace: dict, saved: dict) -> None:
+    for name, value in saved.items():
+        if value is ABSENT:
+            namespace.pop(name, None)
+        else:
+            namespace[name] = value
+
+
+def _extreme(builtin: Any, ufunc: np.ufunc, reduction: Any, tracing: Tracing) -> Any:
+    """Python's max (or min) as the user's function sees it while traced: of traced
+    scalars, np.maximum of them (ties split the gradient, as np.maximum's do); of a traced
+    array, its maximum along the first axis (what iterating over it compares)."""
+
+    @functools.wraps(builtin)
+    def extreme(*args, **kwargs):
+        items = args[0] if len(args) == 1 else args
+        if len(args) == 1 and not isinstance(items, Tracer) and not kwargs:
+            items = list(items)  # a generator is read once
+            args = (items,)
+        traced = isinstance(items, Tracer) or any(isinstance(v, Tracer) for v in items)
+        if kwargs or not traced:  # key=, default=: Python's own
+            return builtin(*args, **kwargs)
+        if isinstance(items, Tracer):
+            return reduction(items, axis=0) if items.ndim else builtin(*args)
+        if any(np.size(v) > 1 for v in items if isinstance(v, Tracer)):
+            raise tracing.error(
+                f"{builtin.__name__}() of arrays compares them as truth values, which numpy "
+                "refuses for arrays of more than one element",
+                f"for the element-wise {builtin.__name__}imum, use np.{ufunc.__name__}(a, b)",
+            )
+        return functools.reduce(ufunc, items)
+
+    return extreme
+
+
+# math.<name> -> the numpy function computing it on a traced value
+MATH = {
+    name: getattr(np, numpy or name)
+    for name, numpy in (
+        ("sin", None),
+        ("cos", None),
+        ("tan", None),
+        ("asin", "arcsin"),
+        ("acos", "arccos"),
+        ("atan", "arctan"),
+        ("atan2", "arctan2"),
+        ("sinh", None),
+        ("cosh", None),
+        ("tanh", None),
+        ("asinh", "arcsinh"),
+        ("acosh", "arccosh"),
+        ("atanh", "arctanh"),
+        ("exp", None),
+        ("exp2", None),
+        ("expm1", None),
+        ("log1p", None),
+        ("log2", None),
+        ("log10", None),
+        ("sqrt", None),
+        ("cbrt", None),
+        ("pow", "power"),
+        ("fabs", None),
+        ("copysign", None),
+        ("degrees", None),
+        ("radians", None),
+        ("fmod", None),
+        ("floor", None),
+        ("ceil", None),
+        ("trunc", None),
+        ("isnan", None),
+        ("isinf", None),
+        ("isfinite", None),
+    )
+}
+
+
+def _math_log(x, base=None):
+    return np.log(x) if base is None else np.log(x) / np.log(base)
+
+
+def _math_hypot(*coordinates):
+    return np.sqrt(sum(c * c for c in coordinates))
+
+
+def _math_fsum(iterable):
+    return sum(iterable)
+
+
+def _math_prod(iterable, *, start=1):
+    return functools.reduce(np.multiply, iterable, start)
+
+
+MATH.update(log=_math_log, hypot=_math_hypot, fsum=_math_fsum, prod=_math_prod)
+
+
+class _MathProxy(types.ModuleType):
+    """The math module as the user's function sees it while traced: a function of a
+    traced value is the numpy function of the same meaning (math.exp(t) is np.exp(t));
+    of constants it is math's own."""
+
+    def __init__(self, tracing: Tracing):
+        super().__init__("math", math.__doc__)
+        self._tracing = tracing
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(math, name)
+        traced = MATH.get(name)
+        if traced is None:
+            return real
+        tracing = self._tracing
+
+        @functools.wraps(real)
+        def call(*args, **kwargs):
+            args = tuple(list(a) if isinstance(a, types.GeneratorType) else a for a in args)
+            values = list(args) + [v for a in args if isinstance(a, (list, tuple)) for v in a]
+            if not any(isinstance(a, Tracer) and tracing.concrete(a.node) is None for a in values):
+                return real(*args, **kwargs)
+            return traced(*args, **kwargs)
+
+        setattr(self, name, call)
+        return call
 
 
 class _Namer:
@@ -1045,7 +1514,7 @@ def trace_function(loaded: Loaded, spec: FunctionSpec) -> Graph:
             "the function runs once on stand-ins of its parameters' shapes; " + SUPPORTED_HINT,
         ) from None
     finally:
-        spec.fn.__globals__.update(saved)
+        _restore(spec.fn.__globals__, saved)
     graph.outputs = [_output_node(tracing, spec, result)]
     graph.notes = [
         f"{src or spec.src}: {spec.name} writes into its parameter {name!r}: the generated "

@@ -54,7 +54,7 @@ static PyArrayObject *gg_array(PyObject *obj, int type, int ndim, const npy_intp
         a = (PyArrayObject *)obj; /* the common case: the caller's own memory */
         Py_INCREF(a);
     } else {
-        a = (PyArrayObject *)PyArray_FROMANY(obj, type, 0, 0, NPY_ARRAY_IN_ARRAY);
+        a = (PyArrayObject *)PyArray_FROMANY(obj, type, 0, 0, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
         if (a == NULL)
             return NULL;
     }
@@ -113,7 +113,17 @@ static PyObject *gg_tuple(Py_ssize_t n, ...)
 
 static PyObject *gg_failed(const char *fn, int status)
 {
-    PyErr_Format(PyExc_RuntimeError, "%s returned %d", fn, status);
+    if (status == 1)
+        PyErr_Format(PyExc_ValueError, "%s: a named dim differs from the size generated for", fn);
+    else if (status == 2)
+        PyErr_Format(PyExc_RuntimeError,
+                     "%s: a while loop ran past its bound (`# gradgen: max N` on its line, or "
+                     "--max-iterations): raise the bound and generate again", fn);
+    else if (status == 3)
+        PyErr_Format(PyExc_IndexError, "%s: an index computed from the arguments is out of range",
+                     fn);
+    else
+        PyErr_Format(PyExc_RuntimeError, "%s returned %d", fn, status);
     return NULL;
 }
 

@@ -502,13 +502,19 @@ int convnet(const double *restrict K, const double *restrict gamma_, const doubl
         }
     }
     double *t3 = work + 14400;
-    for (long i0 = 0; i0 < 1600; i0++) {
+    for (long i0 = 0; i0 < 1600; i0 += 4) {
         for (long i1 = 0; i1 < 4; i1++) {
-            double acc = 0.0;
+            double acc[4] = {0.0, 0.0, 0.0, 0.0}; /* 4 dot products at a time, one a row */
             for (long i2 = 0; i2 < 9; i2++) {
-                acc += t2[9 * i0 + i2] * K[9 * i1 + i2];
+                acc[0] += t2[9 * i0 + i2] * K[9 * i1 + i2];
+                acc[1] += t2[9 * i0 + i2 + 9] * K[9 * i1 + i2];
+                acc[2] += t2[9 * i0 + i2 + 18] * K[9 * i1 + i2];
+                acc[3] += t2[9 * i0 + i2 + 27] * K[9 * i1 + i2];
             }
-            t3[4 * i0 + i1] = acc;
+            t3[4 * i0 + i1] = acc[0];
+            t3[4 * i0 + i1 + 4] = acc[1];
+            t3[4 * i0 + i1 + 8] = acc[2];
+            t3[4 * i0 + i1 + 12] = acc[3];
         }
     }
     double *act = work + 0;
@@ -582,10 +588,25 @@ int convnet(const double *restrict K, const double *restrict gamma_, const doubl
     for (long i0 = 0; i0 < 160; i0++) {
         t7[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 100; i1++) {
+    for (long i0 = 0; i0 < 16; i0 += 4) { /* 4 rows of the result at a time */
+        for (long i1 = 0; i1 < 100; i1 += 4) {
             for (long i2 = 0; i2 < 10; i2++) {
                 t7[10 * i0 + i2] += scaled[100 * i0 + i1] * W[10 * i1 + i2];
+                t7[10 * i0 + i2] += scaled[100 * i0 + i1 + 1] * W[10 * i1 + i2 + 10];
+                t7[10 * i0 + i2] += scaled[100 * i0 + i1 + 2] * W[10 * i1 + i2 + 20];
+                t7[10 * i0 + i2] += scaled[100 * i0 + i1 + 3] * W[10 * i1 + i2 + 30];
+                t7[10 * i0 + i2 + 10] += scaled[100 * i0 + i1 + 100] * W[10 * i1 + i2];
+                t7[10 * i0 + i2 + 10] += scaled[100 * i0 + i1 + 101] * W[10 * i1 + i2 + 10];
+                t7[10 * i0 + i2 + 10] += scaled[100 * i0 + i1 + 102] * W[10 * i1 + i2 + 20];
+                t7[10 * i0 + i2 + 10] += scaled[100 * i0 + i1 + 103] * W[10 * i1 + i2 + 30];
+                t7[10 * i0 + i2 + 20] += scaled[100 * i0 + i1 + 200] * W[10 * i1 + i2];
+                t7[10 * i0 + i2 + 20] += scaled[100 * i0 + i1 + 201] * W[10 * i1 + i2 + 10];
+                t7[10 * i0 + i2 + 20] += scaled[100 * i0 + i1 + 202] * W[10 * i1 + i2 + 20];
+                t7[10 * i0 + i2 + 20] += scaled[100 * i0 + i1 + 203] * W[10 * i1 + i2 + 30];
+                t7[10 * i0 + i2 + 30] += scaled[100 * i0 + i1 + 300] * W[10 * i1 + i2];
+                t7[10 * i0 + i2 + 30] += scaled[100 * i0 + i1 + 301] * W[10 * i1 + i2 + 10];
+                t7[10 * i0 + i2 + 30] += scaled[100 * i0 + i1 + 302] * W[10 * i1 + i2 + 20];
+                t7[10 * i0 + i2 + 30] += scaled[100 * i0 + i1 + 303] * W[10 * i1 + i2 + 30];
             }
         }
     }
@@ -720,13 +741,19 @@ int convnet_forward(const double *restrict K, const double *restrict gamma_, con
         }
     }
     double *t3 = work + 14400;
-    for (long i0 = 0; i0 < 1600; i0++) {
+    for (long i0 = 0; i0 < 1600; i0 += 4) {
         for (long i1 = 0; i1 < 4; i1++) {
-            double acc = 0.0;
+            double acc[4] = {0.0, 0.0, 0.0, 0.0}; /* 4 dot products at a time, one a row */
             for (long i2 = 0; i2 < 9; i2++) {
-                acc += t2[9 * i0 + i2] * K[9 * i1 + i2];
+                acc[0] += t2[9 * i0 + i2] * K[9 * i1 + i2];
+                acc[1] += t2[9 * i0 + i2 + 9] * K[9 * i1 + i2];
+                acc[2] += t2[9 * i0 + i2 + 18] * K[9 * i1 + i2];
+                acc[3] += t2[9 * i0 + i2 + 27] * K[9 * i1 + i2];
             }
-            t3[4 * i0 + i1] = acc;
+            t3[4 * i0 + i1] = acc[0];
+            t3[4 * i0 + i1 + 4] = acc[1];
+            t3[4 * i0 + i1 + 8] = acc[2];
+            t3[4 * i0 + i1 + 12] = acc[3];
         }
     }
     double *act = work + 20800;
@@ -804,10 +831,25 @@ int convnet_forward(const double *restrict K, const double *restrict gamma_, con
     for (long i0 = 0; i0 < 160; i0++) {
         t5[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 100; i1++) {
+    for (long i0 = 0; i0 < 16; i0 += 4) { /* 4 rows of the result at a time */
+        for (long i1 = 0; i1 < 100; i1 += 4) {
             for (long i2 = 0; i2 < 10; i2++) {
                 t5[10 * i0 + i2] += scaled[100 * i0 + i1] * W[10 * i1 + i2];
+                t5[10 * i0 + i2] += scaled[100 * i0 + i1 + 1] * W[10 * i1 + i2 + 10];
+                t5[10 * i0 + i2] += scaled[100 * i0 + i1 + 2] * W[10 * i1 + i2 + 20];
+                t5[10 * i0 + i2] += scaled[100 * i0 + i1 + 3] * W[10 * i1 + i2 + 30];
+                t5[10 * i0 + i2 + 10] += scaled[100 * i0 + i1 + 100] * W[10 * i1 + i2];
+                t5[10 * i0 + i2 + 10] += scaled[100 * i0 + i1 + 101] * W[10 * i1 + i2 + 10];
+                t5[10 * i0 + i2 + 10] += scaled[100 * i0 + i1 + 102] * W[10 * i1 + i2 + 20];
+                t5[10 * i0 + i2 + 10] += scaled[100 * i0 + i1 + 103] * W[10 * i1 + i2 + 30];
+                t5[10 * i0 + i2 + 20] += scaled[100 * i0 + i1 + 200] * W[10 * i1 + i2];
+                t5[10 * i0 + i2 + 20] += scaled[100 * i0 + i1 + 201] * W[10 * i1 + i2 + 10];
+                t5[10 * i0 + i2 + 20] += scaled[100 * i0 + i1 + 202] * W[10 * i1 + i2 + 20];
+                t5[10 * i0 + i2 + 20] += scaled[100 * i0 + i1 + 203] * W[10 * i1 + i2 + 30];
+                t5[10 * i0 + i2 + 30] += scaled[100 * i0 + i1 + 300] * W[10 * i1 + i2];
+                t5[10 * i0 + i2 + 30] += scaled[100 * i0 + i1 + 301] * W[10 * i1 + i2 + 10];
+                t5[10 * i0 + i2 + 30] += scaled[100 * i0 + i1 + 302] * W[10 * i1 + i2 + 20];
+                t5[10 * i0 + i2 + 30] += scaled[100 * i0 + i1 + 303] * W[10 * i1 + i2 + 30];
             }
         }
     }
@@ -952,23 +994,44 @@ int convnet_backward(const double *restrict saved, const double *restrict g, dou
     }
     const double *W = saved + 0;
     double *t18 = work + 672;
-    for (long i0 = 0; i0 < 16; i0++) { /* matmul gate: swaps, transposed */
+    for (long i0 = 0; i0 < 16; i0 += 4) { /* matmul gate: swaps, transposed */
         for (long i1 = 0; i1 < 100; i1++) {
-            double acc = 0.0;
+            double acc[4] = {0.0, 0.0, 0.0, 0.0}; /* 4 dot products at a time, one a row */
             for (long i2 = 0; i2 < 10; i2++) {
-                acc += g_logits[10 * i0 + i2] * W[10 * i1 + i2];
+                acc[0] += g_logits[10 * i0 + i2] * W[10 * i1 + i2];
+                acc[1] += g_logits[10 * i0 + i2 + 10] * W[10 * i1 + i2];
+                acc[2] += g_logits[10 * i0 + i2 + 20] * W[10 * i1 + i2];
+                acc[3] += g_logits[10 * i0 + i2 + 30] * W[10 * i1 + i2];
             }
-            t18[100 * i0 + i1] = acc;
+            t18[100 * i0 + i1] = acc[0];
+            t18[100 * i0 + i1 + 100] = acc[1];
+            t18[100 * i0 + i1 + 200] = acc[2];
+            t18[100 * i0 + i1 + 300] = acc[3];
         }
     }
     const double *t6 = saved + 33044;
     for (long i0 = 0; i0 < 1000; i0++) { /* matmul gate: swaps, transposed */
         g_W[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 100; i0++) {
-        for (long i1 = 0; i1 < 16; i1++) {
+    for (long i0 = 0; i0 < 100; i0 += 4) { /* 4 rows of the result at a time */
+        for (long i1 = 0; i1 < 16; i1 += 4) {
             for (long i2 = 0; i2 < 10; i2++) {
                 g_W[10 * i0 + i2] += t6[i0 + 100 * i1] * g_logits[10 * i1 + i2];
+                g_W[10 * i0 + i2] += t6[i0 + 100 * i1 + 100] * g_logits[10 * i1 + i2 + 10];
+                g_W[10 * i0 + i2] += t6[i0 + 100 * i1 + 200] * g_logits[10 * i1 + i2 + 20];
+                g_W[10 * i0 + i2] += t6[i0 + 100 * i1 + 300] * g_logits[10 * i1 + i2 + 30];
+                g_W[10 * i0 + i2 + 10] += t6[i0 + 100 * i1 + 1] * g_logits[10 * i1 + i2];
+                g_W[10 * i0 + i2 + 10] += t6[i0 + 100 * i1 + 101] * g_logits[10 * i1 + i2 + 10];
+                g_W[10 * i0 + i2 + 10] += t6[i0 + 100 * i1 + 201] * g_logits[10 * i1 + i2 + 20];
+                g_W[10 * i0 + i2 + 10] += t6[i0 + 100 * i1 + 301] * g_logits[10 * i1 + i2 + 30];
+                g_W[10 * i0 + i2 + 20] += t6[i0 + 100 * i1 + 2] * g_logits[10 * i1 + i2];
+                g_W[10 * i0 + i2 + 20] += t6[i0 + 100 * i1 + 102] * g_logits[10 * i1 + i2 + 10];
+                g_W[10 * i0 + i2 + 20] += t6[i0 + 100 * i1 + 202] * g_logits[10 * i1 + i2 + 20];
+                g_W[10 * i0 + i2 + 20] += t6[i0 + 100 * i1 + 302] * g_logits[10 * i1 + i2 + 30];
+                g_W[10 * i0 + i2 + 30] += t6[i0 + 100 * i1 + 3] * g_logits[10 * i1 + i2];
+                g_W[10 * i0 + i2 + 30] += t6[i0 + 100 * i1 + 103] * g_logits[10 * i1 + i2 + 10];
+                g_W[10 * i0 + i2 + 30] += t6[i0 + 100 * i1 + 203] * g_logits[10 * i1 + i2 + 20];
+                g_W[10 * i0 + i2 + 30] += t6[i0 + 100 * i1 + 303] * g_logits[10 * i1 + i2 + 30];
             }
         }
     }
@@ -1124,13 +1187,19 @@ int convnet_backward(const double *restrict saved, const double *restrict g, dou
     }
     const double *t1 = saved + 15400;
     double *t33 = work + 18272;
-    for (long i0 = 0; i0 < 1600; i0++) { /* matmul gate: swaps, transposed */
+    for (long i0 = 0; i0 < 1600; i0 += 4) { /* matmul gate: swaps, transposed */
         for (long i1 = 0; i1 < 9; i1++) {
-            double acc = 0.0;
+            double acc[4] = {0.0, 0.0, 0.0, 0.0}; /* 4 dot products at a time, one a row */
             for (long i2 = 0; i2 < 4; i2++) {
-                acc += t32[4 * i0 + i2] * t1[4 * i1 + i2];
+                acc[0] += t32[4 * i0 + i2] * t1[4 * i1 + i2];
+                acc[1] += t32[4 * i0 + i2 + 4] * t1[4 * i1 + i2];
+                acc[2] += t32[4 * i0 + i2 + 8] * t1[4 * i1 + i2];
+                acc[3] += t32[4 * i0 + i2 + 12] * t1[4 * i1 + i2];
             }
-            t33[9 * i0 + i1] = acc;
+            t33[9 * i0 + i1] = acc[0];
+            t33[9 * i0 + i1 + 9] = acc[1];
+            t33[9 * i0 + i1 + 18] = acc[2];
+            t33[9 * i0 + i1 + 27] = acc[3];
         }
     }
     const double *t0 = saved + 1000;
@@ -1138,11 +1207,34 @@ int convnet_backward(const double *restrict saved, const double *restrict g, dou
     for (long i0 = 0; i0 < 36; i0++) { /* matmul gate: swaps, transposed */
         t34[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 9; i0++) {
-        for (long i1 = 0; i1 < 1600; i1++) {
+    for (long i0 = 0; i0 < 8; i0 += 4) { /* 4 rows of the result at a time */
+        for (long i1 = 0; i1 < 1600; i1 += 4) {
             for (long i2 = 0; i2 < 4; i2++) {
                 t34[4 * i0 + i2] += t0[i0 + 9 * i1] * t32[4 * i1 + i2];
+                t34[4 * i0 + i2] += t0[i0 + 9 * i1 + 9] * t32[4 * i1 + i2 + 4];
+                t34[4 * i0 + i2] += t0[i0 + 9 * i1 + 18] * t32[4 * i1 + i2 + 8];
+                t34[4 * i0 + i2] += t0[i0 + 9 * i1 + 27] * t32[4 * i1 + i2 + 12];
+                t34[4 * i0 + i2 + 4] += t0[i0 + 9 * i1 + 1] * t32[4 * i1 + i2];
+                t34[4 * i0 + i2 + 4] += t0[i0 + 9 * i1 + 10] * t32[4 * i1 + i2 + 4];
+                t34[4 * i0 + i2 + 4] += t0[i0 + 9 * i1 + 19] * t32[4 * i1 + i2 + 8];
+                t34[4 * i0 + i2 + 4] += t0[i0 + 9 * i1 + 28] * t32[4 * i1 + i2 + 12];
+                t34[4 * i0 + i2 + 8] += t0[i0 + 9 * i1 + 2] * t32[4 * i1 + i2];
+                t34[4 * i0 + i2 + 8] += t0[i0 + 9 * i1 + 11] * t32[4 * i1 + i2 + 4];
+                t34[4 * i0 + i2 + 8] += t0[i0 + 9 * i1 + 20] * t32[4 * i1 + i2 + 8];
+                t34[4 * i0 + i2 + 8] += t0[i0 + 9 * i1 + 29] * t32[4 * i1 + i2 + 12];
+                t34[4 * i0 + i2 + 12] += t0[i0 + 9 * i1 + 3] * t32[4 * i1 + i2];
+                t34[4 * i0 + i2 + 12] += t0[i0 + 9 * i1 + 12] * t32[4 * i1 + i2 + 4];
+                t34[4 * i0 + i2 + 12] += t0[i0 + 9 * i1 + 21] * t32[4 * i1 + i2 + 8];
+                t34[4 * i0 + i2 + 12] += t0[i0 + 9 * i1 + 30] * t32[4 * i1 + i2 + 12];
             }
+        }
+    }
+    for (long i0 = 0; i0 < 1600; i0 += 4) {
+        for (long i1 = 0; i1 < 4; i1++) {
+            t34[i1 + 32] += t0[9 * i0 + 8] * t32[4 * i0 + i1];
+            t34[i1 + 32] += t0[9 * i0 + 17] * t32[4 * i0 + i1 + 4];
+            t34[i1 + 32] += t0[9 * i0 + 26] * t32[4 * i0 + i1 + 8];
+            t34[i1 + 32] += t0[9 * i0 + 35] * t32[4 * i0 + i1 + 12];
         }
     }
     for (long i0 = 0; i0 < 10; i0++) { /* broadcast: sums back */

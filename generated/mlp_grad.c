@@ -50,10 +50,27 @@ int mlp(const double *restrict W1, const double *restrict b1, const double *rest
     for (long i0 = 0; i0 < 16384; i0++) {
         t2[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 784; i1++) {
-            for (long i2 = 0; i2 < 256; i2++) {
-                t2[256 * i0 + i2] += X[784 * i0 + i1] * W1[256 * i1 + i2];
+    for (long i0 = 0; i0 < 784; i0 += 128) { /* 128 rows of the right operand at a time: they stay in cache */
+        for (long i1 = 0; i1 < 64; i1 += 4) { /* 4 rows of the result at a time */
+            for (long i2 = i0; i2 < (i0 + 128 < 784 ? i0 + 128 : 784); i2 += 4) {
+                for (long i3 = 0; i3 < 256; i3++) {
+                    t2[256 * i1 + i3] += X[784 * i1 + i2] * W1[256 * i2 + i3];
+                    t2[256 * i1 + i3] += X[784 * i1 + i2 + 1] * W1[256 * i2 + i3 + 256];
+                    t2[256 * i1 + i3] += X[784 * i1 + i2 + 2] * W1[256 * i2 + i3 + 512];
+                    t2[256 * i1 + i3] += X[784 * i1 + i2 + 3] * W1[256 * i2 + i3 + 768];
+                    t2[256 * i1 + i3 + 256] += X[784 * i1 + i2 + 784] * W1[256 * i2 + i3];
+                    t2[256 * i1 + i3 + 256] += X[784 * i1 + i2 + 785] * W1[256 * i2 + i3 + 256];
+                    t2[256 * i1 + i3 + 256] += X[784 * i1 + i2 + 786] * W1[256 * i2 + i3 + 512];
+                    t2[256 * i1 + i3 + 256] += X[784 * i1 + i2 + 787] * W1[256 * i2 + i3 + 768];
+                    t2[256 * i1 + i3 + 512] += X[784 * i1 + i2 + 1568] * W1[256 * i2 + i3];
+                    t2[256 * i1 + i3 + 512] += X[784 * i1 + i2 + 1569] * W1[256 * i2 + i3 + 256];
+                    t2[256 * i1 + i3 + 512] += X[784 * i1 + i2 + 1570] * W1[256 * i2 + i3 + 512];
+                    t2[256 * i1 + i3 + 512] += X[784 * i1 + i2 + 1571] * W1[256 * i2 + i3 + 768];
+                    t2[256 * i1 + i3 + 768] += X[784 * i1 + i2 + 2352] * W1[256 * i2 + i3];
+                    t2[256 * i1 + i3 + 768] += X[784 * i1 + i2 + 2353] * W1[256 * i2 + i3 + 256];
+                    t2[256 * i1 + i3 + 768] += X[784 * i1 + i2 + 2354] * W1[256 * i2 + i3 + 512];
+                    t2[256 * i1 + i3 + 768] += X[784 * i1 + i2 + 2355] * W1[256 * i2 + i3 + 768];
+                }
             }
         }
     }
@@ -67,10 +84,25 @@ int mlp(const double *restrict W1, const double *restrict b1, const double *rest
     for (long i0 = 0; i0 < 640; i0++) {
         t3[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 256; i1++) {
+    for (long i0 = 0; i0 < 64; i0 += 4) { /* 4 rows of the result at a time */
+        for (long i1 = 0; i1 < 256; i1 += 4) {
             for (long i2 = 0; i2 < 10; i2++) {
                 t3[10 * i0 + i2] += h[256 * i0 + i1] * W2[10 * i1 + i2];
+                t3[10 * i0 + i2] += h[256 * i0 + i1 + 1] * W2[10 * i1 + i2 + 10];
+                t3[10 * i0 + i2] += h[256 * i0 + i1 + 2] * W2[10 * i1 + i2 + 20];
+                t3[10 * i0 + i2] += h[256 * i0 + i1 + 3] * W2[10 * i1 + i2 + 30];
+                t3[10 * i0 + i2 + 10] += h[256 * i0 + i1 + 256] * W2[10 * i1 + i2];
+                t3[10 * i0 + i2 + 10] += h[256 * i0 + i1 + 257] * W2[10 * i1 + i2 + 10];
+                t3[10 * i0 + i2 + 10] += h[256 * i0 + i1 + 258] * W2[10 * i1 + i2 + 20];
+                t3[10 * i0 + i2 + 10] += h[256 * i0 + i1 + 259] * W2[10 * i1 + i2 + 30];
+                t3[10 * i0 + i2 + 20] += h[256 * i0 + i1 + 512] * W2[10 * i1 + i2];
+                t3[10 * i0 + i2 + 20] += h[256 * i0 + i1 + 513] * W2[10 * i1 + i2 + 10];
+                t3[10 * i0 + i2 + 20] += h[256 * i0 + i1 + 514] * W2[10 * i1 + i2 + 20];
+                t3[10 * i0 + i2 + 20] += h[256 * i0 + i1 + 515] * W2[10 * i1 + i2 + 30];
+                t3[10 * i0 + i2 + 30] += h[256 * i0 + i1 + 768] * W2[10 * i1 + i2];
+                t3[10 * i0 + i2 + 30] += h[256 * i0 + i1 + 769] * W2[10 * i1 + i2 + 10];
+                t3[10 * i0 + i2 + 30] += h[256 * i0 + i1 + 770] * W2[10 * i1 + i2 + 20];
+                t3[10 * i0 + i2 + 30] += h[256 * i0 + i1 + 771] * W2[10 * i1 + i2 + 30];
             }
         }
     }
@@ -144,10 +176,27 @@ int mlp_forward(const double *restrict W1, const double *restrict b1, const doub
     for (long i0 = 0; i0 < 16384; i0++) {
         t2[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 784; i1++) {
-            for (long i2 = 0; i2 < 256; i2++) {
-                t2[256 * i0 + i2] += X[784 * i0 + i1] * W1[256 * i1 + i2];
+    for (long i0 = 0; i0 < 784; i0 += 128) { /* 128 rows of the right operand at a time: they stay in cache */
+        for (long i1 = 0; i1 < 64; i1 += 4) { /* 4 rows of the result at a time */
+            for (long i2 = i0; i2 < (i0 + 128 < 784 ? i0 + 128 : 784); i2 += 4) {
+                for (long i3 = 0; i3 < 256; i3++) {
+                    t2[256 * i1 + i3] += X[784 * i1 + i2] * W1[256 * i2 + i3];
+                    t2[256 * i1 + i3] += X[784 * i1 + i2 + 1] * W1[256 * i2 + i3 + 256];
+                    t2[256 * i1 + i3] += X[784 * i1 + i2 + 2] * W1[256 * i2 + i3 + 512];
+                    t2[256 * i1 + i3] += X[784 * i1 + i2 + 3] * W1[256 * i2 + i3 + 768];
+                    t2[256 * i1 + i3 + 256] += X[784 * i1 + i2 + 784] * W1[256 * i2 + i3];
+                    t2[256 * i1 + i3 + 256] += X[784 * i1 + i2 + 785] * W1[256 * i2 + i3 + 256];
+                    t2[256 * i1 + i3 + 256] += X[784 * i1 + i2 + 786] * W1[256 * i2 + i3 + 512];
+                    t2[256 * i1 + i3 + 256] += X[784 * i1 + i2 + 787] * W1[256 * i2 + i3 + 768];
+                    t2[256 * i1 + i3 + 512] += X[784 * i1 + i2 + 1568] * W1[256 * i2 + i3];
+                    t2[256 * i1 + i3 + 512] += X[784 * i1 + i2 + 1569] * W1[256 * i2 + i3 + 256];
+                    t2[256 * i1 + i3 + 512] += X[784 * i1 + i2 + 1570] * W1[256 * i2 + i3 + 512];
+                    t2[256 * i1 + i3 + 512] += X[784 * i1 + i2 + 1571] * W1[256 * i2 + i3 + 768];
+                    t2[256 * i1 + i3 + 768] += X[784 * i1 + i2 + 2352] * W1[256 * i2 + i3];
+                    t2[256 * i1 + i3 + 768] += X[784 * i1 + i2 + 2353] * W1[256 * i2 + i3 + 256];
+                    t2[256 * i1 + i3 + 768] += X[784 * i1 + i2 + 2354] * W1[256 * i2 + i3 + 512];
+                    t2[256 * i1 + i3 + 768] += X[784 * i1 + i2 + 2355] * W1[256 * i2 + i3 + 768];
+                }
             }
         }
     }
@@ -160,10 +209,25 @@ int mlp_forward(const double *restrict W1, const double *restrict b1, const doub
     for (long i0 = 0; i0 < 640; i0++) {
         t3[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 64; i0++) {
-        for (long i1 = 0; i1 < 256; i1++) {
+    for (long i0 = 0; i0 < 64; i0 += 4) { /* 4 rows of the result at a time */
+        for (long i1 = 0; i1 < 256; i1 += 4) {
             for (long i2 = 0; i2 < 10; i2++) {
                 t3[10 * i0 + i2] += saved[256 * i0 + i1 + 253440] * W2[10 * i1 + i2];
+                t3[10 * i0 + i2] += saved[256 * i0 + i1 + 253441] * W2[10 * i1 + i2 + 10];
+                t3[10 * i0 + i2] += saved[256 * i0 + i1 + 253442] * W2[10 * i1 + i2 + 20];
+                t3[10 * i0 + i2] += saved[256 * i0 + i1 + 253443] * W2[10 * i1 + i2 + 30];
+                t3[10 * i0 + i2 + 10] += saved[256 * i0 + i1 + 253696] * W2[10 * i1 + i2];
+                t3[10 * i0 + i2 + 10] += saved[256 * i0 + i1 + 253697] * W2[10 * i1 + i2 + 10];
+                t3[10 * i0 + i2 + 10] += saved[256 * i0 + i1 + 253698] * W2[10 * i1 + i2 + 20];
+                t3[10 * i0 + i2 + 10] += saved[256 * i0 + i1 + 253699] * W2[10 * i1 + i2 + 30];
+                t3[10 * i0 + i2 + 20] += saved[256 * i0 + i1 + 253952] * W2[10 * i1 + i2];
+                t3[10 * i0 + i2 + 20] += saved[256 * i0 + i1 + 253953] * W2[10 * i1 + i2 + 10];
+                t3[10 * i0 + i2 + 20] += saved[256 * i0 + i1 + 253954] * W2[10 * i1 + i2 + 20];
+                t3[10 * i0 + i2 + 20] += saved[256 * i0 + i1 + 253955] * W2[10 * i1 + i2 + 30];
+                t3[10 * i0 + i2 + 30] += saved[256 * i0 + i1 + 254208] * W2[10 * i1 + i2];
+                t3[10 * i0 + i2 + 30] += saved[256 * i0 + i1 + 254209] * W2[10 * i1 + i2 + 10];
+                t3[10 * i0 + i2 + 30] += saved[256 * i0 + i1 + 254210] * W2[10 * i1 + i2 + 20];
+                t3[10 * i0 + i2 + 30] += saved[256 * i0 + i1 + 254211] * W2[10 * i1 + i2 + 30];
             }
         }
     }
@@ -290,23 +354,44 @@ int mlp_backward(const double *restrict saved, const double *restrict g, double 
     }
     const double *W2 = saved + 200704;
     double *g_h = work + 2688;
-    for (long i0 = 0; i0 < 64; i0++) { /* matmul gate: swaps, transposed */
+    for (long i0 = 0; i0 < 64; i0 += 4) { /* matmul gate: swaps, transposed */
         for (long i1 = 0; i1 < 256; i1++) {
-            double acc = 0.0;
+            double acc[4] = {0.0, 0.0, 0.0, 0.0}; /* 4 dot products at a time, one a row */
             for (long i2 = 0; i2 < 10; i2++) {
-                acc += g_logits[10 * i0 + i2] * W2[10 * i1 + i2];
+                acc[0] += g_logits[10 * i0 + i2] * W2[10 * i1 + i2];
+                acc[1] += g_logits[10 * i0 + i2 + 10] * W2[10 * i1 + i2];
+                acc[2] += g_logits[10 * i0 + i2 + 20] * W2[10 * i1 + i2];
+                acc[3] += g_logits[10 * i0 + i2 + 30] * W2[10 * i1 + i2];
             }
-            g_h[256 * i0 + i1] = acc;
+            g_h[256 * i0 + i1] = acc[0];
+            g_h[256 * i0 + i1 + 256] = acc[1];
+            g_h[256 * i0 + i1 + 512] = acc[2];
+            g_h[256 * i0 + i1 + 768] = acc[3];
         }
     }
     const double *h = saved + 253440;
     for (long i0 = 0; i0 < 2560; i0++) { /* matmul gate: swaps, transposed */
         g_W2[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 256; i0++) {
-        for (long i1 = 0; i1 < 64; i1++) {
+    for (long i0 = 0; i0 < 256; i0 += 4) { /* 4 rows of the result at a time */
+        for (long i1 = 0; i1 < 64; i1 += 4) {
             for (long i2 = 0; i2 < 10; i2++) {
                 g_W2[10 * i0 + i2] += h[i0 + 256 * i1] * g_logits[10 * i1 + i2];
+                g_W2[10 * i0 + i2] += h[i0 + 256 * i1 + 256] * g_logits[10 * i1 + i2 + 10];
+                g_W2[10 * i0 + i2] += h[i0 + 256 * i1 + 512] * g_logits[10 * i1 + i2 + 20];
+                g_W2[10 * i0 + i2] += h[i0 + 256 * i1 + 768] * g_logits[10 * i1 + i2 + 30];
+                g_W2[10 * i0 + i2 + 10] += h[i0 + 256 * i1 + 1] * g_logits[10 * i1 + i2];
+                g_W2[10 * i0 + i2 + 10] += h[i0 + 256 * i1 + 257] * g_logits[10 * i1 + i2 + 10];
+                g_W2[10 * i0 + i2 + 10] += h[i0 + 256 * i1 + 513] * g_logits[10 * i1 + i2 + 20];
+                g_W2[10 * i0 + i2 + 10] += h[i0 + 256 * i1 + 769] * g_logits[10 * i1 + i2 + 30];
+                g_W2[10 * i0 + i2 + 20] += h[i0 + 256 * i1 + 2] * g_logits[10 * i1 + i2];
+                g_W2[10 * i0 + i2 + 20] += h[i0 + 256 * i1 + 258] * g_logits[10 * i1 + i2 + 10];
+                g_W2[10 * i0 + i2 + 20] += h[i0 + 256 * i1 + 514] * g_logits[10 * i1 + i2 + 20];
+                g_W2[10 * i0 + i2 + 20] += h[i0 + 256 * i1 + 770] * g_logits[10 * i1 + i2 + 30];
+                g_W2[10 * i0 + i2 + 30] += h[i0 + 256 * i1 + 3] * g_logits[10 * i1 + i2];
+                g_W2[10 * i0 + i2 + 30] += h[i0 + 256 * i1 + 259] * g_logits[10 * i1 + i2 + 10];
+                g_W2[10 * i0 + i2 + 30] += h[i0 + 256 * i1 + 515] * g_logits[10 * i1 + i2 + 20];
+                g_W2[10 * i0 + i2 + 30] += h[i0 + 256 * i1 + 771] * g_logits[10 * i1 + i2 + 30];
             }
         }
     }
@@ -315,23 +400,44 @@ int mlp_backward(const double *restrict saved, const double *restrict g, double 
         t11[i0] = g_h[i0] * (1.0 - h[i0] * h[i0]);
     }
     const double *W1 = saved + 0;
-    for (long i0 = 0; i0 < 64; i0++) { /* matmul gate: swaps, transposed */
+    for (long i0 = 0; i0 < 64; i0 += 4) { /* matmul gate: swaps, transposed */
         for (long i1 = 0; i1 < 784; i1++) {
-            double acc = 0.0;
+            double acc[4] = {0.0, 0.0, 0.0, 0.0}; /* 4 dot products at a time, one a row */
             for (long i2 = 0; i2 < 256; i2++) {
-                acc += t11[256 * i0 + i2] * W1[256 * i1 + i2];
+                acc[0] += t11[256 * i0 + i2] * W1[256 * i1 + i2];
+                acc[1] += t11[256 * i0 + i2 + 256] * W1[256 * i1 + i2];
+                acc[2] += t11[256 * i0 + i2 + 512] * W1[256 * i1 + i2];
+                acc[3] += t11[256 * i0 + i2 + 768] * W1[256 * i1 + i2];
             }
-            g_X[784 * i0 + i1] = acc;
+            g_X[784 * i0 + i1] = acc[0];
+            g_X[784 * i0 + i1 + 784] = acc[1];
+            g_X[784 * i0 + i1 + 1568] = acc[2];
+            g_X[784 * i0 + i1 + 2352] = acc[3];
         }
     }
     const double *X = saved + 203264;
     for (long i0 = 0; i0 < 200704; i0++) { /* matmul gate: swaps, transposed */
         g_W1[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 784; i0++) {
-        for (long i1 = 0; i1 < 64; i1++) {
+    for (long i0 = 0; i0 < 784; i0 += 4) { /* 4 rows of the result at a time */
+        for (long i1 = 0; i1 < 64; i1 += 4) {
             for (long i2 = 0; i2 < 256; i2++) {
                 g_W1[256 * i0 + i2] += X[i0 + 784 * i1] * t11[256 * i1 + i2];
+                g_W1[256 * i0 + i2] += X[i0 + 784 * i1 + 784] * t11[256 * i1 + i2 + 256];
+                g_W1[256 * i0 + i2] += X[i0 + 784 * i1 + 1568] * t11[256 * i1 + i2 + 512];
+                g_W1[256 * i0 + i2] += X[i0 + 784 * i1 + 2352] * t11[256 * i1 + i2 + 768];
+                g_W1[256 * i0 + i2 + 256] += X[i0 + 784 * i1 + 1] * t11[256 * i1 + i2];
+                g_W1[256 * i0 + i2 + 256] += X[i0 + 784 * i1 + 785] * t11[256 * i1 + i2 + 256];
+                g_W1[256 * i0 + i2 + 256] += X[i0 + 784 * i1 + 1569] * t11[256 * i1 + i2 + 512];
+                g_W1[256 * i0 + i2 + 256] += X[i0 + 784 * i1 + 2353] * t11[256 * i1 + i2 + 768];
+                g_W1[256 * i0 + i2 + 512] += X[i0 + 784 * i1 + 2] * t11[256 * i1 + i2];
+                g_W1[256 * i0 + i2 + 512] += X[i0 + 784 * i1 + 786] * t11[256 * i1 + i2 + 256];
+                g_W1[256 * i0 + i2 + 512] += X[i0 + 784 * i1 + 1570] * t11[256 * i1 + i2 + 512];
+                g_W1[256 * i0 + i2 + 512] += X[i0 + 784 * i1 + 2354] * t11[256 * i1 + i2 + 768];
+                g_W1[256 * i0 + i2 + 768] += X[i0 + 784 * i1 + 3] * t11[256 * i1 + i2];
+                g_W1[256 * i0 + i2 + 768] += X[i0 + 784 * i1 + 787] * t11[256 * i1 + i2 + 256];
+                g_W1[256 * i0 + i2 + 768] += X[i0 + 784 * i1 + 1571] * t11[256 * i1 + i2 + 512];
+                g_W1[256 * i0 + i2 + 768] += X[i0 + 784 * i1 + 2355] * t11[256 * i1 + i2 + 768];
             }
         }
     }

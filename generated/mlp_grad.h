@@ -19,8 +19,11 @@
  * NAME_forward fills `saved`, NAME_SAVED_SIZE doubles, with what NAME_backward reads.
  * No output may overlap an input or another output (the definitions declare every
  * pointer restrict). The functions allocate nothing and keep no state: they may run in
- * several threads at once, each with its own work buffer. They return 0 (nonzero is
- * reserved for errors found at run time).
+ * several threads at once, each with its own work buffer. They return 0; 1 when a named
+ * dim is not the size generated for; 2 when a traced `while` loop would run past its
+ * bound (`# gradgen: max N` on its line, or --max-iterations: its tape holds N
+ * iterations), before anything is written past the buffers; 3 when an index computed
+ * from the arguments (np.argmax, np.argsort, ...) is out of range.
  */
 #ifndef MLP_GRAD_H
 #define MLP_GRAD_H

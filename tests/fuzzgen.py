@@ -556,7 +556,7 @@ class Generator:
         else:
             self.lines += [
                 "cf_r = np.tanh(cf_s) + 2.0",
-                "while np.sum(cf_r * cf_r) > 1e-6:",
+                "while np.sum(cf_r * cf_r) > 1e-6:  # gradgen: max 60",
                 "    cf_r = 0.25 * cf_r",
             ]
         return "cf_r"

@@ -7,6 +7,8 @@ to 1e-12 relative, and the module passes the numeric check.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import inspect
 import os
 import re
@@ -30,33 +32,7 @@ pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compile
 
 # Ops the C target does not emit yet; the emitter refuses them with a GradgenError naming
 # the op and the user's line. scan is a lowering for numpy only: the C target skips it.
-NOT_YET_C = {
-    "scan",
-    # control-flow regions (issue 14): the Python target only, so far
-    "cond",
-    "loop",
-    "part",
-    "zeros",
-    "accumulate",
-    # integer results
-    "argmax",
-    "argmin",
-    "argsort",
-    # dense linear algebra: needs factorization kernels of its own
-    "cholesky",
-    "det",
-    "inv",
-    "solve",
-    "slogdet_log",
-    "slogdet_sign",
-    "eigh_values",
-    "eigh_vectors",
-    "svd_s",
-    "svd_u",
-    "svd_vh",
-    "qr_q",
-    "qr_r",
-}
+NOT_YET_C = {"scan"}
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror"]
 EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.py"))
 GOLDEN_EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.py"))
@@ -83,39 +59,45 @@ def write_c(path: Path, out: Path, **kwargs):
     return compiled, out / f"{stem}_c.py"
 
 
-def _close(a, b, what: str) -> None:
+def _close(a, b, what: str, rtol: float = 1e-12) -> None:
     np.testing.assert_allclose(
-        np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=1e-12, atol=1e-13, err_msg=what
+        np.asarray(a, np.float64),
+        np.asarray(b, np.float64),
+        rtol=rtol,
+        atol=rtol / 10,
+        err_msg=what,
     )
 
 
-def agree(py, cm, traced, rng) -> None:
-    """The C module gives the Python module's numbers, through every function of the API."""
+def agree(py, cm, traced, rng, rtol: float = 1e-12) -> None:
+    """The C module gives the Python module's numbers, through every function of the API
+    (to `rtol`: 1e-12 where C runs numpy's algorithm, more where the algorithm differs)."""
+    close = functools.partial(_close, rtol=rtol)
     for t in traced:
         name = t.spec.name
         args, _ = check.draw_point(t.spec.params, t.forward, rng)
         margs = [a if a.ndim else float(a) for a in args]
-        _close(getattr(cm, name)(*margs), getattr(py, name)(*margs), f"{name} value")
+        close(getattr(cm, name)(*margs), getattr(py, name)(*margs), f"{name} value")
         shape = t.forward.outputs[0].shape
         g = rng.standard_normal(shape) if shape else 1.3
         (v1, g1), (v2, g2) = getattr(cm, f"{name}_vjp")(*margs, g), getattr(py, f"{name}_vjp")(
             *margs, g
         )
-        _close(v1, v2, f"{name}_vjp value")
+        close(v1, v2, f"{name}_vjp value")
         for a, b, w in zip(g1, g2, t.wrt):
-            _close(a, b, f"{name}_vjp g_{w}")
+            close(a, b, f"{name}_vjp g_{w}")
         value, saved = getattr(cm, f"{name}_forward")(*margs)
-        _close(value, v2, f"{name}_forward value")
+        close(value, v2, f"{name}_forward value")
         for a, b, w in zip(getattr(cm, f"{name}_backward")(saved, g), g2, t.wrt):
-            _close(a, b, f"{name}_backward g_{w}")
+            close(a, b, f"{name}_backward g_{w}")
         if shape == ():
             (v1, g1), (v2, g2) = getattr(cm, f"{name}_value_and_grad")(*margs), getattr(
                 py, f"{name}_value_and_grad"
             )(*margs)
-            _close(v1, v2, f"{name}_value_and_grad value")
+            close(v1, v2, f"{name}_value_and_grad value")
             for a, b, w in zip(g1, g2, t.wrt):
                 assert np.shape(a) == np.shape(b), f"g_{w}"
-                _close(a, b, f"{name}_value_and_grad g_{w}")
+                close(a, b, f"{name}_value_and_grad g_{w}")
         else:
             with pytest.raises(ValueError, match="vjp"):
                 getattr(cm, f"{name}_value_and_grad")(*margs)
@@ -217,7 +199,7 @@ def test_c_file_contract(examples_c, name):
     assert not re.search(r"\b(malloc|calloc|realloc|free|alloca)\s*\(", text)
     for line in re.findall(r"^static .*", text, re.M):
         assert line.startswith("static const ") or re.match(
-            r"static double gradgen_\w+\(", line
+            r"static (double|void) gradgen_\w+\(", line
         ), line
     assert not re.search(r"^[ \t]+static\b", text, re.M), "a static local"
     header = (out / f"{name}_grad.h").read_text()
@@ -311,20 +293,23 @@ def test_no_comments_and_wrt(tmp_path):
     assert len(grads) == 1 and grads[0].shape == (3,)
 
 
-def test_c_refuses_an_unsupported_op_naming_the_line(tmp_path):
+def test_c_refuses_an_unsupported_op_naming_the_line(tmp_path, monkeypatch, capsys):
+    """An op without a C form (det's form taken away here: every op has one) is a clear
+    error naming the op and the user's line, status 2, and no file written."""
+    from codegen import cli
+
+    monkeypatch.setitem(ops.OPS, "det", dataclasses.replace(ops.OPS["det"], c=None))
     path = tmp_path / "f.py"
     path.write_text(
         'import numpy as np\n\n\ndef f(a: "f64[3,3]"):\n    return np.linalg.det(a + 3.0 * np.eye(3))\n'
     )
     out = tmp_path / "o"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "cli.py"), str(path), "--target", "c", "--out", str(out)],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 2, proc.stderr
-    assert "f.py:5" in proc.stderr and "'det'" in proc.stderr, proc.stderr
-    assert "Traceback" not in proc.stderr
+    with pytest.raises(SystemExit) as exit:
+        cli.main([str(path), "--target", "c", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert exit.value.code == 2, err
+    assert "f.py:5" in err and "'det'" in err, err
+    assert "Traceback" not in err
     assert not out.exists()
 
 
@@ -487,3 +472,80 @@ def test_chain_body_exists_once_forward_once_backward(tmp_path):
     write_atomic(tmp_path / "py" / "chain_grad.py", compile_file(path, **kw).source)
     py = check.import_path(tmp_path / "py" / "chain_grad.py")
     agree(py, check.import_path(loader), compiled.functions, np.random.default_rng(5))
+
+
+MATMULS = """
+import numpy as np
+
+
+def edges(a: "f64[5,133]", b: "f64[133,256]", c: "f64[67,3]", d: "f64[3,65]"):
+    return np.sum(np.sin(a @ b)) + np.sum(np.cos(c @ d))
+
+
+def thin(u: "f64[17]", m: "f64[17,256]", w: "f64[65,64]", v: "f64[64]", o: "f64[65,1]"):
+    return np.sum(np.sin(u @ m)) + np.sum(np.sin(w @ v)) + np.sum(np.sin(o @ o.T)) + u @ u
+
+
+def transposed(x: "f64[64,17]", e: "f64[64,5]", h: "f64[7,17]"):
+    return np.sum(np.sin(x.T @ e)) + np.sum(np.cos(x @ h.T)) + np.sum(x.T[::-1] @ x)
+
+
+def batched(p: "f64[2,9,30]", q: "f64[30,17]", r: "f64[3,1,9,20]", s: "f64[2,20,24]"):
+    return np.sum(np.sin(p @ q)) + np.sum(np.sin(r @ s))
+"""
+
+
+def test_matmul_blocks_edges_transposes_and_batches(tmp_path):
+    """The blocked matmul: row blocks with a remainder (5, 17, 65, 67 rows), k in blocks
+    (133: 128 rows of b at a time, then 4, then 1), k of 1, 3 and 17, vectors, one
+    column, an outer product, transposed
+    and reversed operands (the backward pass's A.T @ G and G @ B.T), batch dims broadcast:
+    the Python target's numbers to 1e-12, the numeric check, and a strict compile."""
+    path = tmp_path / "mm.py"
+    path.write_text(MATMULS)
+    compiled, loader = write_c(path, tmp_path / "c")
+    text = compiled.files[".c"]
+    assert "4 rows of the result at a time" in text and "at a time: they stay in cache" in text
+    assert "4 dot products at a time" in text
+    cc = subprocess.run(
+        ["cc", *STRICT, "-O2", "-c", str(tmp_path / "c" / "mm_grad.c"), "-o", os.devnull],
+        capture_output=True,
+        text=True,
+    )
+    assert cc.returncode == 0 and not cc.stderr, cc.stderr
+    cm = check.import_path(loader)
+    write_atomic(tmp_path / "py" / "mm_grad.py", compile_file(path).source)
+    py = check.import_path(tmp_path / "py" / "mm_grad.py")
+    agree(py, cm, compiled.functions, np.random.default_rng(5))
+    for t in compiled.functions:
+        report = check.check_function(cm, t.spec, t.forward, t.wrt)
+        assert report.ok, "\n" + check.format_report(report)
+
+
+def test_matmul_float32(tmp_path):
+    """float32 operands and gradients through the blocked matmul (computed in double)."""
+    path = tmp_path / "mm32.py"
+    path.write_text(
+        "import numpy as np\n\n\n"
+        'def f(a: "f32[9,66]", b: "f32[66,33]"):\n'
+        "    return np.sum(np.tanh(a @ b))\n"
+    )
+    compiled, loader = write_c(path, tmp_path / "c")
+    cm = check.import_path(loader)
+    write_atomic(tmp_path / "py" / "mm32_grad.py", compile_file(path).source)
+    py = check.import_path(tmp_path / "py" / "mm32_grad.py")
+    rng = np.random.default_rng(1)
+    a = (rng.standard_normal((9, 66)) / 8).astype(np.float32)
+    b = (rng.standard_normal((66, 33)) / 8).astype(np.float32)
+    value, grads = cm.f_value_and_grad(a, b)
+    want_value, want = py.f_value_and_grad(a, b)
+    assert grads[0].dtype == np.float32 and grads[1].dtype == np.float32
+    np.testing.assert_allclose(value, want_value, rtol=1e-5)
+    for got, ref in zip(grads, want):
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+    assert check.check_function(cm, compiled.functions[0].spec, *_fw(compiled)).ok
+
+
+def _fw(compiled):
+    t = compiled.functions[0]
+    return t.forward, t.wrt

@@ -132,7 +132,7 @@ ERRORS = {
         "expr.py:2",
         "np.where",
     ),
-    "math on traced": ("import math\n\ndef f(x):\n    return math.exp(x)\n", "expr.py:4", "np.exp"),
+    "math on traced": ("import math\n\ndef f(x):\n    return math.erf(x)\n", "expr.py:4", "np.exp"),
     "float on traced": ("def f(x):\n    return float(x) * 2\n", "expr.py:2", "np.exp"),
     "unsupported numpy": (
         'import numpy as np\n\ndef f(x: "f64[3]"):\n    return np.sum(np.fft.fft(x).real)\n',

@@ -375,15 +375,162 @@ def test_a_loop_that_never_ends_is_an_error_not_a_hang(tmp_path):
         control.MAX_ITERATIONS = old
 
 
-def test_c_target_refuses_regions_with_the_line(tmp_path):
-    e = _error(tmp_path, PROGRAMS["sqrt_only_where_taken"], target="c")
-    assert "the C target does not support 'cond'" in str(e)
-    assert e.src.line == 5  # the `if`
-
-
-def test_c_target_unrolls_long_loops_by_default(tmp_path):
+def test_c_target_keeps_control_flow(tmp_path):
+    """The C target writes the same regions (tests/test_c_regions.py runs them): a traced
+    `if` is a C `if`, and a loop past the code-size budget a C `for` loop."""
+    path = _write(tmp_path, "taken", PROGRAMS["sqrt_only_where_taken"])
+    assert re.search(r"^\s+if \(", compile_file(path, target="c").files[".c"], re.M)
     path = _write(tmp_path, "chain", PROGRAMS["long_chain"].replace("3000", "1200"))
-    compiled = compile_file(path, target="c")  # (a kept loop would be refused)
-    assert compiled.files is not None and ".c" in compiled.files
-    with pytest.raises(GradgenError, match="does not support 'loop'"):
-        compile_file(path, target="c", loops="keep")
+    source = compile_file(path, target="c").files[".c"]
+    assert "for (long i = 0; i < 1200; i++) {" in source
+
+
+# ---- what the generated loops and branches save and test (issue 14's speed targets)
+
+SPEED = {
+    "chain": """
+        def f(a, b, x: "f64[2000]"):
+            h = 0.0
+            for i in range(2000):
+                h = np.tanh(a * h + b * x[i])
+            return h
+        """,
+    "clipped": """
+        def f(w, x: "f64[200]"):
+            h = 0.0
+            for i in range(200):
+                z = w * h + x[i]
+                if z > 1.0:
+                    h = 1.0
+                else:
+                    h = np.tanh(z)
+            return h
+        """,
+    "reads_twice": """
+        def f(a, x: "f64[300]"):
+            h = 0.5
+            for i in range(300):
+                h = np.tanh(a * h + x[i] * x[i]) + 0.1 * x[i]
+            return h
+        """,
+}
+
+
+def _function(source: str, name: str) -> str:
+    return source.split(f"def {name}(")[1].split("\ndef ")[0]
+
+
+def test_chain_tape_holds_one_value_an_iteration(tmp_path):
+    """The chain saves the old h only (the new one is the next iteration's old one, walked
+    back in the backward loop), before the body runs; each g_x[i] is written once."""
+    path = _write(tmp_path, "chain", SPEED["chain"])
+    compiled, module, reports = compile_and_check(path, loops="keep")
+    assert_checked(reports, compiled.source)
+    vg = _function(compiled.source, "f_value_and_grad")
+    assert re.search(r"tape\.append\(h\)\n\s+h = math\.tanh\(a \* h \+ b \* x_list\[i\]\)", vg)
+    assert re.search(r"g_x\[i\w*\] = ", vg) and "+=" not in vg
+    _, saved = module.f_forward(0.5, 0.3, np.linspace(-1, 1, 2000))
+    (tape,) = [s for s in saved if isinstance(s, list)]
+    assert len(tape) == 2000 and all(isinstance(t, float) for t in tape)
+
+
+def test_reads_twice_still_adds_up(tmp_path):
+    """x[i] read twice in one iteration: its gradient's parts add up (no `=` overwrite)."""
+    path = _write(tmp_path, "twice", SPEED["reads_twice"])
+    compiled, _, reports = compile_and_check(path, loops="keep")
+    assert_checked(reports, compiled.source)
+
+
+def test_unread_branch_input_is_not_saved(tmp_path):
+    """clipped: the backward branch reads the tanh's output, not z: z is not on the tape,
+    and no region anywhere passes an input or saves a value that its body leaves unread."""
+    from codegen.passes import _unread_inputs
+
+    path = _write(tmp_path, "clipped", SPEED["clipped"])
+    compiled, module, reports = compile_and_check(path, loops="keep")
+    assert_checked(reports, compiled.source)
+    _, saved = module.f_forward(0.8, np.linspace(-1, 1, 200))
+    (tape,) = [s for s in saved if isinstance(s, list)]
+    assert all(len(entry) == 3 for entry in tape)  # the test, the branch's tape, the old h
+    t = compiled.functions[0]
+    for graph in (t.value_and_grad, t.vjp):
+        for node in _regions(graph):
+            if node.attrs["role"] != "taped":
+                assert _unread_inputs(node) == [], node
+            if node.attrs["role"] == "back":
+                for body in _bodies(node):
+                    n_res = len(body.params) - len(node.inputs) + (node.op == "cond")
+                    for p in body.params[:n_res]:
+                        assert any(p in n.inputs for n in body.nodes) or p in body.outputs
+
+
+def _bodies(node):
+    return node.attrs["branches"] if node.op == "cond" else (node.attrs["body"],)
+
+
+def _regions(graph):
+    for node in graph.nodes:
+        if node.op in ("cond", "loop"):
+            yield node
+            for body in _bodies(node):
+                yield from _regions(body)
+
+
+def test_newton_saves_x_and_tests_once(tmp_path):
+    """newton: `a / x` is computed again backward rather than saved (one value a step),
+    and the while loop's test is the `while` itself."""
+    path = _write(tmp_path, "newton", PROGRAMS["newton_sqrt"])
+    compiled, _, reports = compile_and_check(path)
+    assert_checked(reports, compiled.source)
+    vg = _function(compiled.source, "f_value_and_grad")
+    assert re.search(r"^\s+while .+:$", vg, re.M) and "while True" not in vg
+    assert re.search(r"^\s+tape\.append\(\w+\)$", vg, re.M)
+
+
+def test_scalar_branches_test_once_in_value_and_grad(tmp_path):
+    """value_and_grad of a scalar piecewise function: each branch runs forward then
+    backward under one test, written in the `if` itself."""
+    path = _write(tmp_path, "piecewise", PROGRAMS["piecewise"])
+    compiled, module, reports = compile_and_check(path)
+    assert_checked(reports, compiled.source)
+    vg = _function(compiled.source, "f_value_and_grad")
+    tests = re.findall(r"^\s+if (.+):", vg, re.M)
+    forward = re.findall(r"^\s+if (.+):", _function(compiled.source, "f"), re.M)
+    assert tests == forward and len(tests) == len(set(tests))
+    assert not re.search(r"= x [<>]", vg)  # (no test named, then tested)
+    for x in (-2.0, 0.5, 3.0):
+        value, (g,) = module.f_value_and_grad(x)
+        assert value == module.f(x)
+
+
+def test_kinks_inside_loop_bodies_are_redrawn(tmp_path):
+    """A branch's test inside a loop body is a kink: a point where an iteration's test is
+    at its switch is drawn again (the first draw puts h exactly on it at i = 1)."""
+    path = _write(
+        tmp_path,
+        "kinked",
+        """
+        def f(x):
+            h = 0.0
+            for i in range(4):
+                h = h + x
+                if h > 1.0:
+                    h = h * h
+            return h
+        """,
+    )
+    compiled = compile_file(path, loops="keep")
+    t = compiled.functions[0]
+    assert any(n.op == "loop" for n in t.forward.nodes)
+
+    class Draws:  # standard_normal first (on the kink), then uniform (away from it)
+        def standard_normal(self, shape):
+            return np.full(shape, 0.5)
+
+        def uniform(self, lo, hi, shape):
+            return np.full(shape, 0.3)
+
+    args, _ = check.draw_point(t.spec.params, t.forward, Draws())
+    assert float(args[0]) == 0.3
+    env = check.evaluate(t.forward, [np.float64(0.5)])
+    assert check._kink_distance(t.forward, env) == 0.0

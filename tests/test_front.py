@@ -3,6 +3,8 @@ numpy functions, and writes into a parameter (on a copy: the caller's array is k
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -65,3 +67,91 @@ def test_no_note_without_writes(tmp_path):
         tmp_path, 'import numpy as np\n\ndef f(x: "f64[2]"):\n    return np.sum(x)\n'
     )
     assert compile_file(path).functions[0].forward.notes == []
+
+
+def test_math_and_builtins_trace_and_are_restored(tmp_path):
+    path = write_source(
+        tmp_path,
+        """
+        import math
+        from math import exp
+        import numpy as np
+
+        def f(a, b):
+            return max(a, b) + min(a * a, 1.0) + math.log(exp(a) + 1.0, 2.0) + math.pi
+        """,
+    )
+    compiled, module, reports = compile_and_check(path)
+    assert all(r.ok for r in reports), reports
+    assert_ir_matches(compiled, module)
+    # a tie splits the gradient, as np.maximum's does
+    _, (g_a, g_b) = module.f_value_and_grad(0.5, 0.5)
+    assert g_a - 2 * 0.5 - np.exp(0.5) / (np.exp(0.5) + 1.0) / np.log(2.0) == pytest.approx(0.5)
+    assert g_b == pytest.approx(0.5)
+    # after tracing, the user's module has its own names back
+    namespace = compiled.functions[0].spec.fn.__globals__
+    assert namespace["math"] is math and namespace["exp"] is math.exp
+    assert "max" not in namespace and "min" not in namespace
+
+
+def test_floor_divide_and_fmax_match_numpy(tmp_path):
+    path = write_source(
+        tmp_path,
+        """
+        import numpy as np
+
+        def f(x: "f64[3]"):
+            return x // 0.1 + np.fmax(x, np.array([np.nan, 0.5, np.nan])) + x % 0.1
+        """,
+    )
+    compiled, module, reports = compile_and_check(path)
+    assert all(r.ok for r in reports), reports
+    x = np.array([1.0, 0.3, -0.7])
+    np.testing.assert_array_equal(
+        module.f(x), x // 0.1 + np.fmax(x, [np.nan, 0.5, np.nan]) + x % 0.1
+    )
+    _, (g,) = module.f_vjp(x, np.ones(3))
+    np.testing.assert_array_equal(g, [2.0, 1.0, 2.0])  # fmax's NaN loses: x wins
+
+
+def test_sort_in_place_and_real_as_a_view(tmp_path):
+    path = write_source(
+        tmp_path,
+        """
+        import numpy as np
+
+        def f(x: "f64[4]"):
+            z = np.zeros(4)
+            r = np.real(z)
+            z[0] = x[0]
+            x.sort()
+            return x * np.arange(4.0) + r
+        """,
+    )
+    compiled, module, reports = compile_and_check(path)
+    assert all(r.ok for r in reports), reports
+    (note,) = compiled.functions[0].forward.notes
+    assert "expr.py:7" in note and "writes into its parameter 'x'" in note
+    x = np.array([3.0, -1.0, 2.0, 0.5])
+    np.testing.assert_array_equal(module.f(x), np.sort(x) * np.arange(4.0) + [3.0, 0, 0, 0])
+    np.testing.assert_array_equal(x, [3.0, -1.0, 2.0, 0.5])  # the caller's array as it was
+
+
+def test_masked_assignment_is_a_where(tmp_path):
+    path = write_source(
+        tmp_path,
+        """
+        import numpy as np
+
+        def f(x: "f64[4]", a):
+            y = x * 2.0
+            y[y < 0] = a
+            return y
+        """,
+    )
+    compiled, module, reports = compile_and_check(path)
+    assert all(r.ok for r in reports), reports
+    value, (g_x, g_a) = module.f_vjp(np.array([1.0, -1.0, -2.0, 3.0]), 7.0, np.ones(4))
+    np.testing.assert_array_equal(value, [2.0, 7.0, 7.0, 6.0])
+    np.testing.assert_array_equal(g_x, [2.0, 0.0, 0.0, 2.0])
+    assert g_a == 2.0

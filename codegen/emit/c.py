@@ -26,6 +26,8 @@ from ..errors import GradgenError
 from ..ir import Graph, Node
 from ..naming import Namer
 from . import c_expr as C
+from . import c_kernels
+from . import c_regions
 from .expr import Expr, wrap
 from .python import Unit, _ancestors, _same_place
 
@@ -44,6 +46,13 @@ SHAPE_FORMS = {
     "stack": C.Form("stack"),
     "scatter": C.Form("scatter"),
     "index_update": C.Form("index_update"),
+    # control flow (ops/control.py): regions are written by emit/c_regions.py; a part is
+    # the memory or local its region's statement writes
+    "cond": C.Form("region"),
+    "loop": C.Form("region"),
+    "part": C.Form("part"),
+    "zeros": C.Form("zeros"),
+    "accumulate": C.Form("accumulate"),
 }
 
 C_KEYWORDS = set(
@@ -292,6 +301,16 @@ class CWalker:
         self.named: dict[int, str] = {}  # names given before planning
         self.locals: set[int] = set()  # scalar statements declared as locals of their own
         self.reuse: dict[int, Node] = {}  # scalar statement -> the input whose local it takes
+        # regions (emit/c_regions.py)
+        self.nested = False  # a region's body: no `/* backward */` header
+        self.work_offset = 0  # where this walker's slots start in `work`
+        self.top = 0  # the end of its slots (regions' scratch starts there)
+        self.parts_of: dict[int, dict[int, Node]] = {}  # region id -> {index: its part}
+        self.part_ids: list[int] = []
+        self.nonneg: set[str] = set()  # integer locals that are never negative (counters)
+        self.tape_regions: dict[int, Node] = {}  # a tape read from a record -> its region
+        self.uses: dict[int, int] = {}  # node id -> its readers (results count 2)
+        self.floats: set[str] = set()  # memory of float elements: float32 arguments, outputs
 
     # -- binding --
 
@@ -319,7 +338,16 @@ class CWalker:
 
     # -- planning --
 
-    def plan(self, nodes: Sequence[Node], results: Sequence[Node], keep: set[int]) -> None:
+    def plan(
+        self,
+        nodes: Sequence[Node],
+        results: Sequence[Node],
+        keep: set[int],
+        inline_results: set[int] = frozenset(),
+    ) -> None:
+        """Decide how each node becomes C: a view, inlined into its single user, or a
+        statement (a local for a scalar, memory for an array). `inline_results`: scalar
+        results written where they are read (a region body's, into its assignment)."""
         uses: dict[int, int] = {}
         consumer: dict[int, Node] = {}
         for n in nodes:
@@ -328,18 +356,30 @@ class CWalker:
                 consumer[i.id] = n
         for r in results:
             uses[r.id] = uses.get(r.id, 0) + 2
+        self.uses = uses
         for node in nodes:
             if node.id in self.values or node.op in ("param", "const"):
                 continue
-            form = c_form(node.op)
+            form = C.KERNEL if c_kernels.computed_indices(node) else c_form(node.op)
             if form is None:
                 raise refuse(node, f"{node.op!r} (the op of this line)")
             if form is C.VIEW:
                 self._view(node)
                 continue
+            if node.op == "part":
+                self._part(node)
+                continue
+            if node.op == "zeros":  # (an accumulator's start: a loop copies it in)
+                fill = C.literal(0.0)
+                self.values[node.id] = View("", 0, (0,) * node.ndim, node.shape, fill=fill)
+                continue
             reads: set[int] = set()
             for i in node.inputs:
                 reads |= self.roots(i)
+            if node.id in inline_results and callable(form):
+                self.values[node.id] = Inline(node)
+                self.reads[node.id] = reads
+                continue
             user = consumer.get(node.id)
             if (
                 callable(form)
@@ -357,6 +397,8 @@ class CWalker:
                 else ("reduction" if isinstance(form, C.Reduction) else form.kind)
             )
             self.stmts.append(Stmt(node, kind, reads, node.tag))
+            if kind == "region":
+                continue  # its results are its parts
             if node.shape == ():
                 last = self._reusable(node, uses, keep) if kind == "elementwise" else None
                 if last is not None:  # s = c * tanh(a * s + b); g_b += t7;
@@ -368,6 +410,37 @@ class CWalker:
                 self.locals.add(node.id)
             else:
                 self.values[node.id] = View("", 0, contiguous(node.shape), node.shape, node.id)
+
+    def _part(self, node: Node) -> None:
+        """A region's result: a local its region's lines declare, or memory (a tape too)
+        that the region's statement is given."""
+        region = node.inputs[0]
+        self.parts_of.setdefault(region.id, {})[node.attrs["index"]] = node
+        self.part_ids.append(node.id)
+        if node.dtype == "tape":
+            size = c_regions.tape_size(region, self.consts)
+            self.values[node.id] = View("", 0, (1,), (size,), node.id)
+        elif node.shape == ():
+            start = self._carried_start(region, node.attrs["index"])
+            if start is not None:  # the loop alone reads its start: the local goes on
+                self.values[node.id] = Scalar(start.expr)
+                return
+            name = self.named.get(node.id) or self.namer.fresh(node.name or "t")
+            self.values[node.id] = Scalar(Expr(name, C.ATOM))
+        else:
+            self.values[node.id] = View("", 0, contiguous(node.shape), node.shape, node.id)
+
+    def _carried_start(self, region: Node, index: int) -> Scalar | None:
+        """The local holding a loop's carried scalar `index` at the start, if nothing but
+        the loop reads it (so the loop's result can go on in it: s = ...; for: s = ...)."""
+        if region.op != "loop" or index >= region.attrs["carried"]:
+            return None
+        init = region.inputs[index + (1 if region.attrs["role"] == "back" else 0)]
+        v = self.values.get(init.id)
+        own = init.id in self.locals or init.id in self.part_ids
+        if own and isinstance(v, Scalar) and self.uses.get(init.id) == 1:
+            return v
+        return None
 
     def _reusable(self, node: Node, uses: dict[int, int], keep: set[int]) -> Node | None:
         """The input of scalar `node` whose local `node` takes over: one of the same name
@@ -414,6 +487,9 @@ class CWalker:
                     "", 0, (0,) * node.ndim, node.shape, src.root, fill=src.fill
                 )
             return
+        if node.op == "index" and any(i.op != "const" for i in node.inputs[1:]):
+            self._dynamic_view(node, src)
+            return
         others = []
         for i in node.inputs[1:]:
             others.append(i.value if i.op == "const" else np.zeros(i.shape))
@@ -425,6 +501,81 @@ class CWalker:
             self.gathers[node.id] = (src, others)
             view = View("", 0, contiguous(node.shape), node.shape, node.id)
         self.values[node.id] = view
+
+    def _offsets_at(
+        self, offsets: np.ndarray, key: tuple, arrays: Sequence[Node]
+    ) -> tuple[np.ndarray, list[tuple[int, str]]]:
+        """offsets[key], where the key's integers computed at run time (a loop's counter,
+        i + 1) are known only as text: the offsets with each at 0, and a (stride, index
+        text) term per such integer. A negative index counts from the end, as in numpy."""
+        from ..ops.shape import real_key
+
+        values = [a.value if a.op == "const" else np.int64(0) for a in arrays]
+        base = np.asarray(offsets[real_key(key, values)])
+        terms = []
+        for k, a in enumerate(arrays):
+            if a.op == "const":
+                continue
+            if a.shape != () or a.dtype != "i64":
+                raise refuse(a, "an index array computed at run time")
+
+            def moved(to: int) -> int | None:
+                at = list(values)
+                at[k] = np.int64(to)
+                try:
+                    step = np.asarray(offsets[real_key(key, at)]) - base
+                except IndexError:  # (an axis of length 1: only index 0 is in it)
+                    return None
+                return int(step.reshape(-1)[0]) if step.size else 0
+
+            stride = moved(1) or 0
+            text = self.element(a, None).text
+            if text not in self.nonneg and stride:
+                n = (moved(-1) or 0) // stride + 1
+                text = f"({text} < 0 ? {text} + {n} : {text})"
+            terms.append((stride, text))
+        return base, terms
+
+    def _dynamic_view(self, node: Node, src: View) -> None:
+        """x[i] with i known at run time: an element read in place where x's memory is
+        named already (a parameter, saved, an enclosing walker's), else a pointer to the
+        row (`const double *x_i = x + 3 * i;`) and a view of it."""
+        if src.table is not None:
+            raise refuse(node, "an index at run time into a gathered array")
+        base, terms = self._offsets_at(src.offsets(), node.attrs["key"], node.inputs[1:])
+        if node.shape == () and src.base:
+            text = f"{src.base}[{_index_text(int(base), terms)}]"
+            self.values[node.id] = Scalar(Expr(text, C.ATOM), src.root)
+            return
+        name = self.namer.fresh(f"{node.inputs[0].name}_row" if node.inputs[0].name else "row")
+        if src.base in self.floats:
+            self.floats.add(name)
+        self.stmts.append(Stmt(node, "pointer", self.roots(node.inputs[0]), None))
+        self.gathers[node.id] = (src, terms)
+        view = fit_view(base, name, src.root)
+        if view is None:
+            table = self.consts.table(base.reshape(-1).astype(np.int64))
+            view = View(name, 0, contiguous(node.shape), node.shape, src.root, table=table)
+        self.values[node.id] = view
+
+    def _emit_pointer(self, node: Node) -> list[str]:
+        src, terms = self.gathers[node.id]
+        name = self.values[node.id].base
+        kind = "float" if src.base in self.floats else "double"
+        return [f"const {kind} *{name} = {src.base} + {_index_text(0, terms)};"]
+
+    def _write_at(self, home: View, key: tuple, arrays: Sequence[Node], value: Node, op: str):
+        """home[key] (op)= value, the key's integers possibly known only at run time."""
+        base, terms = self._offsets_at(home.offsets(), key, arrays)
+        if not terms:
+            return self._copy(self._target(base, home), value, op)
+        if base.shape == ():
+            spot = f"{home.base}[{_index_text(int(base), terms)}]"
+            return [f"{spot} {op} {self.element(value, None).text};"]
+        at = self.namer.fresh("at")
+        kind = "float" if home.base in self.floats else "double"
+        lines = [f"{kind} *{at} = {home.base} + {_index_text(0, terms)};"]
+        return lines + self._copy(self._target(base, View(at, 0, (), ())), value, op)
 
     # -- memory --
 
@@ -442,10 +593,18 @@ class CWalker:
         self.slots: dict[int, int] = {}
         for k, st in enumerate(self.stmts):
             node = st.node
-            if node.shape != ():
-                home = homes.get(node.id)
+            # what the statement defines in memory: its array, or a region's array results
+            defined = [node] if node.shape != () and st.kind != "pointer" else []
+            if st.kind == "region":
+                parts = self.parts_of.get(node.id, {})
+                defined = [
+                    p for _, p in sorted(parts.items()) if isinstance(self.values[p.id], View)
+                ]
+            for d in defined:
+                home = homes.get(d.id)
                 if home is None:
-                    size = node.size
+                    view = self.values[d.id]
+                    size = view.offsets().size
                     pick = next((b for b in free if b[1] >= size), None)
                     if pick is not None:
                         free.remove(pick)
@@ -454,23 +613,32 @@ class CWalker:
                         offset = pick[0]
                     else:
                         offset, top = top, top + size
-                    slots[node.id] = (offset, size)
-                    self.slots[node.id] = offset
-                    name = self.namer.fresh(node.name)
-                    self.decls[node.id] = name
-                    home = View(name, 0, contiguous(node.shape), node.shape, node.id)
-                self.homes[node.id] = home
-                self._rebase(node.id, home)
+                    slots[d.id] = (offset, size)
+                    self.slots[d.id] = offset
+                    name = self.namer.fresh(d.name or ("tape" if d.dtype == "tape" else None))
+                    self.decls[d.id] = name
+                    home = View(name, 0, view.strides, view.shape, d.id)
+                self.homes[d.id] = home
+                self._rebase(d.id, home)
             for nid in dying.get(k, ()):
                 if nid in slots and nid not in protected:
                     free.append(slots.pop(nid))
                     free.sort()
-        self.work_size = top
+        self.work_size = self.top = top
+
+    def scratch_base(self) -> int:
+        """Where a region's scratch starts in `work`: above this walker's slots."""
+        return self.work_offset + self.top
+
+    def need_scratch(self, size: int) -> None:
+        """A region's statement uses `size` doubles of scratch (while it runs)."""
+        self.work_size = max(self.work_size, self.top + size)
 
     def _rebase(self, nid: int, home: View) -> None:
-        """Point the views of node `nid`'s memory at its home."""
+        """Point the views of node `nid`'s memory at its home (the views made before it
+        had one: a view of a dynamic row names its pointer, and stays)."""
         for key, v in self.values.items():
-            if isinstance(v, View) and v.root == nid and v.fill is None:
+            if isinstance(v, View) and v.root == nid and v.fill is None and v.base == "":
                 off = home.offset + v.offset
                 v.base, v.offset = home.base, off
                 if home.root != nid:
@@ -515,14 +683,40 @@ class CWalker:
         for st in self.stmts:
             node = st.node
             lines = getattr(self, f"_emit_{st.kind}")(node)
-            if self.comments and st.comment:
+            if self.comments and st.comment and st.kind != "region":  # (regions: their head)
                 lines[0] = f"{lines[0]} /* {st.comment} */"
+            if st.kind == "region":
+                for p in self.parts_of.get(node.id, {}).values():
+                    if p.id in self.decls:
+                        at = self.work_offset + self.slots[p.id]
+                        lines.insert(0, f"double *{self.decls[p.id]} = work + {at};")
             if node.id in self.decls:
-                lines.insert(0, f"double *{self.decls[node.id]} = work + {self.slots[node.id]};")
-            if self.comments and st.comment and not in_backward:
+                at = self.work_offset + self.slots[node.id]
+                lines.insert(0, f"double *{self.decls[node.id]} = work + {at};")
+            if self.comments and st.comment and not in_backward and not self.nested:
                 lines.insert(0, "/* backward */")
                 in_backward = True
             yield node, lines
+
+    def _emit_region(self, node: Node) -> list[str]:
+        return c_regions.render(self, node)
+
+    def _emit_accumulate(self, node: Node) -> list[str]:
+        """acc with each part added at its place; in place when acc's memory is its home
+        (a backward loop's running gradient of an array: g_x[i] += v)."""
+        from ..ops.shape import scatter_parts
+
+        home = self.homes[node.id]
+        acc = self.value(node.inputs[0])
+        lines = [] if c_regions._same_memory(acc, home) else self._copy(home, node.inputs[0])
+        for value, arrays, key in scatter_parts(node.inputs[1:], node.attrs["keys"]):
+            lines += self._write_at(home, key, arrays, value, "+=")
+        return lines
+
+    def _copy_view(self, dest: View, src: View) -> list[str]:
+        """dest = src, element by element (both memory)."""
+        loop = Loop(dest.shape)
+        return loop.render([f"{loop.leaf(dest)} = {loop.leaf(src)};"])
 
     def _store(self, node: Node, loop: Loop) -> str:
         return loop.leaf(self.homes[node.id])
@@ -534,7 +728,7 @@ class CWalker:
             last = self.reuse.get(node.id)
             if last is None:
                 e = form([self.element(i, None) for i in node.inputs], node)
-                return [f"double {name} = {e.text};"]
+                return [f"{'long' if node.dtype == 'i64' else 'double'} {name} = {e.text};"]
             if node.op == "add":  # (IEEE addition commutes: the same bits either way)
                 other = node.inputs[1] if node.inputs[0] is last else node.inputs[0]
                 return [f"{name} += {self.element(other, None).text};"]
@@ -572,9 +766,11 @@ class CWalker:
         return lines
 
     def _emit_matmul(self, node: Node) -> list[str]:
-        """numpy's matmul (vectors promoted, batch dims broadcast) as a loop nest: i-k-j,
-        which walks rows of b and of the result, or i-j-k into a local sum when b is
-        stored transposed (its columns are then contiguous)."""
+        """numpy's matmul (vectors promoted, batch dims broadcast) as a loop nest over
+        blocks of rows of the result (`_matmul_rows`); a small product (under MATMUL_SMALL
+        multiply-adds), vector @ vector, or an operand that is a constant fill, as the plain
+        nest: i-k-j, or i-j-k into a local sum when b is stored transposed (its columns are
+        then contiguous)."""
         a, b = (self._memory(i) for i in node.inputs)
         if a.ndim == 1:
             a = View(a.base, a.offset, (0, a.strides[0]), (1, a.shape[0]), fill=a.fill)
@@ -585,6 +781,14 @@ class CWalker:
         nb = len(batch)
         a, b = _pad(a, nb + 2), _pad(b, nb + 2)
         sa, sb = a.strides, b.strides
+        big = m * k * n >= MATMUL_SMALL
+        if node.shape != () and big and a.fill is None and b.fill is None:
+            home = self.homes[node.id]
+            full = (*batch, m, n)
+            out = View(home.base, home.offset, contiguous(full), full)
+            dot = k > 1 and (n == 1 or (sb[-1] != 1 and sb[-2] == 1))
+            lines = [] if dot else _zero_lines(out)
+            return lines + _matmul_rows(out, a, b, dot)
         ijk = node.shape == () or (n > 1 and sb[-1] != 1 and (sb[-2] == 1 or k == 1))
         order = (*batch, m, n, k) if ijk else (*batch, m, k, n)
         loop = Loop(order)
@@ -640,6 +844,14 @@ class CWalker:
         lines = zero.render([f"{zero.leaf(home)} = 0.0;"])
         return lines + loop.render([f"{out} += {a_leaf} * {b_leaf};"])
 
+    def _emit_kernel(self, node: Node) -> list[str]:
+        """An algorithm as calls of static helpers (emit/c_kernels.py: linear algebra,
+        argsort, gathers at computed indices). Its scratch lies past every slot `place`
+        gave out, live only during these lines."""
+        lines, scratch = c_kernels.emit(self, node, self.scratch_base())
+        self.need_scratch(scratch)
+        return lines
+
     def _emit_outer(self, node: Node) -> list[str]:
         x, y = (self._memory(i) for i in node.inputs)
         loop = Loop(node.shape)
@@ -681,11 +893,7 @@ class CWalker:
         zero = Loop(node.shape)
         lines = zero.render([f"{zero.leaf(home)} = 0.0;"])
         g = node.inputs[0]
-        arrays = [i.value if i.op == "const" else np.zeros(i.shape) for i in node.inputs[1:]]
-        from ..ops.shape import real_key  # (shape.py's own key reader)
-
-        part = np.asarray(home.offsets()[real_key(node.attrs["key"], arrays)])
-        return lines + self._copy(self._target(part, home), g, "+=")
+        return lines + self._write_at(home, node.attrs["key"], node.inputs[1:], g, "+=")
 
     def _emit_gather(self, node: Node) -> list[str]:
         """An element-moving op whose elements are not a strided view of its input (an
@@ -732,16 +940,14 @@ class CWalker:
     def _emit_index_update(self, node: Node) -> list[str]:
         home = self.homes[node.id]
         x, v = node.inputs[0], node.inputs[1]
-        arrays = [i.value if i.op == "const" else np.zeros(i.shape) for i in node.inputs[2:]]
-        from ..ops.shape import real_key
-
-        lines = self._copy(home, x)
-        part = np.asarray(home.offsets()[real_key(node.attrs["key"], arrays)])
-        if part.size and len(np.unique(part)) != part.size:
+        base, _ = self._offsets_at(home.offsets(), node.attrs["key"], node.inputs[2:])
+        if base.size and len(np.unique(base)) != base.size:
             raise refuse(node, "an assignment with repeated indices")
-        return lines + self._copy(self._target(part, home), v)
+        lines = self._copy(home, x)
+        return lines + self._write_at(home, node.attrs["key"], node.inputs[2:], v, "=")
 
     def _target(self, part: np.ndarray, home: View) -> View:
+        """The elements at offsets `part` of home's memory, as a view (or a table)."""
         view = fit_view(part, home.base, None)
         if view is None:
             table = self.consts.table(part.reshape(-1))
@@ -774,6 +980,154 @@ class CWalker:
         if self.homes.get(node.id) is dest:
             return []
         return self._copy(dest, node)
+
+
+# ---- matrix products ----
+
+MATMUL_ROWS = 4  # rows of the result computed together: a row of b is read once for them
+MATMUL_DEPTH = 4  # steps of k taken together: each element of out loaded and stored once
+MATMUL_PANEL = 32768  # doubles of b one block of k spans (256 KB: it stays in L2)
+MATMUL_SMALL = 4096  # multiply-adds a product (of the batch) below which the plain nest runs
+
+
+def _zero_lines(out: View) -> list[str]:
+    loop = Loop(out.shape)
+    return loop.render([f"{loop.leaf(out)} = 0.0;"])
+
+
+def _matmul_rows(out: View, a: View, b: View, dot: bool) -> list[str]:
+    """out = a @ b (views padded to the same number of dims, batch dims first) as loops
+    over the batch and over blocks of MATMUL_ROWS rows of out, the rows of a block
+    written out one line each. Each element is summed over k in order (the bits of the
+    plain i-k-j nest). With `dot` (b stored transposed, or one column): a dot product
+    per column into `acc`, one sum per row of the block, so each element of b is loaded
+    once for the block. Else i-k-j into out (zeroed before), MATMUL_DEPTH steps of k a
+    line: the innermost loop walks rows of b and the block's rows of out, unit-stride
+    when b is C-ordered, which gcc vectorizes; k runs in blocks whose rows of b stay in
+    cache across the row blocks."""
+    nb, m = out.ndim - 2, out.shape[-2]
+    terms: list[list[tuple[int, str]]] = [[], [], []]  # out, a, b
+    heads: list[str] = []
+    for d in range(nb):
+        if out.shape[d] != 1:
+            var = f"i{len(heads)}"
+            heads.append(f"for (long {var} = 0; {var} < {out.shape[d]}; {var}++) {{")
+            for t, v in zip(terms, (out, a, b)):
+                t.append((v.strides[d], var))
+    body: list[str] = []
+    rows = min(MATMUL_ROWS, m)
+    blocks = [(0, m - m % rows, rows)] + ([(m - m % rows, m, m % rows)] if m % rows else [])
+    for start, stop, r in blocks:
+        body += _matmul_block(out, a, b, dot, terms, len(heads), (start, stop, r))
+    return _nest(heads, body)
+
+
+def _matmul_block(
+    out: View, a: View, b: View, dot: bool, terms: list, first: int, rows: tuple[int, int, int]
+) -> list[str]:
+    """Rows start..stop of out, `r` at a time (see _matmul_rows); loop variables from
+    i{first} on."""
+    start, stop, r = rows
+    n, k = out.shape[-1], a.shape[-1]
+    sa, sb, so = a.strides, b.strides, out.strides
+    kmain = k - k % MATMUL_DEPTH  # k in steps of MATMUL_DEPTH, then the rest one by one
+    panel = max(MATMUL_DEPTH, MATMUL_PANEL // max(n, 1) // MATMUL_DEPTH * MATMUL_DEPTH)
+
+    def nest(blocked: bool, body) -> list[str]:
+        """The loops over k's blocks (`blocked`), the rows and what `body(names, heads,
+        t_out, t_a, row_out, row_a)` adds, around its lines."""
+        names = iter(f"i{d}" for d in range(first, 32))
+        t_out, t_a = list(terms[0]), list(terms[1])
+        heads: list[str] = []
+        if blocked:
+            kb = next(names)
+            note = f" /* {panel} rows of the right operand at a time: they stay in cache */"
+            heads.append(f"for (long {kb} = 0; {kb} < {kmain}; {kb} += {panel}) {{{note}")
+        at = [0, 0]  # the offset of row `start` in out and in a
+        if stop - start > r:
+            var = next(names)
+            note = f" /* {r} rows of the result at a time */" if r > 1 and not dot else ""
+            heads.append(f"for (long {var} = {start}; {var} < {stop}; {var} += {r}) {{{note}")
+            t_out.append((so[-2], var))
+            t_a.append((sa[-2], var))
+        else:
+            at = [start * so[-2], start * sa[-2]]
+        row_out = [out.offset + at[0] + q * so[-2] for q in range(r)]
+        row_a = [a.offset + at[1] + q * sa[-2] for q in range(r)]
+        lines = body(names, heads, t_out, t_a, row_out, row_a)
+        if not heads:  # one block of rows and one column: a scope for acc
+            return ["{"] + ["    " + line for line in lines] + ["}"]
+        return _nest(heads, lines)
+
+    def dots(names, heads, t_out, t_a, row_out, row_a) -> list[str]:
+        j = next(names) if n > 1 else ""
+        p = next(names)
+        if n > 1:
+            heads.append(f"for (long {j} = 0; {j} < {n}; {j}++) {{")
+        j_at = [(sb[-1], j)] if n > 1 else []
+        b_at = f"{b.base}[{_index_text(b.offset, list(terms[2]) + j_at + [(sb[-2], p)])}]"
+        acc = ["acc"] if r == 1 else [f"acc[{q}]" for q in range(r)]
+        init = "double acc = 0.0;" if r == 1 else f"double acc[{r}] = {{{', '.join(['0.0'] * r)}}};"
+        if r > 1:
+            init += f" /* {r} dot products at a time, one a row */"
+        sums = [
+            f"{acc[q]} += {a.base}[{_index_text(row_a[q], t_a + [(sa[-1], p)])}] * {b_at};"
+            for q in range(r)
+        ]
+        stores = [
+            f"{out.base}[{_index_text(row_out[q], t_out + [(so[-1], j)])}] = {acc[q]};"
+            for q in range(r)
+        ]
+        return [init] + _nest([f"for (long {p} = 0; {p} < {k}; {p}++) {{"], sums) + stores
+
+    def steps(lo: int, hi: int, blocked: bool):
+        """Steps lo..hi of k (a loop of MATMUL_DEPTH-steps when hi - lo > MATMUL_DEPTH)."""
+
+        def body(names, heads, t_out, t_a, row_out, row_a) -> list[str]:
+            p = ""  # the loop over k, if any: the steps are then p + s
+            if hi - lo > MATMUL_DEPTH:
+                p = next(names)
+                if blocked:
+                    kb = f"i{first}"
+                    end = f"{kb} + {panel}"
+                    if kmain % panel:
+                        end = f"({end} < {kmain} ? {end} : {kmain})"
+                    heads.append(f"for (long {p} = {kb}; {p} < {end}; {p} += {MATMUL_DEPTH}) {{")
+                else:
+                    heads.append(f"for (long {p} = {lo}; {p} < {hi}; {p} += {MATMUL_DEPTH}) {{")
+            t_a_p = t_a + [(sa[-1], p)] if p else t_a
+            t_b_p = list(terms[2]) + ([(sb[-2], p)] if p else [])
+            first_p = 0 if p else lo
+            j = next(names)
+            last = "the last term" if hi - lo == 1 else f"the last {hi - lo} terms"
+            note = f" /* {last} of {k} */" if lo else ""
+            heads.append(f"for (long {j} = 0; {j} < {n}; {j}++) {{{note}")
+            lines = []
+            for q in range(r):
+                spot = f"{out.base}[{_index_text(row_out[q], t_out + [(so[-1], j)])}]"
+                for s in range(first_p, first_p + min(MATMUL_DEPTH, hi - lo)):
+                    a_at = _index_text(row_a[q] + s * sa[-1], t_a_p)
+                    b_at = _index_text(b.offset + s * sb[-2], t_b_p + [(sb[-1], j)])
+                    lines.append(f"{spot} += {a.base}[{a_at}] * {b.base}[{b_at}];")
+            return lines
+
+        return body
+
+    if dot:
+        return nest(False, dots)
+    lines: list[str] = []
+    if kmain:
+        lines += nest(kmain > panel, steps(0, kmain, kmain > panel))
+    if kmain < k:
+        lines += nest(False, steps(kmain, k, False))
+    return lines
+
+
+def _nest(heads: Sequence[str], body: list[str]) -> list[str]:
+    """`body` inside the loops whose header lines are `heads`, outermost first."""
+    for head in reversed(heads):
+        body = [head] + ["    " + line for line in body] + ["}"]
+    return body
 
 
 def take_named(pending: dict[str, str], lines: Sequence[str]) -> list[str]:
@@ -829,6 +1183,10 @@ class CConsts:
     names: dict[tuple, str] = field(default_factory=dict)
     defined: set[tuple] = field(default_factory=set)
     namer: Namer = field(default_factory=lambda: Namer(RESERVED_C))
+    # a while loop's bound, for its tape: its line's (`# gradgen: max N`: line -> N), else
+    # --max-iterations
+    bounds: dict[int, int] = field(default_factory=dict)
+    max_iterations: int | None = None
 
     @staticmethod
     def _key(node: Node) -> tuple | None:
@@ -846,6 +1204,9 @@ class CConsts:
             self.names[key] = self.namer.fresh(node.name or "C")
 
     def value(self, node: Node):
+        if node.shape == () and node.dtype == "i64":  # (an index: i + 1)
+            n = int(node.value)
+            return Scalar(Expr(str(n), C.ATOM if n >= 0 else C.UNARY))
         if node.shape == ():
             return Scalar(C.literal(float(node.value)))
         key = self._key(node)
@@ -953,6 +1314,9 @@ def _function(
         seed = p.name == "g" and p is graph.params[-1] and "g" not in unit.params
         name = "g" if seed else namer.claim(c_name(p.name))
         w.bind_param(p, name, pointer=not scalar_params or seed)
+        if p.dtype == "f32":
+            w.floats.add(name)
+    w.floats |= {dest.base for r, dest in results if r.dtype == "f32"}
     lazy: dict[str, str] = {}  # saved values, each read just before its first use
     at = {n.id: k for k, n in enumerate(graph.nodes)}
     early = [n for n, _ in (bound or {}).values()] + list(redo)
@@ -961,7 +1325,11 @@ def _function(
     for nid, v in (bound or {}).items():
         node, offset = v
         name = w.named[nid]
-        if node.shape == ():
+        if node.dtype == "tape":
+            lazy[name] = f"const double *{name} = saved + {offset};"
+            size = c_regions.tape_size(node.inputs[0], consts)
+            w.values[nid] = View(name, 0, (1,), (size,))
+        elif node.shape == ():
             lazy[name] = f"const double {name} = saved[{offset}];"
             w.values[nid] = Scalar(Expr(name, C.ATOM))
         else:
@@ -971,7 +1339,8 @@ def _function(
     homes: dict[int, View] = {}
     stmt_ids = {s.node.id for s in w.stmts}
     for r, dest in results:
-        if r.id in stmt_ids and r.id not in homes and r.shape != ():
+        defined = r.id in stmt_ids or r.id in w.part_ids
+        if defined and r.id not in homes and (r.shape != () or r.dtype == "tape"):
             homes[r.id] = dest
     protected = {r.id for r, _ in results} | set(keep)
     for r, _ in results:
@@ -980,6 +1349,8 @@ def _function(
     after: dict[int, list[str]] = {}  # a scalar result stored as soon as it is computed
     tail: list[str] = []
     for r, dest in results:
+        if r.dtype == "tape":  # (written where it is: its home)
+            continue
         if r.shape == ():
             store = f"{dest.base}[{dest.offset}] = {w.element(r, None).text};"
             (after.setdefault(r.id, []) if r.id in stmt_ids else tail).append(store)
@@ -997,6 +1368,14 @@ SCALAR_GAP = 1
 # ops recomputed by backward from saved operands rather than saved themselves: one exact
 # IEEE operation, the same bits when done again, cheaper than a store and a load
 RECOMPUTE = frozenset({"add", "sub", "mul", "neg"})
+
+
+def _saved_view(node: Node, offset: int, consts: CConsts) -> View:
+    """Where a saved value goes in `saved` (a tape: its doubles from `offset` on)."""
+    if node.dtype == "tape":
+        size = c_regions.tape_size(node.inputs[0], consts)
+        return View("saved", offset, (1,), (size,))
+    return View("saved", offset, contiguous(node.shape), node.shape)
 
 
 def _recomputed(saved: Sequence[Node]) -> set[int]:
@@ -1019,6 +1398,8 @@ def _hint(node: Node) -> str | None:
     """A saved value's name: the user's, or w0 for the element w[0] of a parameter."""
     if node.name:
         return node.name
+    if node.dtype == "tape":
+        return "tape"
     x = node.inputs[0] if node.inputs else None
     key = node.attrs.get("key") if node.op == "index" else None
     if x is not None and x.op == "param" and key and len(key) == 1 and isinstance(key[0], int):
@@ -1078,6 +1459,8 @@ def emit_unit(
     vjp = unit.vjp
     g = next(p for p in vjp.params if p.name == "g")
     forward_ids = _ancestors([vjp.outputs[0]])
+    # a region's results go with it: the tape of a forward loop is a forward value
+    forward_ids |= {n.id for n in vjp.nodes if n.op == "part" and n.inputs[0].id in forward_ids}
     fwd_nodes = [
         n
         for n in vjp.nodes
@@ -1097,14 +1480,17 @@ def emit_unit(
     offsets, total = {}, 0
     for n in saved:
         offsets[n.id] = total
-        total += max(n.size, 1) + (SCALAR_GAP if n.shape == () else 0)
+        if n.dtype == "tape":
+            total += c_regions.tape_size(n.inputs[0], consts)
+        else:
+            total += max(n.size, 1) + (SCALAR_GAP if n.shape == () else 0)
     forward_fn = add(
         f"{unit.name}_forward",
         decls + [value_decl, "double *restrict saved", "double *restrict work"],
         vjp,
         fwd_nodes,
         [(vjp.outputs[0], dest("value", out_shape))]
-        + [(n, View("saved", offsets[n.id], contiguous(n.shape), n.shape)) for n in saved],
+        + [(n, _saved_view(n, offsets[n.id], consts)) for n in saved],
         f"The value, and in saved what {unit.name}_backward reads.",
         keep={n.id for n in saved},
     )
@@ -1186,12 +1572,16 @@ def emit_c(
     comments: bool = True,
     dims: Sequence[Sequence[tuple[str, int]]] | None = None,
     stats: dict | None = None,
+    max_iterations: int | None = None,
+    bounds: dict[int, int] | None = None,
 ) -> dict[str, str]:
     """The C target's files for the functions of one expr.py: {suffix: text} for
-    `<stem>.c`, `<stem>.h` and the loader `<stem>_c.py` (stem: e.g. neuron_grad)."""
+    `<stem>.c`, `<stem>.h` and the loader `<stem>_c.py` (stem: e.g. neuron_grad).
+    `bounds`: the bounds of `while` loops by line (`# gradgen: max N`); `max_iterations`:
+    the bound of one whose line gives none."""
     from .c_text import c_file, h_file, loader_file
 
-    consts = CConsts()
+    consts = CConsts(bounds=dict(bounds or {}), max_iterations=max_iterations)
     for u in units:  # array constants are named first: no local may take their names
         for graph in (u.forward, u.value_and_grad, u.vjp):
             for n in graph.nodes if graph is not None else ():

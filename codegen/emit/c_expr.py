@@ -5,7 +5,9 @@ The op table's `c` column holds, per op, one of:
   elementwise ops; the C emitter puts it inside the loop over the output (or alone, for
   scalars), with its operands read at the broadcast index;
 - a `Reduction`: the accumulator's start value and update, for sum / mean / prod / max / min;
-- `MATMUL`, `OUTER` or `VIEW`: loop nests and strided views the emitter writes itself.
+- `MATMUL`, `OUTER` or `VIEW`: loop nests and strided views the emitter writes itself;
+- `KERNEL`: an algorithm (linear algebra, argsort, argmax, a gather at computed indices),
+  calls of static helpers with scratch in `work`, written by `emit/c_kernels.py`.
 
 Helpers (`gradgen_sign`, ...) are small static functions written into a C file only when
 it calls them, as CasADi's generated code does.
@@ -59,7 +61,9 @@ def compare(symbol: str) -> Emit:
 
 
 def negate(args: list[Expr], node) -> Expr:
-    return Expr(f"-{wrap(args[0], UNARY)}", UNARY)
+    """`-x`; `-(-x)` for an operand that is itself negative (`--x` is a decrement)."""
+    text = wrap(args[0], UNARY)
+    return Expr(f"-({text})" if text.startswith("-") else f"-{text}", UNARY)
 
 
 def call(fn: str) -> Emit:
@@ -107,6 +111,7 @@ class Form:
 MATMUL = Form("matmul")
 OUTER = Form("outer")
 VIEW = Form("view")  # an element-moving op as a strided view of its input: no copy
+KERNEL = Form("kernel")  # calls of the helpers of emit/c_kernels.py
 
 # Helpers: small pure functions, written into the C file only when called. numpy's
 # maximum / minimum / sign return nan for a nan operand, which fmax and fmin would not.
@@ -137,3 +142,8 @@ HELPERS = {
         "return m == -INFINITY ? m : m + log1p(exp(-fabs(a - b))); }"
     ),
 }
+
+# the kernels' helpers (LU, Jacobi, Householder, argsort), written into a file the same way
+from .c_kernels import KERNELS  # noqa: E402
+
+HELPERS.update(KERNELS)

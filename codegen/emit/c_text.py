@@ -86,6 +86,9 @@ def h_file(units: Sequence[CUnit], stem: str, source: str) -> str:
 
 
 NPY = {"f64": "NPY_DOUBLE", "f32": "NPY_FLOAT"}
+# integer and boolean results (np.argsort's) are doubles in C memory, handed back as numpy
+# gives them
+NPY_CAST = {"i64": "NPY_INT64", "bool": "NPY_BOOL"}
 
 
 def _wrapper(
@@ -130,7 +133,7 @@ def _wrapper(
             lines.append(f"    PyArrayObject *a_{name} = NULL;")
             want = "(" + ", ".join(map(str, shp)) + ("," if len(shp) == 1 else "") + ")"
             convert.append(
-                f"    a_{name} = gg_array(args[{k}], {NPY[dtype]}, {len(shp)}, d_{name}, "
+                f"    a_{name} = gg_array(args[{k}], {NPY.get(dtype, 'NPY_DOUBLE')}, {len(shp)}, d_{name}, "
                 f'"{fn_name}", "{name}", "{want}");'
             )
             convert.append(f"    if (a_{name} == NULL) goto done;")
@@ -143,15 +146,23 @@ def _wrapper(
         if shp == ():
             lines.append(f"    {c} o_{name} = 0;")
             call.append(f"&o_{name}")
-            objs.append(
-                f"gg_float32(o_{name})" if dtype == "f32" else f"PyFloat_FromDouble(o_{name})"
-            )
+            if dtype in NPY_CAST:
+                objs.append(
+                    f"PyArray_Scalar(&(npy_{'int64' if dtype == 'i64' else 'bool'})"
+                    f"{{(npy_{'int64' if dtype == 'i64' else 'bool'})o_{name}}}, "
+                    f"PyArray_DescrFromType({NPY_CAST[dtype]}), NULL)"
+                )
+            else:
+                objs.append(
+                    f"gg_float32(o_{name})" if dtype == "f32" else f"PyFloat_FromDouble(o_{name})"
+                )
         else:
             dims = ", ".join(str(d) for d in shp)
             lines.append(f"    static const npy_intp e_{name}[] = {{{dims}}};")
             lines.append(f"    PyObject *o_{name} = NULL;")
             made.append(
-                f"    o_{name} = PyArray_SimpleNew({len(shp)}, (npy_intp *)e_{name}, {NPY[dtype]});"
+                f"    o_{name} = PyArray_SimpleNew({len(shp)}, (npy_intp *)e_{name}, "
+                f"{NPY.get(dtype, 'NPY_DOUBLE')});"
             )
             made.append(f"    if (o_{name} == NULL) goto done;")
             call.append(f"({c} *)PyArray_DATA((PyArrayObject *)o_{name})")
@@ -172,6 +183,17 @@ def _wrapper(
     else:
         lines.append(f"    status = {fn_name}({', '.join(call)});")
     lines.append(f'    if (status != 0) {{ gg_failed("{fn_name}", status); goto done; }}')
+    for name, shp, dtype in outputs:
+        if shp != () and dtype in NPY_CAST:
+            lines += [
+                "    {",
+                f"        PyObject *cast = PyArray_Cast((PyArrayObject *)o_{name}, "
+                f"{NPY_CAST[dtype]});",
+                f"        Py_DECREF(o_{name});",
+                f"        o_{name} = cast;",
+                f"        if (o_{name} == NULL) goto done;",
+                "    }",
+            ]
     if shape == "value":
         lines.append(f"    result = {objs[0]};")
     elif shape == "grads":  # tuples made directly: Py_BuildValue parses a format each call

@@ -66,8 +66,16 @@ Emit = Callable[[list[Expr], Any], Expr]
 def binop(symbol: str, prec: int) -> Emit:
     """`a SYMBOL b`, left-associative: the right operand must bind tighter (floats are not associative)."""
 
+    tighter = prec + 1
+
     def emit(args: list[Expr], node) -> Expr:
-        return Expr(f"{wrap(args[0], prec)} {symbol} {wrap(args[1], prec + 1)}", prec)
+        a, b = (
+            args[0],
+            args[1],
+        )  # (`wrap`, written out: every scalar operator of unrolled code is here)
+        left = a.text if a.prec >= prec else f"({a.text})"
+        right = b.text if b.prec >= tighter else f"({b.text})"
+        return Expr(f"{left} {symbol} {right}", prec)
 
     return emit
 
@@ -92,8 +100,12 @@ def negate(args: list[Expr], node) -> Expr:
 def call(fn: str, **fixed: str) -> Emit:
     """`fn(arg, ...)` plus keyword arguments fixed at declaration."""
 
+    extra = [f"{k}={v}" for k, v in fixed.items()]
+
     def emit(args: list[Expr], node) -> Expr:
-        parts = [a.text for a in args] + [f"{k}={v}" for k, v in fixed.items()]
+        if len(args) == 1 and not extra:  # (math.tanh(t): one argument, the common case)
+            return Expr(f"{fn}({args[0].text})", ATOM)
+        parts = [a.text for a in args] + extra
         return Expr(f"{fn}({', '.join(parts)})", ATOM)
 
     return emit

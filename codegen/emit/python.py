@@ -100,14 +100,9 @@ def const_expr(node: Node, consts: ModuleConsts) -> Expr:
     return name(consts.ref(node))
 
 
-def _is_scalar(node: Node) -> bool:
-    """Scalar float64 code uses math and Python operators, which are faster than numpy's."""
-    if node.shape or node.dtype not in ("f64", "bool"):
-        return False
-    for i in node.inputs:
-        if i.shape:
-            return False
-    return True
+# Scalar float64 code (a scalar node of these dtypes over scalar inputs) uses math and
+# Python operators, which are faster than numpy's: an op's `py_scalar` form.
+_SCALAR_DTYPES = ("f64", "bool")
 
 
 class Walker:
@@ -152,6 +147,12 @@ class Walker:
         # values stay in their names (tape id -> the residuals' texts, per branch)
         self.local_tapes: set[int] = set()
         self.tapes: dict[int, list[list[str]]] = {}
+        # accumulates that write an element nothing wrote before (a backward loop's g_x[i]
+        # into zeros, i the iteration number): `g_x[i] = v`, not `+=`
+        self.fresh_slots: set[int] = set()
+        self.region_parts: dict[int, dict[int, Node]] = {}  # region id -> {index: part}
+        self.tape_readers: dict[int, list[Node]] = {}  # tape id -> the nodes reading it
+        self.read_count: dict[int, int] = {}  # node id -> its readers (in a walk with regions)
 
     def bind(self, node: Node, text: str) -> None:
         self.exprs[node.id] = name(text)
@@ -206,7 +207,11 @@ class Walker:
         for n in nodes:
             if n.op == "index":
                 key, x = n.attrs["key"], n.inputs[0]
-                if key and len(key) == x.ndim and all(type(k) is int for k in key):
+                if (
+                    key
+                    and len(key) == len(x.shape)
+                    and (type(key[0]) is int if len(key) == 1 else all(type(k) is int for k in key))
+                ):
                     readers.setdefault(x.id, []).append(n)
                     continue
             for i in n.inputs:
@@ -249,21 +254,27 @@ class Walker:
         consumer: dict[int, Node] = {}  # the last node to read each node
         viewed: set[int] = set()  # nodes a view may be taken of: never written into
         table = ops.OPS
+        watched = {name for name, spec in table.items() if spec.view} | {"multi_scatter"}
+        scatters = []  # the multi_scatters among `nodes`
+        get_uses = uses.get
         for n in nodes:
             for i in n.inputs:
-                uses[i.id] = uses.get(i.id, 0) + 1
-                consumer[i.id] = n
-            spec = table.get(n.op)  # (parameters and constants have no entry)
-            if spec is not None and spec.view:
-                viewed.add(n.inputs[0].id)
+                iid = i.id
+                uses[iid] = get_uses(iid, 0) + 1
+                consumer[iid] = n
+            if n.op in watched:  # (parameters and constants have no entry)
+                if n.op == "multi_scatter":
+                    scatters.append(n)
+                if table[n.op].view:
+                    viewed.add(n.inputs[0].id)
         for r in results:
             uses[r.id] = uses.get(r.id, 0) + 2
             viewed.add(r.id)  # the caller holds it
         exprs, reads_of, transient_of = self.exprs, self.reads, self.transient
         self._plan_rows(nodes, {r.id for r in results} | set(keep))
         slot = self.slot
-        parts_of = self._plan_scatters(nodes)
-        region_parts = _region_parts(nodes)
+        parts_of = self._plan_scatters(scatters)
+        region_parts = self.region_parts = _region_parts(nodes)
         if region_parts:  # tapes that a backward region of this same walk reads
             held = {r.id for r in results} | set(keep)
             readers: dict[int, list[Node]] = {}
@@ -271,32 +282,74 @@ class Walker:
                 for i in n.inputs:
                     if i.dtype == "tape":
                         readers.setdefault(i.id, []).append(n)
+            self.tape_readers = readers
+            count = self.read_count
+            for n in nodes:
+                for i in n.inputs:
+                    count[i.id] = count.get(i.id, 0) + 1
             self.local_tapes = {
                 t
                 for t, users in readers.items()
                 if t not in held and all(u.op == "cond" for u in users)
             }
+        # (hot: one pass of this loop per node; the common cases are written out)
+        special = {"param", "const", "multi_scatter", *REGION_OPS}
+        if slot:
+            special.update(ROWS_OPS)
+        get_expr, get_transient, const_expr_of = exprs.get, transient_of.get, self.expr
+        get_reads = reads_of.get
+        scalar_bytes = memory.SCALAR_BYTES
         for node in nodes:
             nid = node.id
-            if nid in exprs or node.op in ("param", "const"):
+            op = node.op
+            if nid in exprs:
                 continue
-            if node.op in REGION_OPS:
-                self._region(node, region_parts.get(nid, {}))
-                continue
-            if slot and node.op in ROWS_OPS and self._rows_view(node, viewed):
-                continue
-            if node.op == "multi_scatter":
-                self._write_parts_left(node)
-                continue
-            spec = table[node.op]
+            if op in special:
+                if op == "param" or op == "const":
+                    continue
+                if op in REGION_OPS:
+                    self._region(node, region_parts.get(nid, {}))
+                    continue
+                if op == "multi_scatter":
+                    self._write_parts_left(node)
+                    continue
+                if self._rows_view(node, viewed):  # (ROWS_OPS, with rows planned)
+                    continue
+            spec = table[op]
             inputs = node.inputs
-            args = [exprs.get(i.id) or self.expr(i) for i in inputs]
-            reads = self._reads_of_all(inputs)
+            args = []
             transient = 0
+            largest = None  # (`_reads_of_all`, written out)
             for i in inputs:
-                transient += transient_of.get(i.id, 0)
+                iid = i.id
+                e = get_expr(iid)
+                args.append(e if e is not None else const_expr_of(i))
+                t = get_transient(iid)
+                if t:
+                    transient += t
+                part = get_reads(iid)
+                if part is not None and (largest is None or len(part) > len(largest)):
+                    largest = part
+            if largest is None:  # no input inlined: a line of named values
+                reads = {i.id for i in inputs if i.op != "const" or i.id in exprs}
+            else:
+                reads = largest
+                for i in inputs:
+                    iid = i.id
+                    part = get_reads(iid)
+                    if part is not None:
+                        if part is not reads:
+                            reads |= part
+                    elif i.op != "const" or iid in exprs:
+                        reads.add(iid)
             if spec.py_stmts is None:
-                emit = spec.py_scalar if (spec.py_scalar and _is_scalar(node)) else spec.py
+                emit = spec.py
+                if spec.py_scalar is not None and not node.shape and node.dtype in _SCALAR_DTYPES:
+                    for i in inputs:
+                        if i.shape:
+                            break
+                    else:  # scalar code: math and Python operators (`_SCALAR_DTYPES`)
+                        emit = spec.py_scalar
                 e = emit(args, node)
                 user = consumer.get(nid)
                 if (
@@ -317,7 +370,12 @@ class Walker:
                     and nid not in keep
                     and nid not in slot
                     and table[user.op].py_stmts is None
-                    and _same_place(node, user)
+                    and node.name is None
+                    and (
+                        ((src := node.src) is user.src or src == user.src)
+                        and node.tag == user.tag
+                        or _same_place(node, user)
+                    )
                     and not (
                         node.shape  # a scalar is never worth a buffer
                         and (
@@ -328,7 +386,9 @@ class Walker:
                 ):
                     exprs[nid] = e
                     reads_of[nid] = reads
-                    transient_of[nid] = transient + memory.nbytes(node)
+                    transient_of[nid] = transient + (
+                        memory.nbytes(node) if node.shape else scalar_bytes.get(node.dtype, 8)
+                    )
                     continue
             target = _placeholder(node)
             # out= candidates: named inputs no view is taken of (a view would still read
@@ -348,7 +408,9 @@ class Walker:
             stmt = memory.Statement(node, reads, direct, spec.fresh, transient)
             if spec.fresh:
                 self.fresh_named.add(nid)
-            self.comment[nid] = _comment(node, reads_of)
+            self.comment[nid] = (
+                _comment(node, reads_of) if inputs and inputs[-1].id in reads_of else node.tag
+            )
             if nid in slot:
                 self._into_rows(node, stmt)
             self.stmts.append((stmt, (target, args, e if spec.py_stmts is None else None)))
@@ -359,24 +421,46 @@ class Walker:
     def _region(self, node: Node, parts: dict[int, Node]) -> None:
         """A region's statement (its lines made now, by emit/regions.py), or an
         accumulator's update in place (`g_x[i] += v`)."""
+        partner = regions.partner(self, node) if node.op == "cond" else None
+        if node.op == "cond":
+            self._test_inline(node, partner)
         args = [self.exprs.get(i.id) or self.expr(i) for i in node.inputs]
         reads = self._reads_of_all(node.inputs)
         transient = sum(self.transient.get(i.id, 0) for i in node.inputs)
         if node.op == "accumulate":
-            lines = accumulate_lines(node, args)
+            lines = accumulate_lines(node, args, node.id in self.fresh_slots)
             stmt = memory.Statement(node, reads, transient=transient, update=True)
             self.stmts.append((stmt, ("\n".join(lines), _comment(node, self.reads))))
             self.exprs[node.id] = args[0]
             return
-        lines = regions.render(self, node, args, parts)
+        if partner is not None:  # its backward branch pair runs in the same `if`
+            reads = reads | self._reads_of_all([i for k, i in enumerate(partner.inputs) if k != 1])
+        lines = regions.render(self, node, args, parts, partner)
         stmt = memory.Statement(node, reads, [], False, transient)
         self.comment[node.id] = None
         self.stmts.append((stmt, (_placeholder(node), args, Lines(lines))))
         self.exprs[node.id] = Expr(_placeholder(node), ATOM)
 
+    def _test_inline(self, node: Node, partner: Node | None) -> None:
+        """A branch's test made by the statement just before it, and read by nothing else:
+        written in the `if` itself (`if x > 1.0:`), not named."""
+        pred = node.inputs[0]
+        if self.read_count.get(pred.id) != 1 + (partner is not None) or not self.stmts:
+            return
+        stmt, parts = self.stmts[-1]
+        if stmt.node is not pred or stmt.update or pred.id in self.returned:
+            return
+        if len(parts) != 3 or not isinstance(parts[2], Expr) or pred.id in self.slot:
+            return
+        self.stmts.pop()
+        self.exprs[pred.id] = parts[2]
+        self.reads[pred.id] = stmt.reads
+        self.transient[pred.id] = stmt.transient
+        self.comment.pop(pred.id, None)
+
     def _plan_scatters(self, nodes: Sequence[Node]) -> dict[int, list[tuple[Node, int]]]:
-        """The parts of the multi_scatters this walk emits whose values are backward values
-        it makes, by the id of the value.
+        """The parts of the multi_scatters (among `nodes`) this walk emits whose values are
+        backward values it makes, by the id of the value.
 
         A multi_scatter's array is made (zeros) where the first of those values is, and each
         is written into it where it is made (`g_x[3] = t * b`), not all at the end: a value
@@ -425,7 +509,9 @@ class Walker:
         writes = self.scatters[owner.id]
         arrays = writes.parts[k][1]
         line = writes.line(_placeholder(owner), k, e.text, [self.expr(a).text for a in arrays])
-        read = reads | {owner.id} | {a.id for a in arrays if a.id in self.exprs}
+        read = reads | {owner.id}
+        if arrays:
+            read |= {a.id for a in arrays if a.id in self.exprs}
         stmt = memory.Statement(owner, read, [], False, transient, update=True)
         self.stmts.append((stmt, (line, tag or owner.tag)))
         self.written.add((owner.id, k))
@@ -591,31 +677,44 @@ class Walker:
         explained = ""  # the last --explain line written
         render, inplace, dels = self._render, self.plan.inplace, self.plan.dels
         comment = self.comment if self.comments else {}
+        explaining = isinstance(self.comments, dict)  # (--explain: see `_explained`)
+        add = body.append
         for k, (stmt, parts) in enumerate(self.stmts):
             node = stmt.node
-            reuse = inplace.get(k)
             if stmt.update:  # a part written into an array: its line is made
                 stmts, tag = [parts[0]], parts[1] if self.comments else None
-            elif stmt.into is not None and node.id in self.slot:  # into its row of a buffer
-                row = f"{_placeholder(stmt.into)}[{self.slot[node.id][1]}]"
-                stmts = render(node, parts, row, False)
-            elif reuse is None:
-                stmts = render(node, parts, None, False)
             else:
-                out, itself = self.exprs[reuse.id].text, names[reuse.id] == names[node.id]
-                stmts = render(node, parts, out, itself)
-            if not stmt.update:
+                reuse = inplace.get(k)
+                e = parts[2]
+                if reuse is None and stmt.into is None and type(e) is Expr:
+                    stmts = None  # one line, `target = e` (`_render`, written out)
+                    line = f"{parts[0]} = {e.text}"
+                elif stmt.into is not None and node.id in self.slot:  # into its row
+                    row = f"{_placeholder(stmt.into)}[{self.slot[node.id][1]}]"
+                    stmts = render(node, parts, row, False)
+                elif reuse is None:
+                    stmts = render(node, parts, None, False)
+                else:
+                    out, itself = self.exprs[reuse.id].text, names[reuse.id] == names[node.id]
+                    stmts = render(node, parts, out, itself)
                 tag = comment.get(node.id)
             if tag is not None:
                 if not in_backward and not self.nested:
-                    body.append("# backward")
+                    add("# backward")
                     in_backward = True
-                origin = _explained(node, self.comments)
-                if origin and origin != explained:  # a run of lines from one forward line
-                    body.append(origin)
-                    explained = origin
-                stmts[-1] = f"{stmts[-1]}  # {tag}"
-            body.extend(stmts)
+                if explaining:
+                    origin = _explained(node, self.comments)
+                    if origin and origin != explained:  # a run of lines from one forward line
+                        add(origin)
+                        explained = origin
+                if stmts is None:
+                    line = f"{line}  # {tag}"
+                else:
+                    stmts[-1] = f"{stmts[-1]}  # {tag}"
+            if stmts is None:
+                add(line)
+            else:
+                body.extend(stmts)
             if k in dels:
                 # a dead array whose name this statement took over is gone already
                 target = names[node.id]
@@ -629,9 +728,9 @@ class Walker:
         # body leaves those of the enclosing walk (another graph) for it to fill in
         parts = "\n".join(body).split("\x00")
         own = f"{id(self.stmts[0][0].node._graph)}:" if self.stmts else ""
+        n = len(own)
         parts[1::2] = [
-            names[int(p[len(own) :])] if own and p.startswith(own) else f"\x00{p}\x00"
-            for p in parts[1::2]
+            names[int(p[n:])] if n and p[:n] == own else f"\x00{p}\x00" for p in parts[1::2]
         ]
         if body:
             lines.extend("".join(parts).split("\n"))
@@ -657,6 +756,7 @@ class Walker:
                 free.setdefault((n.name, n.tag is not None), []).append(names[n.id])
 
         table, fresh, inplace = ops.OPS, self.namer.fresh, self.plan.inplace
+        preset = self.preset
         for k, (stmt, _) in enumerate(self.stmts):
             node = stmt.node
             dead = dying.get(k)
@@ -666,9 +766,10 @@ class Walker:
                 continue
             one_line = table[node.op].py_stmts is None
             if dead and one_line:  # it reads its inputs before it binds: their names are free
-                release(dead)
+                for n in dead:  # (`release`, written out)
+                    free.setdefault((n.name, n.tag is not None), []).append(names[n.id])
             pool = free.get((node.name, node.tag is not None))
-            chosen = self.preset.get(node.id)
+            chosen = preset.get(node.id)
             if chosen is not None and (chosen[1] is None or self.plan.last.get(chosen[1], -1) <= k):
                 names[node.id] = chosen[0]  # a region's result, assigned where it is made
             elif not pool:
@@ -712,8 +813,9 @@ def _region_parts(nodes: Sequence[Node]) -> dict[int, dict[int, Node]]:
     return out
 
 
-def accumulate_lines(node: Node, args: Sequence[Expr]) -> list[str]:
-    """`acc[key] += value` per part of an accumulate (np.add.at where a key may repeat)."""
+def accumulate_lines(node: Node, args: Sequence[Expr], fresh: bool = False) -> list[str]:
+    """`acc[key] += value` per part of an accumulate (np.add.at where a key may repeat);
+    `acc[key] = value` where the element is `fresh` (zero, and written once)."""
     acc = args[0].text
     keys = node.attrs["keys"]
     texts = [a.text for a in args[1:]]
@@ -723,7 +825,8 @@ def accumulate_lines(node: Node, args: Sequence[Expr]) -> list[str]:
         array_texts = texts[at : at + len(arrays)]
         at += len(arrays)
         if all(a.ndim == 0 for a in arrays):
-            lines.append(f"{acc}[{key_text(key, array_texts)}] += {texts[k]}")
+            op = "=" if fresh else "+="
+            lines.append(f"{acc}[{key_text(key, array_texts)}] {op} {texts[k]}")
         else:
             lines.append(f"np.add.at({acc}, {slot_text(key, array_texts)}, {texts[k]})")
     return lines

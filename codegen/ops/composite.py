@@ -109,9 +109,20 @@ def _std(
 
 @composite(np.average)
 def _average(a, axis=None, weights=None, returned=False, *, keepdims=False):
-    """sum(a * w) / sum(w) along axis (a 1-d w runs along that axis), as numpy says."""
+    """sum(a * w) / sum(w) along axis (a 1-d w runs along that axis), as numpy says;
+    returned=True: also sum(w), in the average's shape."""
     if returned:
-        raise TypeError("np.average(..., returned=True) returns a tuple; gradgen needs one array")
+        avg = np.average(a, axis=axis, weights=weights, keepdims=keepdims)
+        if weights is None:
+            total = np.full(np.shape(avg), float(_count(np.shape(a), axis)))
+        else:
+            w = weights
+            if np.shape(w) != np.shape(a):
+                ax = normalize_axis(axis, np.ndim(a))[0]
+                w = np.reshape(w, tuple(-1 if i == ax else 1 for i in range(np.ndim(a))))
+            total = np.sum(w * np.ones_like(a), axis=axis, keepdims=keepdims)
+            total = np.broadcast_to(total, np.shape(avg))
+        return avg, total
     if weights is None:
         return np.mean(a, axis=axis, keepdims=keepdims)
     w = weights
@@ -424,12 +435,16 @@ def _repeat(a, repeats, axis=None):
 @composite(np.take)
 def _take(a, indices, axis=None, out=None, mode="raise"):
     _unsupported("take", out=out)
-    if mode != "raise":
-        raise TypeError(f"np.take(..., mode={mode!r}) is not supported")
+    if mode not in ("raise", "clip", "wrap"):
+        raise ValueError(f"clipmode must be one of 'clip', 'raise', or 'wrap' (got {mode!r})")
     if axis is None:
         a, axis = np.ravel(a), 0
     ax = normalize_axis(axis, a.ndim)[0]
     idx = np.asarray(indices)
+    if mode == "clip":  # out-of-range indices read the nearest end
+        idx = np.clip(idx, 0, a.shape[ax] - 1)
+    elif mode == "wrap":
+        idx = np.mod(idx, a.shape[ax])
     return a[_along(a.ndim, ax, idx)]
 
 
@@ -479,12 +494,12 @@ def _insert(arr, obj, values, axis=None):
 
 @composite(np.pad)
 def _pad(array, pad_width, mode="constant", **kwargs):
-    """constant, edge and reflect padding, one axis at a time, as concatenations."""
+    """constant, edge, reflect, symmetric and wrap padding, one axis at a time."""
     widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (array.ndim, 2)).tolist()
-    if mode not in ("constant", "edge", "reflect", "symmetric"):
+    if mode not in ("constant", "edge", "reflect", "symmetric", "wrap"):
         raise TypeError(
             f"np.pad(..., mode={mode!r}) is not supported (constant, edge, reflect, "
-            "symmetric are)"
+            "symmetric, wrap are)"
         )
     values = kwargs.pop("constant_values", 0.0) if mode == "constant" else None
     if kwargs:
@@ -888,10 +903,15 @@ def _corrcoef(x, y=None, rowvar=True, *, dtype=None):
 
 @composite(np.interp)
 def _interp(x, xp, fp, left=None, right=None, period=None):
-    """Piecewise linear through (xp, fp) at points x: x and xp constants (the segment of
-    each point is then known), fp (and left / right) may be traced."""
+    """Piecewise linear through (xp, fp) at points x, xp a constant; fp (and left / right)
+    may be traced, and x too (see `_interp_traced`)."""
     _unsupported("interp", period=period)
-    x, xp = _constant(x, "np.interp's x"), _constant(xp, "np.interp's xp")
+    xp = _constant(xp, "np.interp's xp")
+    if isinstance(fp, (list, tuple)):
+        fp = np.asarray(fp, dtype=np.float64)
+    if hasattr(x, "tracing") and x.tracing.concrete(x.node) is None:
+        return _interp_traced(x, xp, fp, left, right)
+    x = _constant(x, "np.interp's x")
     if xp.ndim != 1 or np.ndim(fp) != 1 or np.shape(fp)[0] != xp.shape[0]:
         raise ValueError("fp and xp are not of the same length.")
     n = xp.shape[0]
@@ -903,6 +923,31 @@ def _interp(x, xp, fp, left=None, right=None, period=None):
         y = np.where(x == xp[j + 1], fp[j + 1], slope * (x - xp[j]) + fp[j])
     y = np.where(x < xp[0], fp[0] if left is None else left, y)
     y = np.where(x > xp[-1], fp[n - 1] if right is None else right, y)
+    return y
+
+
+def _interp_traced(x, xp: np.ndarray, fp, left, right):
+    """At traced points: fp[0] plus each segment's slope times how far x runs along it,
+    (clip(x, xp[k], xp[k + 1]) - xp[k]). So x's gradient is the slope of its segment (at
+    a knot, the mean of the two, as the clip's ties split)."""
+    if xp.ndim != 1 or np.ndim(fp) != 1 or np.shape(fp)[0] != xp.shape[0]:
+        raise ValueError("fp and xp are not of the same length.")
+    if xp.shape[0] == 1:
+        y = np.zeros(np.shape(x)) + fp[0]
+    else:
+        width = np.diff(xp)
+        per_unit = np.where(width > 0, 1.0 / np.where(width > 0, width, 1.0), 0.0)
+        slope = (fp[1:] - fp[:-1]) * per_unit
+        along = np.clip(np.expand_dims(x, -1), xp[:-1], xp[1:]) - xp[:-1]
+        y = fp[0] + np.sum(along * slope, axis=-1)
+        if (width == 0).any():  # a repeated xp: fp steps there, as numpy's does at x >= it
+            jump = np.where(width == 0, 1.0, 0.0) * (fp[1:] - fp[:-1])
+            passed = np.where(np.expand_dims(x, -1) >= xp[:-1], 1.0, 0.0)
+            y = y + np.sum(passed * jump, axis=-1)
+    if left is not None:
+        y = np.where(x < xp[0], left, y)
+    if right is not None:
+        y = np.where(x > xp[-1], right, y)
     return y
 
 
@@ -948,6 +993,21 @@ def _isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
     return close
 
 
+@composite(np.allclose)
+def _allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return np.all(np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+@composite(np.array_equal)
+def _array_equal(a1, a2, equal_nan=False):
+    if np.shape(a1) != np.shape(a2):
+        return False
+    same = a1 == a2
+    if equal_nan:
+        same = np.logical_or(same, np.logical_and(_missing(a1), _missing(a2)))
+    return np.all(same)
+
+
 @composite(np.nan_to_num)
 def _nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     """NaN -> nan, +inf -> posinf (the largest float), -inf -> neginf: where, so the
@@ -956,3 +1016,947 @@ def _nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     x = np.where(x != x, nan, x)
     x = np.where(x == np.inf, big if posinf is None else posinf, x)
     return np.where(x == -np.inf, -big if neginf is None else neginf, x)
+
+
+# ---- truth values: masks combined, tested and counted (no gradient) ----
+
+
+def _mask(x, name: str):
+    """x as a mask: numpy's `&`, `|`, `^` and `~` on booleans are the logical operations;
+    on integers they are bit operations, which gradgen does not trace."""
+    dtype = getattr(x, "dtype", None) if not isinstance(x, (bool, np.bool_)) else np.dtype(bool)
+    if dtype is None:
+        dtype = np.asarray(x).dtype
+    if dtype != np.bool_:
+        raise TypeError(
+            f"np.{name} (the operators & | ^ ~) on {dtype} values is a bit operation, which "
+            "gradgen does not trace; on masks (comparisons) it is the logical one"
+        )
+    return x
+
+
+def _truthy(x):
+    """x as a mask, as numpy's logical functions read it: nonzero is true."""
+    if isinstance(x, (bool, np.bool_)) or getattr(x, "dtype", None) == np.bool_:
+        return x
+    return x != 0
+
+
+@composite(np.bitwise_and)
+def _bitwise_and(x1, x2, out=None, **kwargs):
+    _unsupported("bitwise_and", out=out, **kwargs)
+    return np.logical_and(_mask(x1, "bitwise_and"), _mask(x2, "bitwise_and"))
+
+
+@composite(np.bitwise_or)
+def _bitwise_or(x1, x2, out=None, **kwargs):
+    _unsupported("bitwise_or", out=out, **kwargs)
+    return np.logical_or(_mask(x1, "bitwise_or"), _mask(x2, "bitwise_or"))
+
+
+@composite(np.bitwise_xor)
+def _bitwise_xor(x1, x2, out=None, **kwargs):
+    """Exactly one of the two: the masks differ."""
+    _unsupported("bitwise_xor", out=out, **kwargs)
+    return np.not_equal(_mask(x1, "bitwise_xor"), _mask(x2, "bitwise_xor"))
+
+
+@composite(np.logical_xor)
+def _logical_xor(x1, x2, out=None, **kwargs):
+    _unsupported("logical_xor", out=out, **kwargs)
+    return np.not_equal(_truthy(x1), _truthy(x2))
+
+
+@composite(np.invert)  # np.bitwise_not is the same ufunc
+def _invert(x, out=None, **kwargs):
+    _unsupported("invert", out=out, **kwargs)
+    return np.logical_not(_mask(x, "invert"))
+
+
+@composite(np.isnan)
+def _isnan(x, out=None, **kwargs):
+    _unsupported("isnan", out=out, **kwargs)
+    return _missing(x)
+
+
+@composite(np.isinf)
+def _isinf(x, out=None, **kwargs):
+    _unsupported("isinf", out=out, **kwargs)
+    return np.abs(x) == np.inf
+
+
+@composite(np.isfinite)
+def _isfinite(x, out=None, **kwargs):
+    """Neither infinite nor NaN (NaN < inf is false)."""
+    _unsupported("isfinite", out=out, **kwargs)
+    return np.abs(x) < np.inf
+
+
+@composite(np.isposinf)
+def _isposinf(x, out=None):
+    _unsupported("isposinf", out=out)
+    return x == np.inf
+
+
+@composite(np.isneginf)
+def _isneginf(x, out=None):
+    _unsupported("isneginf", out=out)
+    return x == -np.inf
+
+
+def _ones_where(cond, axis, keepdims):
+    return np.sum(np.where(cond, 1.0, 0.0), axis=axis, keepdims=keepdims)
+
+
+@composite(np.any)
+def _any(a, axis=None, out=None, keepdims=False, *, where=None):
+    """Whether any element is true (nonzero): a count of them above zero."""
+    _unsupported("any", out=out, where=where)
+    return _ones_where(_truthy(a), axis, keepdims) > 0.0
+
+
+@composite(np.all)
+def _all(a, axis=None, out=None, keepdims=False, *, where=None):
+    """Whether every element is true (nonzero): no false one counted."""
+    _unsupported("all", out=out, where=where)
+    return _ones_where(np.logical_not(_truthy(a)), axis, keepdims) == 0.0
+
+
+@composite(np.count_nonzero)
+def _count_nonzero(a, axis=None, *, keepdims=False):
+    return _ones_where(_truthy(a), axis, keepdims).astype(np.int64)
+
+
+# ---- the complex parts of real values ----
+
+
+@composite(np.real, np.real_if_close)
+def _real(val, tol=None):
+    """A real value is its own real part."""
+    return val
+
+
+@composite(np.imag)
+def _imag(val):
+    """A real value's imaginary part: zeros (a constant)."""
+    return np.zeros(np.shape(val))
+
+
+@composite(np.conjugate)  # np.conj is the same ufunc
+def _conjugate(x, out=None, **kwargs):
+    """A real value is its own conjugate."""
+    _unsupported("conjugate", out=out, **kwargs)
+    return x
+
+
+# ---- division with rounding, scaling by powers of two ----
+
+
+def _integral(x) -> bool:
+    dtype = getattr(x, "dtype", None)
+    return (dtype if dtype is not None else np.asarray(x).dtype).kind in "iub"
+
+
+@composite(np.floor_divide)
+def _floor_divide(x1, x2, out=None, **kwargs):
+    """numpy's x1 // x2: (x1 - x1 % x2) / x2, an integer up to rounding, rounded (so
+    1 // 0.1 is 9.0 as in numpy, where floor(1 / 0.1) is 10.0). No gradient: steps."""
+    _unsupported("floor_divide", out=out, **kwargs)
+    q = np.rint((x1 - np.remainder(x1, x2)) / x2)
+    return q.astype(np.int64) if _integral(x1) and _integral(x2) else q
+
+
+@composite(np.divmod)
+def _divmod(x1, x2, out1=None, out2=None, out=None, **kwargs):
+    _unsupported("divmod", out=out, **kwargs)
+    return np.floor_divide(x1, x2), np.remainder(x1, x2)
+
+
+@composite(np.ldexp)
+def _ldexp(x1, x2, out=None, **kwargs):
+    """x1 * 2**x2."""
+    _unsupported("ldexp", out=out, **kwargs)
+    return x1 * np.exp2(x2)
+
+
+# ---- more shapes ----
+
+
+def _split_along(name: str, axis: int, least: int) -> Callable:
+    def split(ary, indices_or_sections):
+        if np.ndim(ary) < least:
+            raise ValueError(f"np.{name} only works on arrays of {least} or more dimensions")
+        return np.split(ary, indices_or_sections, axis=axis if np.ndim(ary) > 1 else 0)
+
+    split.__name__ = f"_{name}"
+    return split
+
+
+composite(np.hsplit)(_split_along("hsplit", 1, 1))
+composite(np.vsplit)(_split_along("vsplit", 0, 2))
+composite(np.dsplit)(_split_along("dsplit", 2, 3))
+
+
+@composite(np.resize)
+def _resize(a, new_shape):
+    """a's elements, flattened and repeated as often as needed, in the new shape."""
+    shape = (new_shape,) if isinstance(new_shape, (int, np.integer)) else tuple(new_shape)
+    n = int(np.prod(shape, dtype=np.int64))
+    flat = np.ravel(a)
+    if n == 0 or flat.size == 0:
+        return np.zeros(shape)
+    return np.reshape(np.tile(flat, -(-n // flat.size))[:n], shape)
+
+
+@composite(np.piecewise)
+def _piecewise(x, condlist, funclist, *args, **kw):
+    """numpy's: y[cond] = f(x[cond]) for each condition in turn, on zeros. A constant
+    condition selects as numpy does (f sees only its elements); a traced one chooses with
+    np.where (f sees all of x)."""
+    if np.ndim(condlist) == np.ndim(x) + 1:  # a list of conditions, or an array of them
+        conds = [condlist[k] for k in range(len(condlist))]
+    else:
+        conds = [condlist]
+    if len(funclist) == len(conds) + 1:  # the last function: where no condition holds
+        conds.append(np.logical_not(np.any(np.stack(conds), axis=0)))
+    elif len(funclist) != len(conds):
+        raise ValueError(
+            f"with {len(conds)} condition(s), either {len(conds)} or {len(conds) + 1} "
+            "functions are expected"
+        )
+    y = np.zeros_like(x, dtype=np.float64)
+    for cond, func in zip(conds, funclist):
+        known = _constant_mask(cond)
+        if known is not None:
+            y[known] = func(x[known], *args, **kw) if callable(func) else func
+        else:
+            y = np.where(cond, func(x, *args, **kw) if callable(func) else func, y)
+    return y
+
+
+def _constant_mask(cond) -> np.ndarray | None:
+    if hasattr(cond, "tracing"):
+        value = cond.tracing.concrete(cond.node)
+        return None if value is None else value.astype(bool)
+    return np.asarray(cond, dtype=bool)
+
+
+@composite(np.apply_along_axis)
+def _apply_along_axis(func1d, axis, arr, *args, **kwargs):
+    """func1d on each 1-d slice along `axis`, its results stacked where that axis was."""
+    ax = normalize_axis(axis, np.ndim(arr))[0]
+    moved = np.moveaxis(arr, ax, -1)
+    outer = np.shape(moved)[:-1]
+    results = [func1d(moved[idx], *args, **kwargs) for idx in np.ndindex(*outer)]
+    stacked = np.stack(results)
+    inner = np.shape(stacked)[1:]
+    out = np.reshape(stacked, outer + inner)
+    k = len(outer)
+    return np.moveaxis(out, list(range(k, k + len(inner))), list(range(ax, ax + len(inner))))
+
+
+# ---- NaN-skipping cumulative sums and products ----
+
+
+@composite(np.nancumsum)
+def _nancumsum(a, axis=None, dtype=None, out=None):
+    _unsupported("nancumsum", dtype=dtype, out=out)
+    return np.cumsum(np.where(_missing(a), 0.0, a), axis=axis)
+
+
+@composite(np.nancumprod)
+def _nancumprod(a, axis=None, dtype=None, out=None):
+    _unsupported("nancumprod", dtype=dtype, out=out)
+    return np.cumprod(np.where(_missing(a), 1.0, a), axis=axis)
+
+
+# ---- the methods of ufuncs: np.add.reduce, np.maximum.accumulate, np.multiply.outer ----
+
+
+def _logsumexp(a, axis=None, keepdims=False):
+    """m + log(sum(exp(a - m))) with m = max(a): the stable form (the fuse pass makes it
+    one logsumexp op)."""
+    m = np.max(a, axis=axis, keepdims=True)
+    lse = np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True)) + m
+    return lse if keepdims else np.squeeze(lse, axis=axis)
+
+
+def _logsumexp2(a, axis=None, keepdims=False):
+    m = np.max(a, axis=axis, keepdims=True)
+    lse = np.log2(np.sum(np.exp2(a - m), axis=axis, keepdims=True)) + m
+    return lse if keepdims else np.squeeze(lse, axis=axis)
+
+
+# ufunc -> (its reduction over an axis, the value that leaves it unchanged)
+_REDUCTIONS = {
+    np.add: (np.sum, 0.0),
+    np.multiply: (np.prod, 1.0),
+    np.maximum: (np.max, -np.inf),
+    np.minimum: (np.min, np.inf),
+    np.fmax: (np.nanmax, -np.inf),
+    np.fmin: (np.nanmin, np.inf),
+    np.logaddexp: (_logsumexp, -np.inf),
+    np.logaddexp2: (_logsumexp2, -np.inf),
+    np.logical_and: (np.all, None),
+    np.logical_or: (np.any, None),
+}
+
+
+def _ufunc_reduce(ufunc) -> Callable:
+    reduction, _ = _REDUCTIONS[ufunc]
+
+    def reduce(array, axis=0, dtype=None, out=None, keepdims=False, initial=None, where=True):
+        """np.<ufunc>.reduce: the reduction of the same meaning (np.add.reduce is np.sum),
+        over axis 0 unless told."""
+        _unsupported(f"{ufunc.__name__}.reduce", out=out)
+        extra = {"dtype": dtype} if dtype is not None else {}
+        if initial is not None:
+            extra["initial"] = initial
+        if where is not True:
+            extra["where"] = where
+        return reduction(array, axis=axis, keepdims=keepdims, **extra)
+
+    return reduce
+
+
+def _running(a, axis: int, reduction: Callable, fill: float):
+    """out[i] = reduction(a[0], ..., a[i]) along axis: each prefix is a row of a
+    triangle whose other entries hold `fill`, which leaves the reduction unchanged."""
+    x = np.moveaxis(a, axis, -1)
+    n = np.shape(x)[-1]
+    rows = np.where(np.tri(n, dtype=bool), x[..., None, :], fill)
+    return np.moveaxis(reduction(rows, axis=-1), -1, axis)
+
+
+def _ufunc_accumulate(ufunc) -> Callable:
+    reduction, fill = _REDUCTIONS[ufunc]
+
+    def accumulate(array, axis=0, dtype=None, out=None):
+        """np.<ufunc>.accumulate: the running reduction along an axis (axis 0 unless told)."""
+        _unsupported(f"{ufunc.__name__}.accumulate", dtype=dtype, out=out)
+        if np.ndim(array) == 0:
+            raise TypeError("cannot accumulate on a scalar")
+        ax = normalize_axis(axis, np.ndim(array))[0]
+        if ufunc is np.add:
+            return np.cumsum(array, axis=ax)
+        if ufunc is np.multiply:
+            return np.cumprod(array, axis=ax)
+        return _running(array, ax, reduction, fill)
+
+    return accumulate
+
+
+def _ufunc_reduceat(ufunc) -> Callable:
+    reduction, _ = _REDUCTIONS[ufunc]
+
+    def reduceat(array, indices, axis=0, dtype=None, out=None):
+        """np.<ufunc>.reduceat: the reduction of each slice [indices[i], indices[i+1]),
+        or the element at indices[i] where the next index is not past it."""
+        _unsupported(f"{ufunc.__name__}.reduceat", dtype=dtype, out=out)
+        starts = [int(i) for i in np.ravel(_constant(indices, "reduceat's indices"))]
+        x = np.moveaxis(array, normalize_axis(axis, np.ndim(array))[0], 0)
+        n = np.shape(x)[0]
+        parts = []
+        for k, start in enumerate(starts):
+            end = starts[k + 1] if k + 1 < len(starts) else n
+            parts.append(reduction(x[start:end], axis=0) if start < end else x[start])
+        return np.moveaxis(np.stack(parts), 0, normalize_axis(axis, np.ndim(array))[0])
+
+    return reduceat
+
+
+def _ufunc_outer(ufunc) -> Callable:
+    def outer(A, B, **kwargs):
+        """np.<ufunc>.outer: ufunc of every element of A with every element of B."""
+        _unsupported(f"{ufunc.__name__}.outer", **kwargs)
+        return ufunc(np.reshape(A, np.shape(A) + (1,) * np.ndim(B)), B)
+
+    return outer
+
+
+for _ufunc, (_, _fill) in _REDUCTIONS.items():
+    composite(_ufunc.reduce)(_ufunc_reduce(_ufunc))
+    composite(_ufunc.reduceat)(_ufunc_reduceat(_ufunc))
+    if _fill is not None:
+        composite(_ufunc.accumulate)(_ufunc_accumulate(_ufunc))
+for _ufunc in (
+    np.add,
+    np.subtract,
+    np.multiply,
+    np.true_divide,
+    np.power,
+    np.float_power,
+    np.maximum,
+    np.minimum,
+    np.fmax,
+    np.fmin,
+    np.arctan2,
+    np.hypot,
+    np.logaddexp,
+    np.logaddexp2,
+    np.remainder,
+    np.fmod,
+    np.copysign,
+    np.greater,
+    np.greater_equal,
+    np.less,
+    np.less_equal,
+    np.equal,
+    np.not_equal,
+    np.logical_and,
+    np.logical_or,
+    np.logical_xor,
+):
+    composite(_ufunc.outer)(_ufunc_outer(_ufunc))
+
+
+# ---- fmax and fmin: the larger (smaller) value, a NaN losing to a number ----
+
+
+def _nan_loses(x1, x2, pick: Callable):
+    """pick(x1, x2), except where one is NaN: there the other (the gradient with it)."""
+    out = pick(x1, x2)
+    if _maybe_nan(x1):
+        out = np.where(_missing(x1), x2, out)
+    if _maybe_nan(x2):
+        out = np.where(_missing(x2), x1, out)
+    return out
+
+
+def _maybe_nan(x) -> bool:
+    """Whether x may hold a NaN: a traced value may; a constant only if it does."""
+    if hasattr(x, "tracing"):
+        value = x.tracing.concrete(x.node)
+        return value is None or bool(np.isnan(value).any())
+    return bool(np.isnan(np.asarray(x, dtype=np.float64)).any())
+
+
+@composite(np.fmax)
+def _fmax(x1, x2, out=None, **kwargs):
+    _unsupported("fmax", out=out, **kwargs)
+    return _nan_loses(x1, x2, np.maximum)
+
+
+@composite(np.fmin)
+def _fmin(x1, x2, out=None, **kwargs):
+    _unsupported("fmin", out=out, **kwargs)
+    return _nan_loses(x1, x2, np.minimum)
+
+
+# ---- evenly spaced values between traced ends ----
+
+
+@composite(np.linspace)
+def _linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
+    """start + (stop - start) * k / div for k = 0 .. num - 1, the last exactly stop."""
+    _float_dtype("linspace", dtype)
+    num = int(num)
+    if num < 0:
+        raise ValueError(f"Number of samples, {num}, must be non-negative.")
+    div = (num - 1) if endpoint else num
+    ndim = max(np.ndim(start), np.ndim(stop))
+    delta = stop - start
+    k = np.arange(num, dtype=np.float64).reshape((-1,) + (1,) * ndim)
+    step = delta / div if div > 0 else np.nan * delta
+    y = start + k * step if div > 0 else start + k * delta
+    if endpoint and num > 1:
+        last = np.broadcast_to(stop, np.shape(y)[1:])
+        y = np.concatenate([y[:-1], np.reshape(last, (1,) + np.shape(last))])
+    if axis != 0:
+        y = np.moveaxis(y, 0, axis)
+    return (y, step) if retstep else y
+
+
+@composite(np.logspace)
+def _logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
+    """base ** linspace(start, stop)."""
+    _float_dtype("logspace", dtype)
+    return np.power(base, np.linspace(start, stop, num=num, endpoint=endpoint, axis=axis))
+
+
+@composite(np.geomspace)
+def _geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
+    """exp(linspace(log start, log stop)), for ends of one sign, the ends exactly as given."""
+    _float_dtype("geomspace", dtype)
+    sign = np.sign(start)
+    y = sign * np.exp(
+        np.linspace(np.log(start * sign), np.log(stop * sign), num=num, endpoint=endpoint)
+    )
+    if num > 0:
+        parts = [np.reshape(start * np.ones(np.shape(y)[1:]), (1,) + np.shape(y)[1:]), y[1:]]
+        if endpoint and num > 1:
+            last = stop * np.ones(np.shape(y)[1:])
+            parts = [parts[0], y[1:-1], np.reshape(last, (1,) + np.shape(last))]
+        y = np.concatenate(parts)
+    return np.moveaxis(y, 0, axis) if axis != 0 else y
+
+
+def _float_dtype(name: str, dtype) -> None:
+    if dtype is not None and np.dtype(dtype) != np.float64:
+        raise TypeError(f"np.{name}(..., dtype={np.dtype(dtype)}) is not supported")
+
+
+# ---- parts of values ----
+
+
+@composite(np.modf)
+def _modf(x, out1=None, out2=None, out=None, **kwargs):
+    """(fractional part, integral part): x - trunc(x), trunc(x)."""
+    _unsupported("modf", out=out, **kwargs)
+    whole = np.trunc(x)
+    return x - whole, whole
+
+
+@composite(np.angle)
+def _angle(z, deg=False):
+    """The angle of a real number: arctan2(0, x) (0, or pi for a negative)."""
+    a = np.arctan2(0.0, z)
+    return a * (180.0 / np.pi) if deg else a
+
+
+@composite(np.iscomplexobj)
+def _iscomplexobj(x):
+    return False
+
+
+@composite(np.isrealobj)
+def _isrealobj(x):
+    return True
+
+
+@composite(np.isreal)
+def _isreal(x):
+    return np.ones(np.shape(x), dtype=bool)
+
+
+@composite(np.iscomplex)
+def _iscomplex(x):
+    return np.zeros(np.shape(x), dtype=bool)
+
+
+@composite(np.result_type)
+def _result_type(*arrays_and_dtypes):
+    return np.result_type(*(getattr(a, "dtype", a) for a in arrays_and_dtypes))
+
+
+# ---- polynomials (coefficients highest power first) ----
+
+
+def _padded_front(a, n: int):
+    return np.concatenate([np.zeros(n - np.shape(a)[0]), a]) if np.shape(a)[0] < n else a
+
+
+@composite(np.polyadd)
+def _polyadd(a1, a2):
+    n = max(np.shape(a1)[0], np.shape(a2)[0])
+    return _padded_front(a1, n) + _padded_front(a2, n)
+
+
+@composite(np.polysub)
+def _polysub(a1, a2):
+    n = max(np.shape(a1)[0], np.shape(a2)[0])
+    return _padded_front(a1, n) - _padded_front(a2, n)
+
+
+@composite(np.polymul)
+def _polymul(a1, a2):
+    return np.convolve(a1, a2)
+
+
+@composite(np.polyder)
+def _polyder(p, m=1):
+    """Each coefficient times its power, the constant dropped; m times."""
+    for _ in range(int(m)):
+        n = np.shape(p)[0] - 1
+        p = p[:-1] * np.arange(n, 0, -1, dtype=np.float64)
+    return p
+
+
+@composite(np.polyint)
+def _polyint(p, m=1, k=None):
+    """Each coefficient over its power plus one, then the integration constant; m times."""
+    ks = [0.0] * int(m) if k is None else list(np.atleast_1d(k))
+    if len(ks) == 1 and m > 1:
+        ks = ks * int(m)
+    for j in range(int(m)):
+        n = np.shape(p)[0]
+        p = np.concatenate([p / np.arange(n, 0, -1, dtype=np.float64), np.reshape(ks[j], (1,))])
+    return p
+
+
+# ---- selections by constant conditions and indices ----
+
+
+@composite(np.compress)
+def _compress(condition, a, axis=None, out=None):
+    """The slices along axis where a constant condition holds."""
+    _unsupported("compress", out=out)
+    keep = np.nonzero(np.ravel(_constant(condition, "np.compress's condition")))[0]
+    if axis is None:
+        a, axis = np.ravel(a), 0
+    return np.take(a, keep, axis=axis)
+
+
+@composite(np.extract)
+def _extract(condition, arr):
+    """The elements (flattened) where a constant condition holds."""
+    keep = np.flatnonzero(_constant(condition, "np.extract's condition"))
+    return np.ravel(arr)[keep]
+
+
+@composite(np.choose)
+def _choose(a, choices, out=None, mode="raise"):
+    """choices[a[i]][i] for constant integer a: np.where, one choice at a time."""
+    _unsupported("choose", out=out)
+    index = _constant(a, "np.choose's index array").astype(np.int64)
+    n = len(choices)
+    if mode == "clip":
+        index = np.clip(index, 0, n - 1)
+    elif mode == "wrap":
+        index = np.mod(index, n)
+    elif (index < 0).any() or (index >= n).any():
+        raise ValueError("invalid entry in choice array")
+    out = choices[n - 1]
+    for k in range(n - 2, -1, -1):
+        out = np.where(index == k, choices[k], out)
+    return out + np.zeros(np.shape(index))  # numpy broadcasts the index with the choices
+
+
+@composite(np.searchsorted)
+def _searchsorted(a, v, side="left", sorter=None):
+    """Where v would go in sorted a: how many of a are below it (at or below: side
+    'right'). An integer, without gradient."""
+    if sorter is not None:
+        a = np.take(a, sorter)
+    if np.ndim(a) != 1:
+        raise ValueError("object too deep for desired array")
+    below = np.less if side == "left" else np.less_equal
+    count = np.sum(np.where(below(a, np.expand_dims(v, -1)), 1.0, 0.0), axis=-1)
+    return count.astype(np.int64)
+
+
+@composite(np.digitize)
+def _digitize(x, bins, right=False):
+    """The bin of each x, for constant increasing or decreasing bins."""
+    edges = _constant(bins, "np.digitize's bins")
+    side = "left" if right else "right"
+    steps = np.diff(edges)
+    if edges.ndim != 1:
+        raise ValueError("bins must be 1-dimensional")
+    if np.all(steps <= 0) and np.any(steps < 0):  # decreasing: count from the other end
+        return len(edges) - np.searchsorted(edges[::-1], x, side=side)
+    if not np.all(steps >= 0):
+        raise ValueError("bins must be monotonically increasing or decreasing")
+    return np.searchsorted(edges, x, side=side)
+
+
+@composite(np.triu_indices_from)
+def _triu_indices_from(arr, k=0):
+    return np.triu_indices(np.shape(arr)[-2], k=k, m=np.shape(arr)[-1])
+
+
+@composite(np.tril_indices_from)
+def _tril_indices_from(arr, k=0):
+    return np.tril_indices(np.shape(arr)[-2], k=k, m=np.shape(arr)[-1])
+
+
+@composite(np.diag_indices_from)
+def _diag_indices_from(arr):
+    shape = np.shape(arr)
+    if len(shape) < 2 or len(set(shape)) != 1:
+        raise ValueError("All dimensions of input must be of equal length")
+    return np.diag_indices(shape[0], len(shape))
+
+
+@composite(np.linalg.matrix_rank)
+def _matrix_rank(A, tol=None, hermitian=False, *, rtol=None):
+    """The number of singular values above the tolerance (an integer: no gradient)."""
+    if np.ndim(A) < 2:
+        return np.any(A != 0).astype(np.int64)
+    s = np.linalg.svd(A, compute_uv=False)
+    if tol is None:
+        eps = np.finfo(np.float64).eps if rtol is None else rtol
+        tol = np.max(s, axis=-1, keepdims=True) * (max(np.shape(A)[-2:]) if rtol is None else 1)
+        tol = tol * eps
+    else:
+        tol = np.expand_dims(np.asarray(tol), -1)
+    return np.sum(np.where(s > tol, 1.0, 0.0), axis=-1).astype(np.int64)
+
+
+# ---- numpy 2's new names ----
+
+
+def _cumulative(name: str, running: Callable, fill: float) -> Callable:
+    def cumulative(x, /, *, axis=None, dtype=None, out=None, include_initial=False):
+        _unsupported(name, dtype=dtype, out=out)
+        if axis is None:
+            if np.ndim(x) > 1:
+                raise ValueError(f"np.{name} needs axis= for an array of more than one dimension")
+            axis = 0
+        ax = normalize_axis(axis, np.ndim(x))[0]
+        y = running(x, axis=ax)
+        if include_initial:
+            shape = tuple(1 if i == ax else d for i, d in enumerate(np.shape(x)))
+            y = np.concatenate([np.full(shape, fill), y], axis=ax)
+        return y
+
+    cumulative.__name__ = f"_{name}"
+    return cumulative
+
+
+composite(getattr(np, "cumulative_sum", None))(_cumulative("cumulative_sum", np.cumsum, 0.0))
+composite(getattr(np, "cumulative_prod", None))(_cumulative("cumulative_prod", np.cumprod, 1.0))
+
+
+@composite(getattr(np, "unstack", None))
+def _unstack(x, /, *, axis=0):
+    moved = np.moveaxis(x, axis, 0)
+    return tuple(moved[i] for i in range(np.shape(moved)[0]))
+
+
+@composite(getattr(np, "astype", None))
+def _astype(x, dtype, /, *, copy=True, device=None):
+    return x.astype(dtype, copy=copy)
+
+
+# ---- numpy functions that write into their first argument ----
+
+
+def in_place(*fns: Any) -> Callable:
+    """Register `impl(*args, **kwargs)` as the front of numpy functions that write into
+    the user's array (np.fill_diagonal): it receives the user's own tracers."""
+
+    def register(impl: Callable) -> Callable:
+        def front(args: tuple, kwargs: dict, tracing) -> Any:
+            target = args[0] if args else None
+            if not hasattr(target, "tracing"):
+                raise tracing.error(
+                    f"np.{fns[0].__name__} writes a traced value into a numpy array, which would "
+                    "drop it from the trace",
+                    "create the array inside the function with np.zeros (gradgen traces it)",
+                )
+            try:
+                impl(*args, **kwargs)
+            except (TypeError, ValueError, IndexError) as e:
+                raise tracing.error(f"np.{fns[0].__name__}: {e}") from None
+
+        front.raw = True
+        front.__qualname__ = f"composite.{impl.__name__}"
+        for fn in fns:
+            NUMPY[fn] = front
+        return impl
+
+    return register
+
+
+def _cyclic(values, count: int):
+    """numpy's put/place/fill_diagonal reading of `values`: repeated to `count`."""
+    if np.ndim(values) == 0 or np.size(values) == count:
+        return values
+    if hasattr(values, "tracing"):
+        return np.resize(values, (count,))
+    return np.resize(np.asarray(values, dtype=np.float64), (count,))
+
+
+@in_place(np.fill_diagonal)
+def _fill_diagonal(a, val, wrap=False):
+    """a's main diagonal set to val, numpy's flat stepping (a tall matrix wraps if told)."""
+    shape = a.shape
+    if len(shape) < 2:
+        raise ValueError("array must be at least 2-d")
+    if len(shape) == 2:
+        step = shape[1] + 1
+        end = None if wrap else shape[1] * shape[1]
+    else:
+        if len(set(shape)) != 1:
+            raise ValueError("All dimensions of input must be of equal length")
+        step = 1 + int(np.cumprod(shape[:-1]).sum())
+        end = None
+    flat = np.arange(a.size)[:end:step]
+    a[np.unravel_index(flat, shape)] = _cyclic(val, flat.size)
+
+
+@in_place(np.put)
+def _put(a, ind, v, mode="raise"):
+    """a.flat[ind] = v."""
+    flat = np.ravel(np.asarray(ind, dtype=np.int64))
+    if mode == "clip":
+        flat = np.clip(flat, 0, a.size - 1)
+    elif mode == "wrap":
+        flat = np.mod(flat, a.size)
+    elif ((flat < -a.size) | (flat >= a.size)).any():
+        raise IndexError(f"index out of range for an array of size {a.size}")
+    a[np.unravel_index(flat % a.size, a.shape)] = _cyclic(v, flat.size)
+
+
+@in_place(np.place)
+def _place(arr, mask, vals):
+    """arr[mask] = vals, vals repeated as needed (a constant mask, or one value)."""
+    known = _constant_mask(mask)
+    count = int(np.count_nonzero(known)) if known is not None else None
+    arr[mask if known is None else known] = vals if count is None else _cyclic(vals, count)
+
+
+@in_place(np.copyto)
+def _copyto(dst, src, casting="same_kind", where=True):
+    """dst[...] = src where `where` holds."""
+    if where is True:
+        dst[...] = np.broadcast_to(src, dst.shape) if np.ndim(src) else src
+    else:
+        dst[...] = np.where(where, src, dst)
+
+
+# ---- counts with weights, NaN-skipping arg-extremes, polynomials from roots and fits ----
+
+
+@composite(np.bincount)
+def _bincount(x, weights=None, minlength=0):
+    """The sum of the weights at each value of the constant integers x (their count
+    without weights): a scatter-add, so each weight's gradient is its bin's."""
+    bins = _constant(x, "np.bincount's values").astype(np.int64)
+    if bins.ndim != 1 or (bins < 0).any():
+        raise ValueError("np.bincount takes a 1-d array of non-negative integers")
+    n = max(int(minlength), int(bins.max()) + 1 if bins.size else 0)
+    if weights is None:
+        return np.bincount(bins, minlength=n)
+    out = np.zeros_like(weights, dtype=np.float64, shape=(n,))  # (a traced array to add into)
+    np.add.at(out, bins, weights)
+    return out
+
+
+@composite(np.nanargmax)
+def _nanargmax(a, axis=None, out=None, *, keepdims=False):
+    _unsupported("nanargmax", out=out)
+    return np.argmax(np.where(_missing(a), -np.inf, a), axis=axis, keepdims=keepdims)
+
+
+@composite(np.nanargmin)
+def _nanargmin(a, axis=None, out=None, *, keepdims=False):
+    _unsupported("nanargmin", out=out)
+    return np.argmin(np.where(_missing(a), np.inf, a), axis=axis, keepdims=keepdims)
+
+
+@composite(np.poly)
+def _poly(seq_of_zeros):
+    """The monic polynomial with these roots: the product of (x - r), as coefficients."""
+    if np.ndim(seq_of_zeros) != 1:
+        raise ValueError("np.poly of a matrix (its characteristic polynomial) is not supported")
+    coefficients = np.ones(1)
+    for k in range(np.shape(seq_of_zeros)[0]):
+        coefficients = np.convolve(coefficients, np.stack([1.0, -seq_of_zeros[k]]))
+    return coefficients
+
+
+@composite(np.polyfit)
+def _polyfit(x, y, deg, rcond=None, full=False, w=None, cov=False):
+    """Least-squares coefficients, highest power first: lstsq of the Vandermonde matrix
+    of the constant x (so linear in y)."""
+    _unsupported("polyfit", w=w)
+    if full or cov:
+        raise TypeError("np.polyfit(..., full=True or cov=True) is not supported")
+    points = _constant(x, "np.polyfit's x")
+    return np.linalg.lstsq(np.vander(points, int(deg) + 1), y, rcond=rcond)[0]
+
+
+# ---- numpy 2's linalg names for the functions on the last axes, and matvec / vecmat ----
+
+
+@composite(getattr(np.linalg, "outer", None))
+def _linalg_outer(x1, x2, /):
+    if np.ndim(x1) != 1 or np.ndim(x2) != 1:
+        raise ValueError("np.linalg.outer takes 1-d arrays")
+    return np.outer(x1, x2)
+
+
+@composite(getattr(np.linalg, "cross", None))
+def _linalg_cross(x1, x2, /, *, axis=-1):
+    return np.cross(x1, x2, axis=axis)
+
+
+@composite(getattr(np.linalg, "diagonal", None))
+def _linalg_diagonal(x, /, *, offset=0):
+    return np.diagonal(x, offset=offset, axis1=-2, axis2=-1)
+
+
+@composite(getattr(np.linalg, "trace", None))
+def _linalg_trace(x, /, *, offset=0, dtype=None):
+    _unsupported("linalg.trace", dtype=dtype)
+    return np.trace(x, offset=offset, axis1=-2, axis2=-1)
+
+
+@composite(getattr(np, "matvec", None))
+def _matvec(x1, x2, /, out=None, **kwargs):
+    """A stack of matrices times a stack of vectors."""
+    _unsupported("matvec", out=out, **kwargs)
+    return np.matmul(x1, np.expand_dims(x2, -1))[..., 0]
+
+
+@composite(getattr(np, "vecmat", None))
+def _vecmat(x1, x2, /, out=None, **kwargs):
+    """A stack of vectors times a stack of matrices."""
+    _unsupported("vecmat", out=out, **kwargs)
+    return np.matmul(np.expand_dims(x1, -2), x2)[..., 0, :]
+
+
+# ---- the rest of numpy's namespace that a differentiable function may call ----
+
+
+@composite(np.apply_over_axes)
+def _apply_over_axes(func, a, axes):
+    """func(a, axis) for each axis in turn, a reduced axis kept as length 1."""
+    for axis in np.atleast_1d(axes).tolist():
+        out = func(a, axis)
+        a = out if np.ndim(out) == np.ndim(a) else np.expand_dims(out, axis)
+    return a
+
+
+@composite(np.array_equiv)
+def _array_equiv(a1, a2):
+    try:
+        np.broadcast_shapes(np.shape(a1), np.shape(a2))
+    except ValueError:
+        return False
+    return np.all(a1 == a2)
+
+
+@composite(np.isin)
+def _isin(element, test_elements, assume_unique=False, invert=False, *, kind=None):
+    """Whether each element equals one of the test elements (a mask: no gradient)."""
+    found = np.any(np.expand_dims(element, -1) == np.ravel(test_elements), axis=-1)
+    return np.logical_not(found) if invert else found
+
+
+@composite(np.require)
+def _require(a, dtype=None, requirements=None, *, like=None):
+    return a if dtype is None else a.astype(dtype)
+
+
+@composite(np.isfortran)
+def _isfortran(a):
+    return False
+
+
+@composite(np.einsum_path)
+def _einsum_path(*operands, optimize="greedy", einsum_call=False):
+    """numpy's contraction order, which depends only on the operands' shapes."""
+    return np.einsum_path(
+        *(np.zeros(np.shape(o)) if hasattr(o, "tracing") else o for o in operands),
+        optimize=optimize,
+    )
+
+
+@composite(np.unwrap)
+def _unwrap(p, discont=None, axis=-1, *, period=2 * np.pi):
+    """numpy's: jumps between neighbours larger than discont are folded back into one
+    period, adding the (piecewise constant) corrections' running sum. Its gradient is
+    the identity: each correction steps, it does not slope."""
+    ax = normalize_axis(axis, np.ndim(p))[0]
+    half = period / 2
+    discont = half if discont is None else max(discont, half)
+    dd = np.diff(p, axis=ax)
+    ddmod = np.remainder(dd + half, period) - half
+    ddmod = np.where((ddmod == -half) & (dd > 0), half, ddmod)
+    correct = np.where(np.abs(dd) < discont, 0.0, ddmod - dd)
+    first = np.take(p, [0], axis=ax)
+    rest = np.take(p, np.arange(1, np.shape(p)[ax]), axis=ax) + np.cumsum(correct, axis=ax)
+    return np.concatenate([first, rest], axis=ax)

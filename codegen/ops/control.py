@@ -329,8 +329,10 @@ def _logic_py(symbol: str, ufunc: str, prec: int):
 
 
 def _logic_c(symbol: str, prec: int):
+    inner = prec + 2 if symbol == "||" else prec + 1  # (a && b inside || gets parentheses)
+
     def emit(args, node):
-        return Expr(f"{wrap(args[0], prec + 1)} {symbol} {wrap(args[1], prec + 1)}", prec)
+        return Expr(f"{wrap(args[0], inner)} {symbol} {wrap(args[1], inner)}", prec)
 
     return emit
 

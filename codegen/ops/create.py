@@ -103,9 +103,8 @@ def _array_front(args, kwargs, graph):
     """np.array / np.asarray of traced values: one pack of scalars, or a stack of arrays."""
     obj, *rest = args
     numpy_dtype = kwargs.pop("dtype", rest[0] if rest else None)
-    for k in ("copy", "order", "subok", "ndmin", "like"):
-        if k == "ndmin" and kwargs.get(k):
-            raise TypeError("the argument ndmin= is not supported")
+    ndmin = int(kwargs.pop("ndmin", 0) or 0)
+    for k in ("copy", "order", "subok", "like"):
         kwargs.pop(k, None)
     _no_extras(kwargs)
     if hasattr(obj, "graph"):
@@ -123,9 +122,9 @@ def _array_front(args, kwargs, graph):
             if len(outer) > 1:
                 out = graph.apply("reshape", out, shape=tuple(outer) + inner)
     if numpy_dtype is not None and FLOAT_DTYPES.get(np.dtype(numpy_dtype)) != out.dtype:
-        raise TypeError(
-            f"dtype={np.dtype(numpy_dtype)} of traced {out.dtype} values is not supported"
-        )
+        out = graph.wrap(out).astype(numpy_dtype).node  # (x.astype's rules)
+    if ndmin > out.ndim:
+        out = graph.apply("reshape", out, shape=(1,) * (ndmin - out.ndim) + out.shape)
     return out
 
 
@@ -148,6 +147,8 @@ for _fn, _front in [
     (np.asarray, _array_front),
     (np.asanyarray, _array_front),
     (np.ascontiguousarray, _array_front),
+    (np.asfortranarray, _array_front),
+    (np.asarray_chkfinite, _array_front),
     (np.copy, _copy_front),
 ]:
     NUMPY[_fn] = _front
@@ -159,6 +160,7 @@ SHIMS = (
     np.asarray,
     np.asanyarray,
     np.ascontiguousarray,
+    np.asfortranarray,
     np.zeros,
     np.ones,
     np.empty,
@@ -168,4 +170,4 @@ SHIMS = (
     np.empty_like,
     np.full_like,
 )
-NO_COPY = (np.asarray, np.asanyarray, np.ascontiguousarray)
+NO_COPY = (np.asarray, np.asanyarray, np.ascontiguousarray, np.asfortranarray)

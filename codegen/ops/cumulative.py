@@ -14,22 +14,24 @@ import numpy as np
 
 from ..emit.expr import ATOM, Expr
 from . import apply, defop
-from .reduce import normalize_axis
+from .reduce import as_float, normalize_axis
 
 
 def _cumulative_front(name: str):
     def front(args, kwargs, tracing):
         a, *rest = args
         axis = kwargs.pop("axis", rest.pop(0) if rest else None)
-        for key in ("dtype", "out"):
-            if kwargs.pop(key, rest.pop(0) if rest else None) is not None:
-                raise TypeError(f"np.{name}(..., {key}=...) is not supported")
+        dtype = kwargs.pop("dtype", rest.pop(0) if rest else None)
+        if kwargs.pop("out", rest.pop(0) if rest else None) is not None:
+            raise TypeError(f"np.{name}(..., out=...) is not supported")
         if kwargs.pop("include_initial", False):
             raise TypeError(f"np.{name}(..., include_initial=True) is not supported")
         if kwargs or rest:
             raise TypeError(f"np.{name} takes a, axis, dtype, out")
         if not hasattr(a, "graph"):
             a = tracing.graph.const(np.asarray(a, dtype=np.float64))
+        if dtype is not None:  # a float dtype converts first, as numpy does
+            a = as_float(a, dtype, name, tracing)
         if axis is None or a.ndim == 0:  # numpy flattens first
             a = tracing.apply("reshape", a, shape=(a.size,))
             axis = 0

@@ -445,7 +445,7 @@ def _route_vjp(win):
 
 defop(
     "maximum",
-    numpy=(np.maximum, np.fmax),
+    numpy=(np.maximum,),
     eval=np.maximum,
     vjp=_route_vjp("gt"),
     py=call("np.maximum"),
@@ -461,7 +461,7 @@ defop(
 )
 defop(
     "minimum",
-    numpy=(np.minimum, np.fmin),
+    numpy=(np.minimum,),
     eval=np.minimum,
     vjp=_route_vjp("lt"),
     py=call("np.minimum"),
@@ -529,8 +529,16 @@ for _name, _fn, _sym in [
         c=C.compare(_sym),
         dtype=to_bool,
         gate="compare: no gradient",
-        kink=lambda x, y, **attrs: np.abs(x - y),
+        kink=lambda x, y, **attrs: _compare_kink(x, y),
     )
+
+
+def _compare_kink(x, y):
+    """How far a comparison is from flipping; masks compared as masks never flip."""
+    x, y = np.asarray(x), np.asarray(y)
+    if x.dtype == bool or y.dtype == bool:
+        return np.full(np.broadcast_shapes(x.shape, y.shape), np.inf)
+    return np.abs(x - y)
 
 
 def _where_front(args, kwargs, graph):

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..emit import c_expr as C
 from ..emit.expr import ATOM, Expr
 from . import NUMPY, apply, defop
 from .composite import composite
@@ -107,6 +108,7 @@ defop(
     vjp=lambda g, out, a: (-_mm(_mm(_mT(out), g), _mT(out)),),
     py=_call_py("np.linalg.inv({0})"),
     gate="inv gate: -A^-T g A^-T",
+    c=C.KERNEL,  # emit/c_kernels.py
     examples=(
         ("a: f64[3,3]", "np.linalg.inv(a + 3.0 * np.eye(3))"),
         ("a: f64[2,2,2]", "np.linalg.inv(a + np.eye(2) * 2.0) * a"),
@@ -157,6 +159,7 @@ defop(
     vjp=_solve_vjp,
     py=_call_py("np.linalg.solve({0}, {1})"),
     gate="solve gate: A^-T g, and -(A^-T g) x^T",
+    c=C.KERNEL,  # emit/c_kernels.py
     examples=(
         ("a: f64[3,3], b: f64[3]", "np.linalg.solve(a + 3.0 * np.eye(3), b)"),
         ("a: f64[3,3], b: f64[3,2]", "np.linalg.solve(a + 3.0 * np.eye(3), b * b)"),
@@ -176,6 +179,7 @@ defop(
     vjp=lambda g, out, a: (_expand2(g * out) * _mT(apply("inv", a)),),
     py=_call_py("np.linalg.det({0})"),
     gate="det gate: det(A) A^-T",
+    c=C.KERNEL,  # emit/c_kernels.py
     examples=(
         ("a: f64[3,3]", "np.linalg.det(a + 2.0 * np.eye(3))"),
         ("a: f64[2,2,2]", "np.linalg.det(a * a + np.eye(2))"),
@@ -191,6 +195,7 @@ defop(
     vjp=lambda g, out, a: (None,),  # piecewise constant: no gradient
     py=_call_py("np.linalg.slogdet({0})[0]"),
     gate="slogdet's sign: no gradient",
+    c=C.KERNEL,  # emit/c_kernels.py
     kink=lambda a: np.abs(np.linalg.det(a)),
 )
 defop(
@@ -201,6 +206,7 @@ defop(
     vjp=lambda g, out, a: (_expand2(g) * _mT(apply("inv", a)),),
     py=_call_py("np.linalg.slogdet({0})[1]"),
     gate="logdet gate: A^-T",
+    c=C.KERNEL,  # emit/c_kernels.py
     examples=(
         ("a: f64[3,3]", "np.linalg.slogdet(a + 3.0 * np.eye(3))[1]"),
         ("a: f64[2,3,3]", "np.linalg.slogdet(a @ np.swapaxes(a, 1, 2) + np.eye(3))[1] * 2.0"),
@@ -249,6 +255,7 @@ defop(
         ATOM,
     ),
     gate="cholesky gate: L^-T Phi(L^T g) L^-1",
+    c=C.KERNEL,  # emit/c_kernels.py
     examples=(
         ("a: f64[3,3]", "np.linalg.cholesky(a @ a.T + np.eye(3))"),
         ("a: f64[2,2,2]", "np.linalg.cholesky(a @ np.swapaxes(a, 1, 2) + np.eye(2))"),
@@ -303,6 +310,7 @@ defop(
     vjp=_eigvals_vjp,
     py=lambda args, node: Expr(f"np.linalg.eigvalsh({args[0].text}{_uplo_text(node)})", ATOM),
     gate="eigh gate: V diag(g) V^T",
+    c=C.KERNEL,  # emit/c_kernels.py
     kink=_eig_gap,
     examples=(
         ("a: f64[3,3]", "np.linalg.eigvalsh(a + a.T)"),
@@ -317,6 +325,7 @@ defop(
     vjp=_eigvecs_vjp,
     py=lambda args, node: Expr(f"np.linalg.eigh({args[0].text}{_uplo_text(node)})[1]", ATOM),
     gate="eigh gate: V (F o V^T g) V^T",
+    c=C.KERNEL,  # emit/c_kernels.py
     # distinct eigenvalues: the vectors' gradient divides by their gaps
     kink=_eig_gap,
     examples=(
@@ -465,6 +474,7 @@ for _part, _index, _vjp, _gate in (
             else f"np.linalg.svd({{0}}, full_matrices=False)[{_index}]"
         ),
         gate=_gate,
+        c=C.KERNEL,  # emit/c_kernels.py
         kink=_svd_gap,
         examples=_SVD_EXAMPLES[_part],
     )
@@ -643,6 +653,7 @@ for _part, _k, _vjp in (("q", 0, _qr_q_vjp), ("r", 1, _qr_r_vjp)):
         vjp=_vjp,
         py=_call_py(f"np.linalg.qr({{0}})[{_k}]"),
         gate=f"qr gate ({'Q' if _part == 'q' else 'R'}): (gQ + Q copyltu(M)) R^-T",
+        c=C.KERNEL,  # emit/c_kernels.py
         kink=lambda a: np.abs(np.diagonal(np.linalg.qr(a)[1], axis1=-2, axis2=-1)),
         examples=(
             (

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..emit import c_expr as C
 from ..emit.expr import ATOM, Expr
 from . import NUMPY, defop
 from .composite import composite
@@ -65,6 +66,7 @@ defop(
         f'np.argsort({args[0].text}{_axis_text(node, -1)}, kind="stable")', ATOM
     ),
     gate="argsort: no gradient (an integer result)",
+    c=C.KERNEL,  # emit/c_kernels.py: a stable merge sort of indices
     kink=_gap,
     examples=(
         ("x: f64[5]", "x[np.argsort(x)] * np.arange(5.0)"),
@@ -120,6 +122,7 @@ for _name, _fn, _example in (
         vjp=lambda g, out, x, **attrs: (None,),  # an integer result: no gradient
         py=_arg_best_py(_name),
         gate=f"{_name}: no gradient (an integer result)",
+        c=C.KERNEL,  # emit/c_kernels.py: one pass, the first winner
         kink=lambda x, axis, keepdims: _gap(x, axis),
         examples=(_example,),
     )
@@ -192,8 +195,15 @@ def _sorted_along(a, axis):
     return np.sort(np.moveaxis(a, axes[0], -1), axis=-1), axes
 
 
-def _quantiles(a, q, axis, keepdims: bool, name: str):
-    """numpy's default (linear) quantile: between the order statistics at q (n - 1)."""
+# numpy's discontinuous methods: the one order statistic they pick, from q (n - 1)
+PICK = {"lower": np.floor, "higher": np.ceil, "nearest": np.around}
+METHODS = ("linear", "midpoint", *PICK)
+
+
+def _quantiles(a, q, axis, keepdims: bool, name: str, method: str = "linear"):
+    """numpy's quantile: between the order statistics at q (n - 1) (linear; midpoint:
+    halfway between them), or one of them (lower, higher, nearest: its gradient goes to
+    that element alone)."""
     q = np.asarray(q, dtype=np.float64)
     if np.any(q < 0) or np.any(q > 1):
         raise ValueError(f"{name}s must be in the range [0, {100 if name == 'percentile' else 1}]")
@@ -203,6 +213,11 @@ def _quantiles(a, q, axis, keepdims: bool, name: str):
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, n - 1)
     frac = pos - lo
+    if method == "midpoint":  # (numpy: halfway where the position is not whole)
+        frac = np.where(frac > 0, 0.5, 0.0)
+    if method in PICK:
+        value = s[..., PICK[method](pos).astype(np.int64)]
+        return _quantile_layout(value, q, a, axes, keepdims)
     below, above = s[..., lo], s[..., hi]
     # numpy's lerp: a + (b - a) t below t = 0.5, b - (b - a) (1 - t) from there; t is a
     # constant, so each element's form is chosen here, and the code holds only the one used
@@ -215,6 +230,11 @@ def _quantiles(a, q, axis, keepdims: bool, name: str):
         value = low_form
     else:
         value = np.where(upper, high_form, low_form)
+    return _quantile_layout(value, q, a, axes, keepdims)
+
+
+def _quantile_layout(value, q, a, axes, keepdims: bool):
+    """The quantiles in numpy's layout: the quantile axis first, kept dims of size 1."""
     if q.ndim:  # numpy puts the quantile axis first
         value = np.moveaxis(value, -1, 0) if value.ndim > 1 else value
     if keepdims:
@@ -243,12 +263,11 @@ def _quantile_front(name: str, scale: float):
     ):
         if out is not None or weights is not None:
             raise TypeError(f"np.{name}'s out= and weights= are not supported")
-        if interpolation is not None or method != "linear":
-            raise TypeError(
-                f"only the linear method is supported (got {interpolation or method!r})"
-            )
+        method = interpolation or method
+        if method not in METHODS:
+            raise TypeError(f"the methods supported are {', '.join(METHODS)} (got {method!r})")
         q = np.asarray(q, dtype=np.float64) / scale
-        return _quantiles(a, q, axis, keepdims, name)
+        return _quantiles(a, q, axis, keepdims, name, method)
 
     impl.__name__ = f"_{name}"
     return impl

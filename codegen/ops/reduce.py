@@ -63,10 +63,13 @@ def _reduction_front(name: str):
         keepdims = bool(kwargs.pop("keepdims", False))
         where = kwargs.pop("where", True)
         initial = kwargs.pop("initial", None)
+        dtype = kwargs.pop("dtype", None)
         for k, v in kwargs.items():
             if v is not None:
                 raise TypeError(f"the argument {k}= is not supported")
         x = x if hasattr(x, "graph") else graph.const(x)
+        if dtype is not None:
+            x = as_float(x, dtype, name, graph)
         axis = normalize_axis(axis, x.ndim)
         mask = None if where is True or where is None else _constant_mask(where, x, graph)
         if mask is not None or initial is not None:
@@ -74,6 +77,19 @@ def _reduction_front(name: str):
         return graph.apply(name, x, axis=axis, keepdims=keepdims)
 
     return front
+
+
+def as_float(x, dtype: Any, name: str, graph):
+    """x for np.<name>(x, dtype=...): the dtype x has (np.sum(x, dtype=np.float64) of a
+    float64 x), or float64 for a mask or integers; a change of float precision is refused."""
+    want = np.dtype(dtype)
+    target = {np.dtype(np.float64): "f64", np.dtype(np.float32): "f32"}.get(want)
+    if target is None or (x.dtype in ("f64", "f32") and x.dtype != target):
+        raise TypeError(
+            f"np.{name}(..., dtype={want}) of {x.dtype} values is not supported: "
+            "convert with x.astype(...) first"
+        )
+    return x if x.dtype == target else graph.apply("astype", x, dtype=target)
 
 
 # What a masked-out element reads as: the reduction's identity (max and min have none:

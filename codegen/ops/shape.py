@@ -67,13 +67,28 @@ def _reshaped(graph, x, shape: tuple):
 def _reshape_front(args, kwargs, graph):
     x, *rest = args
     shape = kwargs.pop("newshape", kwargs.pop("shape", rest[0] if rest else None))
-    if kwargs.pop("order", "C") != "C":
-        raise TypeError("only order='C' reshapes are supported")
+    order = _order(kwargs.pop("order", "C"))
     _no_extras(kwargs)
     x = _node(x, graph)
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(d) for d in shape)
     # numpy resolves -1 and checks the size
-    return _reshaped(graph, x, _probe(x.shape).reshape(shape).shape)
+    shape = _probe(x.shape).reshape(shape).shape
+    if order == "F":  # the first index fastest: reshape the transposes, in C order
+        return _reversed_axes(graph, _reshaped(graph, _reversed_axes(graph, x), shape[::-1]))
+    return _reshaped(graph, x, shape)
+
+
+def _order(order) -> str:
+    """'C' or 'F': numpy's 'A' and 'K' read a traced array (never Fortran-ordered) as 'C'."""
+    if order not in ("C", "F", "A", "K", None):
+        raise ValueError(f"order must be one of 'C', 'F', 'A', or 'K' (got {order!r})")
+    return "F" if order == "F" else "C"
+
+
+def _reversed_axes(graph, x):
+    if x.ndim < 2:
+        return x
+    return graph.apply("transpose", x, axes=tuple(range(x.ndim))[::-1])
 
 
 def _like_numpy(fn):
@@ -82,9 +97,10 @@ def _like_numpy(fn):
     def front(args, kwargs, graph):
         x, *rest = args
         x = _node(x, graph)
-        if kwargs.get("order", "C") != "C":
-            raise TypeError("only order='C' is supported")
-        kwargs.pop("order", None)
+        if _order(kwargs.pop("order", "C")) == "F":  # ravel(order='F'): of the transpose
+            if fn is not np.ravel:
+                raise TypeError("only order='C' is supported")
+            x = _reversed_axes(graph, x)
         return _reshaped(graph, x, fn(_probe(x.shape), *rest, **kwargs).shape)
 
     return front
@@ -693,8 +709,13 @@ class ScatterWrites:
             repeats = True
         else:
             repeats = not isinstance(written, slice) and np.unique(written).size < written.size
-        first = not self.seen[written].any()
-        self.seen[written] = True
+        if not isinstance(written, slice) and written.size == 1:  # (most parts: g_x[i] = v)
+            at = int(written.reshape(-1)[0])
+            first = not self.seen[at]
+            self.seen[at] = True
+        else:
+            first = not self.seen[written].any()
+            self.seen[written] = True
         if repeats:
             return f"np.add.at({target}, {_slot_text(key, arrays)}, {value})"
         return f"{target}[{key_text(key, arrays)}] {'=' if first else '+='} {value}"

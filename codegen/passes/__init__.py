@@ -141,7 +141,184 @@ def _bodies(graph: Graph, enabled: Sequence[str]) -> Graph:
                 attrs[key] = tuple(optimized(b, fixed.get((key, n))) for n, b in enumerate(value))
         return new.apply(node.op, *inputs, **attrs)
 
-    return replay(graph, substitute=rebuilt)
+    graph = replay(graph, substitute=rebuilt)
+    return _tidy(graph) if "dce" in enabled else graph
+
+
+# ---- dead code across a region's boundary (with dce)
+
+
+def _tidy(graph: Graph) -> Graph:
+    """Regions that pass along only what their bodies read: a region input that no body
+    reads is dropped (a plain or backward region's), a tape value that the backward never
+    reads is not saved, and a loop's tape does not save an iteration's new value of a
+    carried value whose old value it saves too (the backward walks the old values back
+    instead: one value a step where the chain `h = tanh(a * h + ...)` saved two)."""
+    readers: dict[int, list[Node]] = {}
+    for n in graph.nodes:
+        for i in n.inputs:
+            readers.setdefault(i.id, []).append(n)
+    outputs = {o.id for o in graph.outputs}
+    plans: dict[int, dict] = {}  # region id -> {"attrs": ..., "drop": input positions, ...}
+    for node in graph.nodes:
+        if node.op in control.REGIONS and node.attrs["role"] in ("plain", "back"):
+            drop = _unread_inputs(node)
+            if drop:
+                plans.setdefault(node.id, {}).update(drop=drop, attrs=_without(node, drop))
+    for node in graph.nodes:
+        if node.op not in control.REGIONS or node.attrs["role"] != "taped":
+            continue
+        tape = next(
+            (p for p in readers.get(node.id, ()) if p.op == "part" and p.dtype == "tape"), None
+        )
+        users = readers.get(tape.id, []) if tape is not None else []
+        if tape is None or tape.id in outputs or len(users) != 1:
+            continue
+        back = users[0]
+        at = 0 if back.op == "loop" else 1
+        if back.inputs[at] is not tape or any(i is tape for i in back.inputs[at + 1 :]):
+            continue
+        if back.id in plans:  # (its own unread inputs first: one change a round)
+            continue
+        if node.op == "cond":
+            done = _unread_residuals_cond(node, back)
+        else:
+            done = _unread_residuals_loop(node, back) or _walk_back(node, back)
+        if done:
+            fwd_attrs, back_attrs, extra = done
+            plans[node.id] = {"attrs": fwd_attrs}
+            plans[back.id] = {"attrs": back_attrs, "carry": extra}
+    if not plans:
+        return graph
+
+    def rebuilt(node: Node, env: dict[int, Node], new: Graph) -> Node | None:
+        plan = plans.get(node.id)
+        if plan is None:
+            return None
+        drop = plan.get("drop", ())
+        inputs = [env[i.id] for k, i in enumerate(node.inputs) if k not in drop]
+        carry = plan.get("carry")
+        if carry is not None:  # (a new carried value after the others: the results keep
+            # their positions)
+            region, j = env[carry[0].id], carry[1]
+            out = carry[0].attrs["body"].outputs[j]
+            value = control.part(region, j, out.shape, out.dtype)
+            k = node.attrs["carried"]
+            inputs = [*inputs[: 1 + k], value, *inputs[1 + k :]]
+        return new.apply(node.op, *inputs, **plan["attrs"])
+
+    return _tidy(replay(graph, substitute=rebuilt))
+
+
+def _unread(body: Graph, param: Node) -> bool:
+    return not any(param in n.inputs for n in body.nodes) and not any(
+        o is param for o in body.outputs
+    )
+
+
+def _unread_inputs(node: Node) -> list[int]:
+    """The inputs of `node` that every body reading them as they are leaves unread."""
+    out = []
+    for k in range(len(node.inputs)):
+        bound = control.bound_params(node, k)
+        if bound and all(
+            _unread(_body_of(node, a, b), _body_of(node, a, b).params[p]) for a, b, p in bound
+        ):
+            out.append(k)
+    return out
+
+
+def _body_of(node: Node, attr: str, branch: int | None) -> Graph:
+    value = node.attrs[attr]
+    return value if branch is None else value[branch]
+
+
+def _without(node: Node, drop: Sequence[int]) -> dict:
+    """`node`'s attributes with its bodies' parameters for the inputs `drop` removed."""
+    gone: dict[tuple, set[int]] = {}
+    for k in drop:
+        for a, b, p in control.bound_params(node, k):
+            gone.setdefault((a, b), set()).add(p)
+    attrs = dict(node.attrs)
+    for (a, b), ps in gone.items():
+        body = _body_of(node, a, b)
+        new = _extracted(body, [q for n, q in enumerate(body.params) if n not in ps])
+        if b is None:
+            attrs[a] = new
+        else:
+            branches = list(attrs[a])
+            branches[b] = new
+            attrs[a] = tuple(branches)
+    return attrs
+
+
+def _extracted(body: Graph, params: Sequence[Node], outputs: Sequence[Node] | None = None):
+    from ..ir import extract
+
+    return extract(body, params, body.outputs if outputs is None else outputs)
+
+
+def _unread_residuals_cond(node: Node, back: Node):
+    """A taped branch pair without the tape values its backward branch does not read."""
+    n_out = node.attrs["n_out"]
+    fwd, bwd = list(node.attrs["branches"]), list(back.attrs["branches"])
+    changed = False
+    for b, (f, g) in enumerate(zip(fwd, bwd)):
+        n_res = len(g.params) - (len(back.inputs) - 2)
+        unread = {r for r in range(n_res) if _unread(g, g.params[r])}
+        if unread:
+            changed = True
+            keep = [r for r in range(n_res) if r not in unread]
+            fwd[b] = _extracted(
+                f, f.params, f.outputs[:n_out] + [f.outputs[n_out + r] for r in keep]
+            )
+            bwd[b] = _extracted(g, [g.params[r] for r in keep] + g.params[n_res:])
+    if not changed:
+        return None
+    return {**node.attrs, "branches": tuple(fwd)}, {**back.attrs, "branches": tuple(bwd)}, None
+
+
+def _unread_residuals_loop(node: Node, back: Node):
+    """A taped loop without the tape values its backward loop does not read."""
+    k = node.attrs["carried"]
+    f, g = node.attrs["body"], back.attrs["body"]
+    n_res = len(g.params) - len(back.inputs)
+    unread = {r for r in range(n_res) if _unread(g, g.params[r])}
+    if not unread:
+        return None
+    keep = [r for r in range(n_res) if r not in unread]
+    fwd = _extracted(f, f.params, f.outputs[:k] + [f.outputs[k + r] for r in keep])
+    bwd = _extracted(g, [g.params[r] for r in keep] + g.params[n_res:])
+    return {**node.attrs, "body": fwd}, {**back.attrs, "body": bwd}, None
+
+
+def _walk_back(node: Node, back: Node):
+    """A taped loop that saves both the old and the new value of a carried value saves the
+    old one only: the backward loop carries the new one, starting from the loop's result
+    and taking each iteration's saved old value as the next (earlier) iteration's new."""
+    k = node.attrs["carried"]
+    f, g = node.attrs["body"], back.attrs["body"]
+    n_res = len(g.params) - len(back.inputs)
+    saved = f.outputs[k:]
+    for j in range(k):
+        new, old = f.outputs[j], f.params[1 + j]
+        if new is old:
+            continue
+        r_new = next((r for r, o in enumerate(saved) if o is new), None)
+        r_old = next((r for r, o in enumerate(saved) if o is old), None)
+        if r_new is None or r_old is None:
+            continue
+        fwd = _extracted(
+            f, f.params, [*f.outputs[:k], *(o for r, o in enumerate(saved) if r != r_new)]
+        )
+        kb = back.attrs["carried"]
+        res = [p for r, p in enumerate(g.params[:n_res]) if r != r_new]
+        rest = g.params[n_res:]
+        params = [*res, *rest[:kb], g.params[r_new], *rest[kb:]]
+        bwd = _extracted(g, params, [*g.outputs, g.params[r_old]])
+        attrs = {**back.attrs, "body": bwd, "carried": kb + 1}
+        return {**node.attrs, "body": fwd}, attrs, (node, j)
+    return None
 
 
 def lower(

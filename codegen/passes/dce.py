@@ -10,9 +10,16 @@ from ..ir import Graph, replay
 
 
 def run(graph: Graph) -> Graph:
-    live = graph.live_ids()
-    if all(n.id in live or n.op in ("param", "const") for n in graph.nodes):
-        # nothing dead but constants (a seed folded away), which no stage emits unless read:
-        # skip the rebuild
-        return graph
-    return replay(graph, dce=True)
+    # `Graph.live_ids`' sweep from the last node back (a node is reached after every node
+    # that reads it), stopped at the first dead node that is not a parameter or constant
+    live = {o.id for o in graph.outputs}
+    add = live.add
+    for n in reversed(graph.nodes):
+        if n.id in live:
+            for i in n.inputs:
+                add(i.id)
+        elif n.op != "param" and n.op != "const":
+            return replay(graph, dce=True)
+    # nothing dead but constants (a seed folded away), which no stage emits unless read:
+    # no rebuild
+    return graph

@@ -92,7 +92,8 @@ def _chains(graph: Graph) -> list[Chain]:
     taken: set[int] = set()
     chains = []
     tails = [n for n in graph.nodes if get(n.id, 0) > MIN_ROWS]
-    for tail in sorted(tails, key=lambda n: -depth[n.id]):
+    tails.sort(key=lambda n: -depth[n.id])
+    for tail in tails:
         if tail.id in taken:
             continue
         values, factors, n = [tail], [], tail
@@ -132,7 +133,9 @@ def _signature(n: Node) -> tuple:
 
 def _window(chain: Chain, graph: Graph) -> bool:
     """Pick the longest periodic run of links; False if it is too short."""
-    sigs = [_signature(f) for f in chain.factors]
+    # each signature as a small int, so that the runs below compare ints, not tuples
+    numbers: dict[tuple, int] = {}
+    sigs = [numbers.setdefault(_signature(f), len(numbers)) for f in chain.factors]
     best = (0, 0, 1, 0)  # (rows, start, period, length)
     for p in range(1, MAX_PERIOD + 1):
         if len(sigs) // p <= best[0]:
@@ -180,6 +183,7 @@ def _independent(pack: tuple[Node, ...], graph: Graph) -> bool:
     low = min(ids)
     seen: set[int] = set()
     stack = [i for n in pack for i in n.inputs if i.id > low]
+    push = stack.append
     while stack:
         n = stack.pop()
         nid = n.id
@@ -189,8 +193,9 @@ def _independent(pack: tuple[Node, ...], graph: Graph) -> bool:
             return False
         seen.add(nid)
         for i in n.inputs:
-            if i.id > low and i.id not in seen:
-                stack.append(i)
+            iid = i.id
+            if iid > low and iid not in seen:
+                push(i)
     return True
 
 
@@ -421,8 +426,16 @@ class _Estimate:
         if all(m is first for m in members) or all(m.op == "const" for m in members):
             return True
         owner = self.owner.get(first.id)  # (a value is in one chain at most)
-        if owner is not None and all(owner.covers(m) is not None for m in members):
-            return True
+        if owner is not None:
+            # (`Chain.covers` of every member, written out)
+            pos, low = owner.pos, owner.start
+            high = low + owner.length
+            for m in members:
+                j = pos.get(m.id)
+                if j is None or not low < j <= high:
+                    break
+            else:
+                return True
         held = self.held
         return all(m.id in held for m in members)
 
@@ -439,7 +452,7 @@ class _Estimate:
         if first.op in VECTOR_OPS and all(
             m.op == first.op and len(m.inputs) == len(first.inputs) for m in members
         ):
-            operands = [tuple(m.inputs[k] for m in members) for k in range(len(first.inputs))]
+            operands = [tuple([m.inputs[k] for m in members]) for k in range(len(first.inputs))]
             if all(self.cheap(o) for o in operands) or _independent(members, self.graph):
                 spent, saved = CALL + ELEMENT * n, SCALAR_OP * n
                 for o in operands:
