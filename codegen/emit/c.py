@@ -136,6 +136,23 @@ class View:
         return off
 
 
+def same_memory(a, b) -> bool:
+    """Whether `a` and `b` are views of the very same elements (writing one writes the
+    other element for element)."""
+    return (
+        isinstance(a, View)
+        and isinstance(b, View)
+        and a.fill is None
+        and a.table is None
+        and (a.base, a.offset, a.strides, a.shape) == (b.base, b.offset, b.strides, b.shape)
+    )
+
+
+def local_type(dtype: str) -> str:
+    """The C type of a scalar local: `long` for an index (i64), else double."""
+    return "long" if dtype == "i64" else "double"
+
+
 def fit_view(off: np.ndarray, base: str, root: int | None) -> View | None:
     """The view whose offsets are `off`, if they are affine in the index; else None."""
     shape = off.shape
@@ -298,6 +315,8 @@ class CWalker:
         self.work_size = 0
         self.decls: dict[int, str] = {}  # work node -> its pointer's name
         self.gathers: dict[int, tuple[View, list]] = {}  # gather node -> (source, inputs)
+        # a row at an index known at run time -> (its array's view, (stride, index) terms)
+        self.pointers: dict[int, tuple[View, list[tuple[int, str]]]] = {}
         self.named: dict[int, str] = {}  # names given before planning
         self.locals: set[int] = set()  # scalar statements declared as locals of their own
         self.reuse: dict[int, Node] = {}  # scalar statement -> the input whose local it takes
@@ -551,7 +570,7 @@ class CWalker:
         if src.base in self.floats:
             self.floats.add(name)
         self.stmts.append(Stmt(node, "pointer", self.roots(node.inputs[0]), None))
-        self.gathers[node.id] = (src, terms)
+        self.pointers[node.id] = (src, terms)
         view = fit_view(base, name, src.root)
         if view is None:
             table = self.consts.table(base.reshape(-1).astype(np.int64))
@@ -559,7 +578,7 @@ class CWalker:
         self.values[node.id] = view
 
     def _emit_pointer(self, node: Node) -> list[str]:
-        src, terms = self.gathers[node.id]
+        src, terms = self.pointers[node.id]
         name = self.values[node.id].base
         kind = "float" if src.base in self.floats else "double"
         return [f"const {kind} *{name} = {src.base} + {_index_text(0, terms)};"]
@@ -708,7 +727,7 @@ class CWalker:
 
         home = self.homes[node.id]
         acc = self.value(node.inputs[0])
-        lines = [] if c_regions._same_memory(acc, home) else self._copy(home, node.inputs[0])
+        lines = [] if same_memory(acc, home) else self._copy(home, node.inputs[0])
         for value, arrays, key in scatter_parts(node.inputs[1:], node.attrs["keys"]):
             lines += self._write_at(home, key, arrays, value, "+=")
         return lines
@@ -728,7 +747,7 @@ class CWalker:
             last = self.reuse.get(node.id)
             if last is None:
                 e = form([self.element(i, None) for i in node.inputs], node)
-                return [f"{'long' if node.dtype == 'i64' else 'double'} {name} = {e.text};"]
+                return [f"{local_type(node.dtype)} {name} = {e.text};"]
             if node.op == "add":  # (IEEE addition commutes: the same bits either way)
                 other = node.inputs[1] if node.inputs[0] is last else node.inputs[0]
                 return [f"{name} += {self.element(other, None).text};"]

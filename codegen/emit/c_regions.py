@@ -109,7 +109,6 @@ class Body:
     def __init__(self, w: "CWalker", graph: Graph, bindings: Sequence, base: int):
         from .c import CWalker
 
-        self.outer = w
         self.graph = graph
         self.sub = CWalker(w.namer, w.consts, w.comments)
         self.sub.nested = True
@@ -124,6 +123,7 @@ class Body:
         """The body's statements; `dests`: output index -> the memory an array output goes
         to; `assigned`: the outputs assigned to a local at the end (inlined into that line
         when nothing else reads them)."""
+        from .c import same_memory
         from .python import _ancestors
 
         graph, sub = self.graph, self.sub
@@ -161,7 +161,7 @@ class Body:
                     raise AssertionError("a nested tape outside its record")
             elif o.shape == ():
                 lines.append(f"{dest.base}[{dest.offset}] = {sub.element(o, None).text};")
-            elif not _same_memory(sub.homes.get(o.id) or sub.value(o), dest):
+            elif not same_memory(sub.homes.get(o.id) or sub.value(o), dest):
                 lines += sub._copy(dest, o)
         return lines
 
@@ -172,18 +172,6 @@ class Body:
     @property
     def work(self) -> int:
         return self.sub.work_offset + self.sub.work_size
-
-
-def _same_memory(a, b) -> bool:
-    from .c import View
-
-    return (
-        isinstance(a, View)
-        and isinstance(b, View)
-        and a.fill is None
-        and a.table is None
-        and (a.base, a.offset, a.strides, a.shape) == (b.base, b.offset, b.strides, b.shape)
-    )
 
 
 def _mentions(text: str, name: str) -> bool:
@@ -243,10 +231,16 @@ def _scalar(text: str):
 
 
 def _record_values(
-    w: "CWalker", base: str, offset: int, nodes: Sequence[Node], params: Sequence[Node] = ()
+    w: "CWalker",
+    base: str,
+    offset: int,
+    nodes: Sequence[Node],
+    params: Sequence[Node] = (),
+    to_write: bool = False,
 ) -> list:
-    """The values of a record's entries read at `base[offset + ...]` (a tape's layout),
-    binding the tapes among them (`params`: the body parameters they become)."""
+    """The entries of a record (a tape's layout) at `base[offset + ...]`: values to read
+    (a scalar as its element, binding the tapes among them to `params`, the body
+    parameters they become), or with `to_write` memory to write them to."""
     from .c import Scalar, View, contiguous
 
     offsets, _ = layout(nodes, w.consts)
@@ -258,6 +252,8 @@ def _record_values(
             values.append(View(base, at, (1,), (size,)))
             if k < len(params):
                 w.tape_regions[params[k].id] = o.inputs[0]
+        elif o.shape == () and to_write:
+            values.append(View(base, at, (), ()))
         elif o.shape == () and o.dtype == "i64":  # (an index, saved as a double)
             values.append(Scalar(Expr(f"(long){base}[{at}]", C.UNARY)))
         elif o.shape == ():
@@ -269,21 +265,15 @@ def _record_values(
 
 def _record_dests(w: "CWalker", base: str, offset: int, nodes: Sequence[Node], first: int):
     """Output index -> where it goes in a record (for `Body.emit`)."""
-    from .c import View
-
-    offsets, _ = layout(nodes, w.consts)
-    values = _record_values(w, base, offset, nodes)
-    return {
-        first + k: v if isinstance(v, View) else View(base, offset + off, (), ())
-        for k, (v, off) in enumerate(zip(values, offsets))
-    }
+    values = _record_values(w, base, offset, nodes, to_write=True)
+    return {first + k: v for k, v in enumerate(values)}
 
 
 # ---- cond ----
 
 
 def _cond(w: "CWalker", node: Node) -> list[str]:
-    from .c import Scalar
+    from .c import Scalar, local_type
 
     attrs = node.attrs
     branches, n_out, role = attrs["branches"], attrs["n_out"], attrs["role"]
@@ -298,7 +288,7 @@ def _cond(w: "CWalker", node: Node) -> list[str]:
         v = w.value(p)
         if isinstance(v, Scalar):
             locals_[j] = v.expr.text
-            lines.append(f"{_ctype(p)} {v.expr.text};")
+            lines.append(f"{local_type(p.dtype)} {v.expr.text};")
         else:
             dests[j] = v
     pred = w.element(node.inputs[0], None).text
@@ -334,15 +324,11 @@ def _cond(w: "CWalker", node: Node) -> list[str]:
     return lines
 
 
-def _ctype(node: Node) -> str:
-    return "long" if node.dtype == "i64" else "double"
-
-
 # ---- loop ----
 
 
 def _loop(w: "CWalker", node: Node) -> list[str]:
-    from .c import Scalar, View, contiguous
+    from .c import Scalar, View, contiguous, local_type
 
     attrs = node.attrs
     body_graph, k, role = attrs["body"], attrs["carried"], attrs["role"]
@@ -373,7 +359,7 @@ def _loop(w: "CWalker", node: Node) -> list[str]:
             if start is not None:  # (the loop goes on in its start's local)
                 name = start.expr.text
             else:
-                lines.append(f"{_ctype(o)} {name} = {w.element(init, None).text};")
+                lines.append(f"{local_type(o.dtype)} {name} = {w.element(init, None).text};")
             carried.append(_scalar(name))
             targets.append((j, name, params[j]))
         else:
