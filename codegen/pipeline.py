@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import gc
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from . import passes
+from . import passes, sizes
 from .autodiff import vjp_graph
 from .emit import python as emit_python
 from .errors import GradgenError
@@ -204,7 +205,9 @@ def _compile_c(
     path, fn, wrt, dims, comments, enabled_passes, loops="auto", max_iterations=None
 ) -> Compiled:
     """The C target: the same graphs, without the lowerings that only speed up numpy
-    (scan, widen), emitted for the sizes given (named dims included)."""
+    (scan, widen). Named dims stay free: the graphs are traced again at other sizes, and
+    every size in them that moves with the dims becomes an expression of the dims
+    (`sizes.fit`); a dim the code depends on otherwise is fixed, and the C checks it."""
     from .emit.c import emit_c
 
     enabled = passes.default_enabled() if enabled_passes is None else enabled_passes
@@ -214,25 +217,59 @@ def _compile_c(
     named = sorted(
         {d for s in loaded.functions for p in s.params for d in p.dims if isinstance(d, str)}
     )
-    dims = []  # per function, its named dims in order: its leading `long` parameters
+    per_unit = []  # per function, its named dims in order: its leading `long` parameters
     for t in traced:
         names = dict.fromkeys(d for p in t.spec.params for d in p.dims if isinstance(d, str))
-        dims.append([(d, loaded.dims[d]) for d in names])
+        per_unit.append([(d, loaded.dims[d]) for d in names])
+    graphs = _graphs(traced)
+    free_sizes, fixed = list(_integers(graphs)), {}
+    if named:
+        base = {d: loaded.dims[d] for d in named}
+
+        def trace_at(point: dict[str, int]) -> list | None:
+            try:
+                other = load(path, fn, {**loaded.dims, **point}, loops)
+                return _graphs([differentiate(other, s, wrt, enabled) for s in other.functions])
+            except GradgenError:
+                return None
+
+        free_sizes, fixed = sizes.fit(graphs, trace_at, base)
     units = _units(loaded, traced, {})
     memory: dict[str, dict] = {}
-    files = emit_c(
-        units,
-        f"{loaded.path.stem}_grad",
-        loaded.path.name,
-        comments,
-        dims,
-        memory,
-        max_iterations=max_iterations,
-        bounds=loaded.bounds,
-    )
-    specialized = {d: loaded.dims[d] for d in named}
-    reasons = {d: "the C target sizes its loops and buffers when generated" for d in named}
-    return Compiled(loaded, traced, files[".c"], memory, specialized, reasons, files)
+
+    def emit(fixed: dict[str, str]):
+        return emit_c(
+            units,
+            f"{loaded.path.stem}_grad",
+            loaded.path.name,
+            comments,
+            per_unit,
+            memory,
+            max_iterations=max_iterations,
+            bounds=loaded.bounds,
+            fixed=fixed,
+        )
+
+    try:
+        with sizes.symbolic(graphs, free_sizes):
+            files, fixed = emit(fixed)
+    except Exception:  # a part of the emitter that needs numbers: sizes fixed, as before
+        if not named or os.environ.get("GRADGEN_DEBUG"):
+            raise
+        files, fixed = emit({d: "the C emitter needs its size as a number" for d in named})
+    specialized = {d: loaded.dims[d] for d in named if d in fixed}
+    return Compiled(loaded, traced, files[".c"], memory, specialized, fixed, files)
+
+
+def _graphs(traced: list[Traced]) -> list:
+    """The graphs the C emitter reads, in a fixed order."""
+    return [[t.optimized, t.value_and_grad, t.vjp] for t in traced]
+
+
+def _integers(graphs: list) -> list[int]:
+    found: list = []
+    sizes._collect(graphs, graphs, found, set())
+    return [v for v, _ in found]
 
 
 def _compile(path, fn, wrt, dims, comments, enabled_passes, loops="auto") -> Compiled:

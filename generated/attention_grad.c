@@ -7,98 +7,97 @@
 /* The value of attention(x: f64[T,16], Wq: f64[16,16], Wk: f64[16,16], Wv: f64[16,16]). */
 int attention(long T, const double *restrict x, const double *restrict Wq, const double *restrict Wk, const double *restrict Wv, double *restrict value, double *restrict work)
 {
-    if (T != 8) return 1; /* generated for T=8 */
     double *q = work + 0;
-    for (long i0 = 0; i0 < 128; i0++) {
+    for (long i0 = 0; i0 < (16 * T); i0++) {
         q[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 8; i0++) {
+    for (long i0 = 0; i0 < T; i0++) {
         for (long i1 = 0; i1 < 16; i1++) {
             for (long i2 = 0; i2 < 16; i2++) {
                 q[16 * i0 + i2] += x[16 * i0 + i1] * Wq[16 * i1 + i2];
             }
         }
     }
-    double *k = work + 128;
-    for (long i0 = 0; i0 < 128; i0++) {
+    double *k = work + (16 * T);
+    for (long i0 = 0; i0 < (16 * T); i0++) {
         k[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 8; i0++) {
+    for (long i0 = 0; i0 < T; i0++) {
         for (long i1 = 0; i1 < 16; i1++) {
             for (long i2 = 0; i2 < 16; i2++) {
                 k[16 * i0 + i2] += x[16 * i0 + i1] * Wk[16 * i1 + i2];
             }
         }
     }
-    double *v = work + 256;
-    for (long i0 = 0; i0 < 128; i0++) {
+    double *v = work + (32 * T);
+    for (long i0 = 0; i0 < (16 * T); i0++) {
         v[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 8; i0++) {
+    for (long i0 = 0; i0 < T; i0++) {
         for (long i1 = 0; i1 < 16; i1++) {
             for (long i2 = 0; i2 < 16; i2++) {
                 v[16 * i0 + i2] += x[16 * i0 + i1] * Wv[16 * i1 + i2];
             }
         }
     }
-    double *t1 = work + 384;
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
+    double *t1 = work + (48 * T);
+    for (long i0 = 0; i0 < T; i0++) {
+        for (long i1 = 0; i1 < T; i1++) {
             double acc = 0.0;
             for (long i2 = 0; i2 < 16; i2++) {
                 acc += q[16 * i0 + i2] * k[16 * i1 + i2];
             }
-            t1[8 * i0 + i1] = acc;
+            t1[T * i0 + i1] = acc;
         }
     }
-    double *scores = work + 0;
-    for (long i0 = 0; i0 < 64; i0++) {
+    double *scores = work + (T * T + 48 * T);
+    for (long i0 = 0; i0 < (T * T); i0++) {
         scores[i0] = t1[i0] / 4.0;
     }
-    double *t2 = work + 64;
-    for (long i0 = 0; i0 < 8; i0++) {
+    double *t2 = work + 0;
+    for (long i0 = 0; i0 < T; i0++) {
         t2[i0] = -INFINITY;
     }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            const double elem = scores[8 * i0 + i1];
+    for (long i0 = 0; i0 < T; i0++) {
+        for (long i1 = 0; i1 < T; i1++) {
+            const double elem = scores[T * i0 + i1];
             if (elem > t2[i0] || elem != elem) t2[i0] = elem;
         }
     }
-    double *weights = work + 128;
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            weights[8 * i0 + i1] = exp(scores[8 * i0 + i1] - t2[i0]);
+    double *weights = work + (48 * T);
+    for (long i0 = 0; i0 < T; i0++) {
+        for (long i1 = 0; i1 < T; i1++) {
+            weights[T * i0 + i1] = exp(scores[T * i0 + i1] - t2[i0]);
         }
     }
     double *t3 = work + 0;
-    for (long i0 = 0; i0 < 8; i0++) {
+    for (long i0 = 0; i0 < T; i0++) {
         t3[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            t3[i0] += weights[8 * i0 + i1];
+    for (long i0 = 0; i0 < T; i0++) {
+        for (long i1 = 0; i1 < T; i1++) {
+            t3[i0] += weights[T * i0 + i1];
         }
     }
-    double *weights_1 = work + 192;
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            weights_1[8 * i0 + i1] = weights[8 * i0 + i1] / t3[i0];
+    double *weights_1 = work + (T * T + 48 * T);
+    for (long i0 = 0; i0 < T; i0++) {
+        for (long i1 = 0; i1 < T; i1++) {
+            weights_1[T * i0 + i1] = weights[T * i0 + i1] / t3[i0];
         }
     }
-    double *out = work + 448;
-    for (long i0 = 0; i0 < 128; i0++) {
+    double *out = work + (16 * T);
+    for (long i0 = 0; i0 < (16 * T); i0++) {
         out[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
+    for (long i0 = 0; i0 < T; i0++) {
+        for (long i1 = 0; i1 < T; i1++) {
             for (long i2 = 0; i2 < 16; i2++) {
-                out[16 * i0 + i2] += weights_1[8 * i0 + i1] * v[16 * i1 + i2];
+                out[16 * i0 + i2] += weights_1[T * i0 + i1] * v[16 * i1 + i2];
             }
         }
     }
     double t0 = 0.0;
-    for (long i0 = 0; i0 < 128; i0++) {
+    for (long i0 = 0; i0 < (16 * T); i0++) {
         t0 += out[i0] * out[i0];
     }
     value[0] = t0;
@@ -125,103 +124,102 @@ int attention_vjp(long T, const double *restrict x, const double *restrict Wq, c
 /* The value, and in saved what attention_backward reads. */
 int attention_forward(long T, const double *restrict x, const double *restrict Wq, const double *restrict Wk, const double *restrict Wv, double *restrict value, double *restrict saved, double *restrict work)
 {
-    if (T != 8) return 1; /* generated for T=8 */
-    for (long i0 = 0; i0 < 128; i0++) {
-        saved[i0 + 896] = 0.0;
+    for (long i0 = 0; i0 < (16 * T); i0++) {
+        saved[i0 + (16 * T + 768)] = 0.0;
     }
-    for (long i0 = 0; i0 < 8; i0++) {
+    for (long i0 = 0; i0 < T; i0++) {
         for (long i1 = 0; i1 < 16; i1++) {
             for (long i2 = 0; i2 < 16; i2++) {
-                saved[16 * i0 + i2 + 896] += x[16 * i0 + i1] * Wq[16 * i1 + i2];
+                saved[16 * i0 + i2 + (16 * T + 768)] += x[16 * i0 + i1] * Wq[16 * i1 + i2];
             }
         }
     }
-    for (long i0 = 0; i0 < 128; i0++) {
-        saved[i0 + 1024] = 0.0;
+    for (long i0 = 0; i0 < (16 * T); i0++) {
+        saved[i0 + (32 * T + 768)] = 0.0;
     }
-    for (long i0 = 0; i0 < 8; i0++) {
+    for (long i0 = 0; i0 < T; i0++) {
         for (long i1 = 0; i1 < 16; i1++) {
             for (long i2 = 0; i2 < 16; i2++) {
-                saved[16 * i0 + i2 + 1024] += x[16 * i0 + i1] * Wk[16 * i1 + i2];
+                saved[16 * i0 + i2 + (32 * T + 768)] += x[16 * i0 + i1] * Wk[16 * i1 + i2];
             }
         }
     }
-    for (long i0 = 0; i0 < 128; i0++) {
-        saved[i0 + 1152] = 0.0;
+    for (long i0 = 0; i0 < (16 * T); i0++) {
+        saved[i0 + (48 * T + 768)] = 0.0;
     }
-    for (long i0 = 0; i0 < 8; i0++) {
+    for (long i0 = 0; i0 < T; i0++) {
         for (long i1 = 0; i1 < 16; i1++) {
             for (long i2 = 0; i2 < 16; i2++) {
-                saved[16 * i0 + i2 + 1152] += x[16 * i0 + i1] * Wv[16 * i1 + i2];
+                saved[16 * i0 + i2 + (48 * T + 768)] += x[16 * i0 + i1] * Wv[16 * i1 + i2];
             }
         }
     }
     double *t1 = work + 0;
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
+    for (long i0 = 0; i0 < T; i0++) {
+        for (long i1 = 0; i1 < T; i1++) {
             double acc = 0.0;
             for (long i2 = 0; i2 < 16; i2++) {
-                acc += saved[16 * i0 + i2 + 896] * saved[16 * i1 + i2 + 1024];
+                acc += saved[16 * i0 + i2 + (16 * T + 768)] * saved[16 * i1 + i2 + (32 * T + 768)];
             }
-            t1[8 * i0 + i1] = acc;
+            t1[T * i0 + i1] = acc;
         }
     }
-    for (long i0 = 0; i0 < 64; i0++) {
-        saved[i0 + 1280] = t1[i0] / 4.0;
+    for (long i0 = 0; i0 < (T * T); i0++) {
+        saved[i0 + (64 * T + 768)] = t1[i0] / 4.0;
     }
-    for (long i0 = 0; i0 < 8; i0++) {
-        saved[i0 + 1344] = -INFINITY;
+    for (long i0 = 0; i0 < T; i0++) {
+        saved[i0 + (T * T + 64 * T + 768)] = -INFINITY;
     }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            const double elem = saved[8 * i0 + i1 + 1280];
-            if (elem > saved[i0 + 1344] || elem != elem) saved[i0 + 1344] = elem;
+    for (long i0 = 0; i0 < T; i0++) {
+        for (long i1 = 0; i1 < T; i1++) {
+            const double elem = saved[T * i0 + i1 + (64 * T + 768)];
+            if (elem > saved[i0 + (T * T + 64 * T + 768)] || elem != elem) saved[i0 + (T * T + 64 * T + 768)] = elem;
         }
     }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            saved[8 * i0 + i1 + 1352] = exp(saved[8 * i0 + i1 + 1280] - saved[i0 + 1344]);
+    for (long i0 = 0; i0 < T; i0++) {
+        for (long i1 = 0; i1 < T; i1++) {
+            saved[T * i0 + i1 + (T * T + 65 * T + 768)] = exp(saved[T * i0 + i1 + (64 * T + 768)] - saved[i0 + (T * T + 64 * T + 768)]);
         }
     }
-    for (long i0 = 0; i0 < 8; i0++) {
-        saved[i0 + 1416] = 0.0;
+    for (long i0 = 0; i0 < T; i0++) {
+        saved[i0 + (2 * T * T + 65 * T + 768)] = 0.0;
     }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            saved[i0 + 1416] += saved[8 * i0 + i1 + 1352];
+    for (long i0 = 0; i0 < T; i0++) {
+        for (long i1 = 0; i1 < T; i1++) {
+            saved[i0 + (2 * T * T + 65 * T + 768)] += saved[T * i0 + i1 + (T * T + 65 * T + 768)];
         }
     }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            saved[8 * i0 + i1 + 1424] = saved[8 * i0 + i1 + 1352] / saved[i0 + 1416];
+    for (long i0 = 0; i0 < T; i0++) {
+        for (long i1 = 0; i1 < T; i1++) {
+            saved[T * i0 + i1 + (2 * T * T + 66 * T + 768)] = saved[T * i0 + i1 + (T * T + 65 * T + 768)] / saved[i0 + (2 * T * T + 65 * T + 768)];
         }
     }
-    for (long i0 = 0; i0 < 128; i0++) {
-        saved[i0 + 1488] = 0.0;
+    for (long i0 = 0; i0 < (16 * T); i0++) {
+        saved[i0 + (3 * T * T + 66 * T + 768)] = 0.0;
     }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
+    for (long i0 = 0; i0 < T; i0++) {
+        for (long i1 = 0; i1 < T; i1++) {
             for (long i2 = 0; i2 < 16; i2++) {
-                saved[16 * i0 + i2 + 1488] += saved[8 * i0 + i1 + 1424] * saved[16 * i1 + i2 + 1152];
+                saved[16 * i0 + i2 + (3 * T * T + 66 * T + 768)] += saved[T * i0 + i1 + (2 * T * T + 66 * T + 768)] * saved[16 * i1 + i2 + (48 * T + 768)];
             }
         }
     }
     double t0 = 0.0;
-    for (long i0 = 0; i0 < 128; i0++) {
-        t0 += saved[i0 + 1488] * saved[i0 + 1488];
+    for (long i0 = 0; i0 < (16 * T); i0++) {
+        t0 += saved[i0 + (3 * T * T + 66 * T + 768)] * saved[i0 + (3 * T * T + 66 * T + 768)];
     }
     value[0] = t0;
-    for (long i0 = 0; i0 < 128; i0++) {
+    for (long i0 = 0; i0 < (16 * T); i0++) {
         saved[i0] = x[i0];
     }
     for (long i0 = 0; i0 < 256; i0++) {
-        saved[i0 + 128] = Wq[i0];
+        saved[i0 + (16 * T)] = Wq[i0];
     }
     for (long i0 = 0; i0 < 256; i0++) {
-        saved[i0 + 384] = Wk[i0];
+        saved[i0 + (16 * T + 256)] = Wk[i0];
     }
     for (long i0 = 0; i0 < 256; i0++) {
-        saved[i0 + 640] = Wv[i0];
+        saved[i0 + (16 * T + 512)] = Wv[i0];
     }
     return 0;
 }
@@ -229,114 +227,113 @@ int attention_forward(long T, const double *restrict x, const double *restrict W
 /* The gradients with respect to x, Wq, Wk, Wv, given saved and the upstream gradient g. */
 int attention_backward(long T, const double *restrict saved, const double *restrict g, double *restrict g_x, double *restrict g_Wq, double *restrict g_Wk, double *restrict g_Wv, double *restrict work)
 {
-    if (T != 8) return 1; /* generated for T=8 */
-    const double *out = saved + 1488;
+    const double *out = saved + (3 * T * T + 66 * T + 768);
     /* backward */
     double *t2 = work + 0;
-    for (long i0 = 0; i0 < 128; i0++) { /* mul gate: swaps */
+    for (long i0 = 0; i0 < (16 * T); i0++) { /* mul gate: swaps */
         t2[i0] = g[0] * out[i0];
     }
-    double *g_out = work + 128;
-    for (long i0 = 0; i0 < 128; i0++) { /* copy gate: sums */
+    double *g_out = work + (16 * T);
+    for (long i0 = 0; i0 < (16 * T); i0++) { /* copy gate: sums */
         g_out[i0] = t2[i0] + t2[i0];
     }
-    const double *v = saved + 1152;
-    double *g_weights = work + 0;
-    for (long i0 = 0; i0 < 8; i0++) { /* matmul gate: swaps, transposed */
-        for (long i1 = 0; i1 < 8; i1++) {
+    const double *v = saved + (48 * T + 768);
+    double *g_weights = work + (32 * T);
+    for (long i0 = 0; i0 < T; i0++) { /* matmul gate: swaps, transposed */
+        for (long i1 = 0; i1 < T; i1++) {
             double acc = 0.0;
             for (long i2 = 0; i2 < 16; i2++) {
                 acc += g_out[16 * i0 + i2] * v[16 * i1 + i2];
             }
-            g_weights[8 * i0 + i1] = acc;
+            g_weights[T * i0 + i1] = acc;
         }
     }
-    const double *weights_1 = saved + 1424;
-    double *g_v = work + 256;
-    for (long i0 = 0; i0 < 128; i0++) { /* matmul gate: swaps, transposed */
+    const double *weights_1 = saved + (2 * T * T + 66 * T + 768);
+    double *g_v = work + 0;
+    for (long i0 = 0; i0 < (16 * T); i0++) { /* matmul gate: swaps, transposed */
         g_v[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
+    for (long i0 = 0; i0 < T; i0++) {
+        for (long i1 = 0; i1 < T; i1++) {
             for (long i2 = 0; i2 < 16; i2++) {
-                g_v[16 * i0 + i2] += weights_1[i0 + 8 * i1] * g_out[16 * i1 + i2];
+                g_v[16 * i0 + i2] += weights_1[i0 + T * i1] * g_out[16 * i1 + i2];
             }
         }
     }
-    const double *t1 = saved + 1416;
-    double *t3 = work + 64;
-    for (long i0 = 0; i0 < 8; i0++) { /* broadcast: sums back */
+    const double *t1 = saved + (2 * T * T + 65 * T + 768);
+    double *t3 = work + (16 * T);
+    for (long i0 = 0; i0 < T; i0++) { /* broadcast: sums back */
         t3[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            t3[i0] += -(g_weights[8 * i0 + i1] * weights_1[8 * i0 + i1]) / t1[i0];
+    for (long i0 = 0; i0 < T; i0++) {
+        for (long i1 = 0; i1 < T; i1++) {
+            t3[i0] += -(g_weights[T * i0 + i1] * weights_1[T * i0 + i1]) / t1[i0];
         }
     }
-    const double *weights = saved + 1352;
-    double *g_scores = work + 128;
-    for (long i0 = 0; i0 < 8; i0++) { /* exp gate: times its output */
-        for (long i1 = 0; i1 < 8; i1++) {
-            g_scores[8 * i0 + i1] = (g_weights[8 * i0 + i1] / t1[i0] + t3[i0]) * weights[8 * i0 + i1];
+    const double *weights = saved + (T * T + 65 * T + 768);
+    double *g_scores = work + (T * T + 32 * T);
+    for (long i0 = 0; i0 < T; i0++) { /* exp gate: times its output */
+        for (long i1 = 0; i1 < T; i1++) {
+            g_scores[T * i0 + i1] = (g_weights[T * i0 + i1] / t1[i0] + t3[i0]) * weights[T * i0 + i1];
         }
     }
-    double *t4 = work + 0;
-    for (long i0 = 0; i0 < 8; i0++) { /* broadcast: sums back */
+    double *t4 = work + (16 * T);
+    for (long i0 = 0; i0 < T; i0++) { /* broadcast: sums back */
         t4[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            t4[i0] += -g_scores[8 * i0 + i1];
+    for (long i0 = 0; i0 < T; i0++) {
+        for (long i1 = 0; i1 < T; i1++) {
+            t4[i0] += -g_scores[T * i0 + i1];
         }
     }
-    const double *scores = saved + 1280;
-    const double *t0 = saved + 1344;
-    double *t5 = work + 192;
-    for (long i0 = 0; i0 < 8; i0++) { /* max gate: routes to the winners */
-        for (long i1 = 0; i1 < 8; i1++) {
-            t5[8 * i0 + i1] = scores[8 * i0 + i1] == t0[i0] ? 1.0 : 0.0;
+    const double *scores = saved + (64 * T + 768);
+    const double *t0 = saved + (T * T + 64 * T + 768);
+    double *t5 = work + (32 * T);
+    for (long i0 = 0; i0 < T; i0++) { /* max gate: routes to the winners */
+        for (long i1 = 0; i1 < T; i1++) {
+            t5[T * i0 + i1] = scores[T * i0 + i1] == t0[i0] ? 1.0 : 0.0;
         }
     }
-    double *t6 = work + 64;
-    for (long i0 = 0; i0 < 8; i0++) { /* max gate: routes to the winners */
+    double *t6 = work + (17 * T);
+    for (long i0 = 0; i0 < T; i0++) { /* max gate: routes to the winners */
         t6[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
-            t6[i0] += t5[8 * i0 + i1];
+    for (long i0 = 0; i0 < T; i0++) {
+        for (long i1 = 0; i1 < T; i1++) {
+            t6[i0] += t5[T * i0 + i1];
         }
     }
-    double *t7 = work + 72;
-    for (long i0 = 0; i0 < 8; i0++) { /* max gate: routes to the winners */
+    double *t7 = work + (18 * T);
+    for (long i0 = 0; i0 < T; i0++) { /* max gate: routes to the winners */
         t7[i0] = t4[i0] / t6[i0];
     }
-    double *t8 = work + 384;
-    for (long i0 = 0; i0 < 8; i0++) { /* div gate: scales by 1/y */
-        for (long i1 = 0; i1 < 8; i1++) {
-            t8[8 * i0 + i1] = (g_scores[8 * i0 + i1] + t5[8 * i0 + i1] * t7[i0]) / 4.0;
+    double *t8 = work + (2 * T * T + 32 * T);
+    for (long i0 = 0; i0 < T; i0++) { /* div gate: scales by 1/y */
+        for (long i1 = 0; i1 < T; i1++) {
+            t8[T * i0 + i1] = (g_scores[T * i0 + i1] + t5[T * i0 + i1] * t7[i0]) / 4.0;
         }
     }
-    const double *k = saved + 1024;
-    double *g_q = work + 448;
-    for (long i0 = 0; i0 < 128; i0++) { /* matmul gate: swaps, transposed */
+    const double *k = saved + (32 * T + 768);
+    double *g_q = work + (3 * T * T + 32 * T);
+    for (long i0 = 0; i0 < (16 * T); i0++) { /* matmul gate: swaps, transposed */
         g_q[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
+    for (long i0 = 0; i0 < T; i0++) {
+        for (long i1 = 0; i1 < T; i1++) {
             for (long i2 = 0; i2 < 16; i2++) {
-                g_q[16 * i0 + i2] += t8[8 * i0 + i1] * k[16 * i1 + i2];
+                g_q[16 * i0 + i2] += t8[T * i0 + i1] * k[16 * i1 + i2];
             }
         }
     }
-    const double *q = saved + 896;
-    double *g_k = work + 576;
-    for (long i0 = 0; i0 < 128; i0++) { /* transpose gate: permutes back */
+    const double *q = saved + (16 * T + 768);
+    double *g_k = work + (3 * T * T + 48 * T);
+    for (long i0 = 0; i0 < (16 * T); i0++) { /* transpose gate: permutes back */
         g_k[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 8; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
+    for (long i0 = 0; i0 < T; i0++) {
+        for (long i1 = 0; i1 < T; i1++) {
             for (long i2 = 0; i2 < 16; i2++) {
-                g_k[16 * i0 + i2] += t8[i0 + 8 * i1] * q[16 * i1 + i2];
+                g_k[16 * i0 + i2] += t8[i0 + T * i1] * q[16 * i1 + i2];
             }
         }
     }
@@ -345,7 +342,7 @@ int attention_backward(long T, const double *restrict saved, const double *restr
         g_Wv[i0] = 0.0;
     }
     for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
+        for (long i1 = 0; i1 < T; i1++) {
             for (long i2 = 0; i2 < 16; i2++) {
                 g_Wv[16 * i0 + i2] += x[i0 + 16 * i1] * g_v[16 * i1 + i2];
             }
@@ -355,7 +352,7 @@ int attention_backward(long T, const double *restrict saved, const double *restr
         g_Wk[i0] = 0.0;
     }
     for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
+        for (long i1 = 0; i1 < T; i1++) {
             for (long i2 = 0; i2 < 16; i2++) {
                 g_Wk[16 * i0 + i2] += x[i0 + 16 * i1] * g_k[16 * i1 + i2];
             }
@@ -365,32 +362,32 @@ int attention_backward(long T, const double *restrict saved, const double *restr
         g_Wq[i0] = 0.0;
     }
     for (long i0 = 0; i0 < 16; i0++) {
-        for (long i1 = 0; i1 < 8; i1++) {
+        for (long i1 = 0; i1 < T; i1++) {
             for (long i2 = 0; i2 < 16; i2++) {
                 g_Wq[16 * i0 + i2] += x[i0 + 16 * i1] * g_q[16 * i1 + i2];
             }
         }
     }
-    double *t9 = work + 704;
-    for (long i0 = 0; i0 < 8; i0++) { /* copy gate: sums */
+    double *t9 = work + (3 * T * T + 64 * T);
+    for (long i0 = 0; i0 < T; i0++) { /* copy gate: sums */
         for (long i1 = 0; i1 < 16; i1++) {
             t9[48 * i0 + i1] = g_q[16 * i0 + i1];
         }
     }
-    for (long i0 = 0; i0 < 8; i0++) {
+    for (long i0 = 0; i0 < T; i0++) {
         for (long i1 = 0; i1 < 16; i1++) {
             t9[48 * i0 + i1 + 16] = g_k[16 * i0 + i1];
         }
     }
-    for (long i0 = 0; i0 < 8; i0++) {
+    for (long i0 = 0; i0 < T; i0++) {
         for (long i1 = 0; i1 < 16; i1++) {
             t9[48 * i0 + i1 + 32] = g_v[16 * i0 + i1];
         }
     }
-    const double *Wq = saved + 128;
-    const double *Wk = saved + 384;
-    const double *Wv = saved + 640;
-    double *t10 = work + 1088;
+    const double *Wq = saved + (16 * T);
+    const double *Wk = saved + (16 * T + 256);
+    const double *Wv = saved + (16 * T + 512);
+    double *t10 = work + (3 * T * T + 112 * T);
     for (long i0 = 0; i0 < 16; i0++) { /* copy gate: sums */
         for (long i1 = 0; i1 < 16; i1++) {
             t10[16 * i0 + i1] = Wq[i0 + 16 * i1];
@@ -406,28 +403,13 @@ int attention_backward(long T, const double *restrict saved, const double *restr
             t10[16 * i0 + i1 + 512] = Wv[i0 + 16 * i1];
         }
     }
-    for (long i0 = 0; i0 < 128; i0++) { /* copy gate: sums */
+    for (long i0 = 0; i0 < (16 * T); i0++) { /* copy gate: sums */
         g_x[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 8; i0 += 4) { /* 4 rows of the result at a time */
-        for (long i1 = 0; i1 < 48; i1 += 4) {
+    for (long i0 = 0; i0 < T; i0++) {
+        for (long i1 = 0; i1 < 48; i1++) {
             for (long i2 = 0; i2 < 16; i2++) {
                 g_x[16 * i0 + i2] += t9[48 * i0 + i1] * t10[16 * i1 + i2];
-                g_x[16 * i0 + i2] += t9[48 * i0 + i1 + 1] * t10[16 * i1 + i2 + 16];
-                g_x[16 * i0 + i2] += t9[48 * i0 + i1 + 2] * t10[16 * i1 + i2 + 32];
-                g_x[16 * i0 + i2] += t9[48 * i0 + i1 + 3] * t10[16 * i1 + i2 + 48];
-                g_x[16 * i0 + i2 + 16] += t9[48 * i0 + i1 + 48] * t10[16 * i1 + i2];
-                g_x[16 * i0 + i2 + 16] += t9[48 * i0 + i1 + 49] * t10[16 * i1 + i2 + 16];
-                g_x[16 * i0 + i2 + 16] += t9[48 * i0 + i1 + 50] * t10[16 * i1 + i2 + 32];
-                g_x[16 * i0 + i2 + 16] += t9[48 * i0 + i1 + 51] * t10[16 * i1 + i2 + 48];
-                g_x[16 * i0 + i2 + 32] += t9[48 * i0 + i1 + 96] * t10[16 * i1 + i2];
-                g_x[16 * i0 + i2 + 32] += t9[48 * i0 + i1 + 97] * t10[16 * i1 + i2 + 16];
-                g_x[16 * i0 + i2 + 32] += t9[48 * i0 + i1 + 98] * t10[16 * i1 + i2 + 32];
-                g_x[16 * i0 + i2 + 32] += t9[48 * i0 + i1 + 99] * t10[16 * i1 + i2 + 48];
-                g_x[16 * i0 + i2 + 48] += t9[48 * i0 + i1 + 144] * t10[16 * i1 + i2];
-                g_x[16 * i0 + i2 + 48] += t9[48 * i0 + i1 + 145] * t10[16 * i1 + i2 + 16];
-                g_x[16 * i0 + i2 + 48] += t9[48 * i0 + i1 + 146] * t10[16 * i1 + i2 + 32];
-                g_x[16 * i0 + i2 + 48] += t9[48 * i0 + i1 + 147] * t10[16 * i1 + i2 + 48];
             }
         }
     }

@@ -59,7 +59,7 @@ static PyArrayObject *gg_array(PyObject *obj, int type, int ndim, const npy_intp
             return NULL;
     }
     ok = PyArray_NDIM(a) == ndim;
-    for (d = 0; ok && d < ndim; d++)
+    for (d = 0; ok && shape != NULL && d < ndim; d++)
         ok = PyArray_DIMS(a)[d] == shape[d];
     if (!ok) {
         PyErr_Format(PyExc_ValueError, "%s: %s must have shape %s", fn, arg, want);
@@ -67,6 +67,25 @@ static PyArrayObject *gg_array(PyObject *obj, int type, int ndim, const npy_intp
         return NULL;
     }
     return a;
+}
+
+/* whether `a` has `shape` (its number of dims is checked already) */
+static int gg_shape(PyArrayObject *a, const npy_intp *shape)
+{
+    int d;
+    for (d = 0; d < PyArray_NDIM(a); d++)
+        if (PyArray_DIMS(a)[d] != shape[d])
+            return 0;
+    return 1;
+}
+
+/* saved holds the named dims at its head (the forward wrote them) */
+static int gg_head(PyArrayObject *saved, npy_intp k, const char *fn)
+{
+    if (PyArray_DIMS(saved)[0] >= k)
+        return 0;
+    PyErr_Format(PyExc_ValueError, "%s: saved is not what the forward returned", fn);
+    return -1;
 }
 
 static int gg_scalar(PyObject *obj, double *out)
@@ -111,10 +130,10 @@ static PyObject *gg_tuple(Py_ssize_t n, ...)
     return t;
 }
 
-static PyObject *gg_failed(const char *fn, int status)
+static PyObject *gg_failed(const char *fn, int status, const char *assumed)
 {
     if (status == 1)
-        PyErr_Format(PyExc_ValueError, "%s: a named dim differs from the size generated for", fn);
+        PyErr_Format(PyExc_ValueError, "%s: %s", fn, assumed);
     else if (status == 2)
         PyErr_Format(PyExc_RuntimeError,
                      "%s: a while loop ran past its bound (`# gradgen: max N` on its line, or "
@@ -130,20 +149,21 @@ static PyObject *gg_failed(const char *fn, int status)
 static PyObject *w_attention(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *result = NULL;
-    double work[3472];
-    static const npy_intp d_x[] = {8, 16};
+    double *work = NULL;
+    long T = 0;
     PyArrayObject *a_x = NULL;
-    static const npy_intp d_Wq[] = {16, 16};
+    npy_intp d_x[2];
     PyArrayObject *a_Wq = NULL;
-    static const npy_intp d_Wk[] = {16, 16};
+    static const npy_intp d_Wq[] = {16, 16};
     PyArrayObject *a_Wk = NULL;
-    static const npy_intp d_Wv[] = {16, 16};
+    static const npy_intp d_Wk[] = {16, 16};
     PyArrayObject *a_Wv = NULL;
+    static const npy_intp d_Wv[] = {16, 16};
     double o_value = 0;
     int status;
     (void)self;
     if (gg_nargs("attention", nargs, 4) < 0) return NULL;
-    a_x = gg_array(args[0], NPY_DOUBLE, 2, d_x, "attention", "x", "(8, 16)");
+    a_x = gg_array(args[0], NPY_DOUBLE, 2, NULL, "attention", "x", "(T, 16)");
     if (a_x == NULL) goto done;
     a_Wq = gg_array(args[1], NPY_DOUBLE, 2, d_Wq, "attention", "Wq", "(16, 16)");
     if (a_Wq == NULL) goto done;
@@ -151,31 +171,41 @@ static PyObject *w_attention(PyObject *self, PyObject *const *args, Py_ssize_t n
     if (a_Wk == NULL) goto done;
     a_Wv = gg_array(args[3], NPY_DOUBLE, 2, d_Wv, "attention", "Wv", "(16, 16)");
     if (a_Wv == NULL) goto done;
-    status = attention(8, (const double *)PyArray_DATA(a_x), (const double *)PyArray_DATA(a_Wq), (const double *)PyArray_DATA(a_Wk), (const double *)PyArray_DATA(a_Wv), &o_value, work);
-    if (status != 0) { gg_failed("attention", status); goto done; }
+    T = (long)PyArray_DIM(a_x, 0);
+    d_x[0] = T;
+    d_x[1] = 16;
+    if (!gg_shape(a_x, d_x)) { PyErr_Format(PyExc_ValueError, "attention: x must have shape (T, 16), with T = %ld (T from axis 0 of x)", T); goto done; }
+    work = (double *)PyMem_RawMalloc(((size_t)(6 * T * T + 194 * T + 1536) + 1) * sizeof(double));
+    if (work == NULL) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    status = attention(T, (const double *)PyArray_DATA(a_x), (const double *)PyArray_DATA(a_Wq), (const double *)PyArray_DATA(a_Wk), (const double *)PyArray_DATA(a_Wv), &o_value, work);
+    Py_END_ALLOW_THREADS
+    if (status != 0) { gg_failed("attention", status, "a named dim differs from the size generated for"); goto done; }
     result = PyFloat_FromDouble(o_value);
 done:
     Py_XDECREF(a_x);
     Py_XDECREF(a_Wq);
     Py_XDECREF(a_Wk);
     Py_XDECREF(a_Wv);
+    PyMem_RawFree(work);
     return result;
 }
 
 static PyObject *w_attention_value_and_grad(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *result = NULL;
-    double work[3472];
-    static const npy_intp d_x[] = {8, 16};
+    double *work = NULL;
+    long T = 0;
     PyArrayObject *a_x = NULL;
-    static const npy_intp d_Wq[] = {16, 16};
+    npy_intp d_x[2];
     PyArrayObject *a_Wq = NULL;
-    static const npy_intp d_Wk[] = {16, 16};
+    static const npy_intp d_Wq[] = {16, 16};
     PyArrayObject *a_Wk = NULL;
-    static const npy_intp d_Wv[] = {16, 16};
+    static const npy_intp d_Wk[] = {16, 16};
     PyArrayObject *a_Wv = NULL;
+    static const npy_intp d_Wv[] = {16, 16};
     double o_value = 0;
-    static const npy_intp e_g_x[] = {8, 16};
+    npy_intp e_g_x[2];
     PyObject *o_g_x = NULL;
     static const npy_intp e_g_Wq[] = {16, 16};
     PyObject *o_g_Wq = NULL;
@@ -186,7 +216,7 @@ static PyObject *w_attention_value_and_grad(PyObject *self, PyObject *const *arg
     int status;
     (void)self;
     if (gg_nargs("attention_value_and_grad", nargs, 4) < 0) return NULL;
-    a_x = gg_array(args[0], NPY_DOUBLE, 2, d_x, "attention_value_and_grad", "x", "(8, 16)");
+    a_x = gg_array(args[0], NPY_DOUBLE, 2, NULL, "attention_value_and_grad", "x", "(T, 16)");
     if (a_x == NULL) goto done;
     a_Wq = gg_array(args[1], NPY_DOUBLE, 2, d_Wq, "attention_value_and_grad", "Wq", "(16, 16)");
     if (a_Wq == NULL) goto done;
@@ -194,6 +224,12 @@ static PyObject *w_attention_value_and_grad(PyObject *self, PyObject *const *arg
     if (a_Wk == NULL) goto done;
     a_Wv = gg_array(args[3], NPY_DOUBLE, 2, d_Wv, "attention_value_and_grad", "Wv", "(16, 16)");
     if (a_Wv == NULL) goto done;
+    T = (long)PyArray_DIM(a_x, 0);
+    d_x[0] = T;
+    d_x[1] = 16;
+    if (!gg_shape(a_x, d_x)) { PyErr_Format(PyExc_ValueError, "attention_value_and_grad: x must have shape (T, 16), with T = %ld (T from axis 0 of x)", T); goto done; }
+    e_g_x[0] = T;
+    e_g_x[1] = 16;
     o_g_x = PyArray_SimpleNew(2, (npy_intp *)e_g_x, NPY_DOUBLE);
     if (o_g_x == NULL) goto done;
     o_g_Wq = PyArray_SimpleNew(2, (npy_intp *)e_g_Wq, NPY_DOUBLE);
@@ -202,8 +238,12 @@ static PyObject *w_attention_value_and_grad(PyObject *self, PyObject *const *arg
     if (o_g_Wk == NULL) goto done;
     o_g_Wv = PyArray_SimpleNew(2, (npy_intp *)e_g_Wv, NPY_DOUBLE);
     if (o_g_Wv == NULL) goto done;
-    status = attention_value_and_grad(8, (const double *)PyArray_DATA(a_x), (const double *)PyArray_DATA(a_Wq), (const double *)PyArray_DATA(a_Wk), (const double *)PyArray_DATA(a_Wv), &o_value, (double *)PyArray_DATA((PyArrayObject *)o_g_x), (double *)PyArray_DATA((PyArrayObject *)o_g_Wq), (double *)PyArray_DATA((PyArrayObject *)o_g_Wk), (double *)PyArray_DATA((PyArrayObject *)o_g_Wv), work);
-    if (status != 0) { gg_failed("attention_value_and_grad", status); goto done; }
+    work = (double *)PyMem_RawMalloc(((size_t)(6 * T * T + 194 * T + 1536) + 1) * sizeof(double));
+    if (work == NULL) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    status = attention_value_and_grad(T, (const double *)PyArray_DATA(a_x), (const double *)PyArray_DATA(a_Wq), (const double *)PyArray_DATA(a_Wk), (const double *)PyArray_DATA(a_Wv), &o_value, (double *)PyArray_DATA((PyArrayObject *)o_g_x), (double *)PyArray_DATA((PyArrayObject *)o_g_Wq), (double *)PyArray_DATA((PyArrayObject *)o_g_Wk), (double *)PyArray_DATA((PyArrayObject *)o_g_Wv), work);
+    Py_END_ALLOW_THREADS
+    if (status != 0) { gg_failed("attention_value_and_grad", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(2, PyFloat_FromDouble(o_value), gg_tuple(4, o_g_x, o_g_Wq, o_g_Wk, o_g_Wv));
     o_g_x = NULL;
     o_g_Wq = NULL;
@@ -218,24 +258,26 @@ done:
     Py_XDECREF(o_g_Wq);
     Py_XDECREF(o_g_Wk);
     Py_XDECREF(o_g_Wv);
+    PyMem_RawFree(work);
     return result;
 }
 
 static PyObject *w_attention_vjp(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *result = NULL;
-    double work[3472];
-    static const npy_intp d_x[] = {8, 16};
+    double *work = NULL;
+    long T = 0;
     PyArrayObject *a_x = NULL;
-    static const npy_intp d_Wq[] = {16, 16};
+    npy_intp d_x[2];
     PyArrayObject *a_Wq = NULL;
-    static const npy_intp d_Wk[] = {16, 16};
+    static const npy_intp d_Wq[] = {16, 16};
     PyArrayObject *a_Wk = NULL;
-    static const npy_intp d_Wv[] = {16, 16};
+    static const npy_intp d_Wk[] = {16, 16};
     PyArrayObject *a_Wv = NULL;
+    static const npy_intp d_Wv[] = {16, 16};
     double s_g;
     double o_value = 0;
-    static const npy_intp e_g_x[] = {8, 16};
+    npy_intp e_g_x[2];
     PyObject *o_g_x = NULL;
     static const npy_intp e_g_Wq[] = {16, 16};
     PyObject *o_g_Wq = NULL;
@@ -246,7 +288,7 @@ static PyObject *w_attention_vjp(PyObject *self, PyObject *const *args, Py_ssize
     int status;
     (void)self;
     if (gg_nargs("attention_vjp", nargs, 5) < 0) return NULL;
-    a_x = gg_array(args[0], NPY_DOUBLE, 2, d_x, "attention_vjp", "x", "(8, 16)");
+    a_x = gg_array(args[0], NPY_DOUBLE, 2, NULL, "attention_vjp", "x", "(T, 16)");
     if (a_x == NULL) goto done;
     a_Wq = gg_array(args[1], NPY_DOUBLE, 2, d_Wq, "attention_vjp", "Wq", "(16, 16)");
     if (a_Wq == NULL) goto done;
@@ -255,6 +297,12 @@ static PyObject *w_attention_vjp(PyObject *self, PyObject *const *args, Py_ssize
     a_Wv = gg_array(args[3], NPY_DOUBLE, 2, d_Wv, "attention_vjp", "Wv", "(16, 16)");
     if (a_Wv == NULL) goto done;
     if (gg_scalar(args[4], &s_g) < 0) goto done;
+    T = (long)PyArray_DIM(a_x, 0);
+    d_x[0] = T;
+    d_x[1] = 16;
+    if (!gg_shape(a_x, d_x)) { PyErr_Format(PyExc_ValueError, "attention_vjp: x must have shape (T, 16), with T = %ld (T from axis 0 of x)", T); goto done; }
+    e_g_x[0] = T;
+    e_g_x[1] = 16;
     o_g_x = PyArray_SimpleNew(2, (npy_intp *)e_g_x, NPY_DOUBLE);
     if (o_g_x == NULL) goto done;
     o_g_Wq = PyArray_SimpleNew(2, (npy_intp *)e_g_Wq, NPY_DOUBLE);
@@ -263,8 +311,12 @@ static PyObject *w_attention_vjp(PyObject *self, PyObject *const *args, Py_ssize
     if (o_g_Wk == NULL) goto done;
     o_g_Wv = PyArray_SimpleNew(2, (npy_intp *)e_g_Wv, NPY_DOUBLE);
     if (o_g_Wv == NULL) goto done;
-    status = attention_vjp(8, (const double *)PyArray_DATA(a_x), (const double *)PyArray_DATA(a_Wq), (const double *)PyArray_DATA(a_Wk), (const double *)PyArray_DATA(a_Wv), &s_g, &o_value, (double *)PyArray_DATA((PyArrayObject *)o_g_x), (double *)PyArray_DATA((PyArrayObject *)o_g_Wq), (double *)PyArray_DATA((PyArrayObject *)o_g_Wk), (double *)PyArray_DATA((PyArrayObject *)o_g_Wv), work);
-    if (status != 0) { gg_failed("attention_vjp", status); goto done; }
+    work = (double *)PyMem_RawMalloc(((size_t)(6 * T * T + 194 * T + 1536) + 1) * sizeof(double));
+    if (work == NULL) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    status = attention_vjp(T, (const double *)PyArray_DATA(a_x), (const double *)PyArray_DATA(a_Wq), (const double *)PyArray_DATA(a_Wk), (const double *)PyArray_DATA(a_Wv), &s_g, &o_value, (double *)PyArray_DATA((PyArrayObject *)o_g_x), (double *)PyArray_DATA((PyArrayObject *)o_g_Wq), (double *)PyArray_DATA((PyArrayObject *)o_g_Wk), (double *)PyArray_DATA((PyArrayObject *)o_g_Wv), work);
+    Py_END_ALLOW_THREADS
+    if (status != 0) { gg_failed("attention_vjp", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(2, PyFloat_FromDouble(o_value), gg_tuple(4, o_g_x, o_g_Wq, o_g_Wk, o_g_Wv));
     o_g_x = NULL;
     o_g_Wq = NULL;
@@ -279,28 +331,30 @@ done:
     Py_XDECREF(o_g_Wq);
     Py_XDECREF(o_g_Wk);
     Py_XDECREF(o_g_Wv);
+    PyMem_RawFree(work);
     return result;
 }
 
 static PyObject *w_attention_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *result = NULL;
-    double work[3472];
-    static const npy_intp d_x[] = {8, 16};
+    double *work = NULL;
+    long T = 0;
     PyArrayObject *a_x = NULL;
-    static const npy_intp d_Wq[] = {16, 16};
+    npy_intp d_x[2];
     PyArrayObject *a_Wq = NULL;
-    static const npy_intp d_Wk[] = {16, 16};
+    static const npy_intp d_Wq[] = {16, 16};
     PyArrayObject *a_Wk = NULL;
-    static const npy_intp d_Wv[] = {16, 16};
+    static const npy_intp d_Wk[] = {16, 16};
     PyArrayObject *a_Wv = NULL;
+    static const npy_intp d_Wv[] = {16, 16};
     double o_value = 0;
-    static const npy_intp e_saved[] = {1616};
+    npy_intp e_saved[1];
     PyObject *o_saved = NULL;
     int status;
     (void)self;
     if (gg_nargs("attention_forward", nargs, 4) < 0) return NULL;
-    a_x = gg_array(args[0], NPY_DOUBLE, 2, d_x, "attention_forward", "x", "(8, 16)");
+    a_x = gg_array(args[0], NPY_DOUBLE, 2, NULL, "attention_forward", "x", "(T, 16)");
     if (a_x == NULL) goto done;
     a_Wq = gg_array(args[1], NPY_DOUBLE, 2, d_Wq, "attention_forward", "Wq", "(16, 16)");
     if (a_Wq == NULL) goto done;
@@ -308,10 +362,20 @@ static PyObject *w_attention_forward(PyObject *self, PyObject *const *args, Py_s
     if (a_Wk == NULL) goto done;
     a_Wv = gg_array(args[3], NPY_DOUBLE, 2, d_Wv, "attention_forward", "Wv", "(16, 16)");
     if (a_Wv == NULL) goto done;
+    T = (long)PyArray_DIM(a_x, 0);
+    d_x[0] = T;
+    d_x[1] = 16;
+    if (!gg_shape(a_x, d_x)) { PyErr_Format(PyExc_ValueError, "attention_forward: x must have shape (T, 16), with T = %ld (T from axis 0 of x)", T); goto done; }
+    e_saved[0] = (3 * T * T + 82 * T + 769);
     o_saved = PyArray_SimpleNew(1, (npy_intp *)e_saved, NPY_DOUBLE);
     if (o_saved == NULL) goto done;
-    status = attention_forward(8, (const double *)PyArray_DATA(a_x), (const double *)PyArray_DATA(a_Wq), (const double *)PyArray_DATA(a_Wk), (const double *)PyArray_DATA(a_Wv), &o_value, (double *)PyArray_DATA((PyArrayObject *)o_saved), work);
-    if (status != 0) { gg_failed("attention_forward", status); goto done; }
+    ((double *)PyArray_DATA((PyArrayObject *)o_saved))[0] = (double)T;
+    work = (double *)PyMem_RawMalloc(((size_t)(6 * T * T + 194 * T + 1536) + 1) * sizeof(double));
+    if (work == NULL) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    status = attention_forward(T, (const double *)PyArray_DATA(a_x), (const double *)PyArray_DATA(a_Wq), (const double *)PyArray_DATA(a_Wk), (const double *)PyArray_DATA(a_Wv), &o_value, (double *)PyArray_DATA((PyArrayObject *)o_saved) + 1, work);
+    Py_END_ALLOW_THREADS
+    if (status != 0) { gg_failed("attention_forward", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(2, PyFloat_FromDouble(o_value), o_saved);
     o_saved = NULL;
 done:
@@ -320,17 +384,19 @@ done:
     Py_XDECREF(a_Wk);
     Py_XDECREF(a_Wv);
     Py_XDECREF(o_saved);
+    PyMem_RawFree(work);
     return result;
 }
 
 static PyObject *w_attention_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *result = NULL;
-    double work[3472];
-    static const npy_intp d_saved[] = {1616};
+    double *work = NULL;
+    long T = 0;
     PyArrayObject *a_saved = NULL;
+    npy_intp d_saved[1];
     double s_g;
-    static const npy_intp e_g_x[] = {8, 16};
+    npy_intp e_g_x[2];
     PyObject *o_g_x = NULL;
     static const npy_intp e_g_Wq[] = {16, 16};
     PyObject *o_g_Wq = NULL;
@@ -341,9 +407,15 @@ static PyObject *w_attention_backward(PyObject *self, PyObject *const *args, Py_
     int status;
     (void)self;
     if (gg_nargs("attention_backward", nargs, 2) < 0) return NULL;
-    a_saved = gg_array(args[0], NPY_DOUBLE, 1, d_saved, "attention_backward", "saved", "(1616,)");
+    a_saved = gg_array(args[0], NPY_DOUBLE, 1, NULL, "attention_backward", "saved", "(3*T*T + 82*T + 769,)");
     if (a_saved == NULL) goto done;
     if (gg_scalar(args[1], &s_g) < 0) goto done;
+    if (gg_head(a_saved, 1, "attention_backward") < 0) goto done;
+    T = (long)((const double *)PyArray_DATA(a_saved))[0];
+    d_saved[0] = (3 * T * T + 82 * T + 769);
+    if (!gg_shape(a_saved, d_saved)) { PyErr_Format(PyExc_ValueError, "attention_backward: saved must have shape (3*T*T + 82*T + 769,), with T = %ld (T from saved)", T); goto done; }
+    e_g_x[0] = T;
+    e_g_x[1] = 16;
     o_g_x = PyArray_SimpleNew(2, (npy_intp *)e_g_x, NPY_DOUBLE);
     if (o_g_x == NULL) goto done;
     o_g_Wq = PyArray_SimpleNew(2, (npy_intp *)e_g_Wq, NPY_DOUBLE);
@@ -352,8 +424,12 @@ static PyObject *w_attention_backward(PyObject *self, PyObject *const *args, Py_
     if (o_g_Wk == NULL) goto done;
     o_g_Wv = PyArray_SimpleNew(2, (npy_intp *)e_g_Wv, NPY_DOUBLE);
     if (o_g_Wv == NULL) goto done;
-    status = attention_backward(8, (const double *)PyArray_DATA(a_saved), &s_g, (double *)PyArray_DATA((PyArrayObject *)o_g_x), (double *)PyArray_DATA((PyArrayObject *)o_g_Wq), (double *)PyArray_DATA((PyArrayObject *)o_g_Wk), (double *)PyArray_DATA((PyArrayObject *)o_g_Wv), work);
-    if (status != 0) { gg_failed("attention_backward", status); goto done; }
+    work = (double *)PyMem_RawMalloc(((size_t)(6 * T * T + 194 * T + 1536) + 1) * sizeof(double));
+    if (work == NULL) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    status = attention_backward(T, (const double *)PyArray_DATA(a_saved) + 1, &s_g, (double *)PyArray_DATA((PyArrayObject *)o_g_x), (double *)PyArray_DATA((PyArrayObject *)o_g_Wq), (double *)PyArray_DATA((PyArrayObject *)o_g_Wk), (double *)PyArray_DATA((PyArrayObject *)o_g_Wv), work);
+    Py_END_ALLOW_THREADS
+    if (status != 0) { gg_failed("attention_backward", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(4, o_g_x, o_g_Wq, o_g_Wk, o_g_Wv);
     o_g_x = NULL;
     o_g_Wq = NULL;
@@ -365,6 +441,7 @@ done:
     Py_XDECREF(o_g_Wq);
     Py_XDECREF(o_g_Wk);
     Py_XDECREF(o_g_Wv);
+    PyMem_RawFree(work);
     return result;
 }
 

@@ -59,7 +59,7 @@ static PyArrayObject *gg_array(PyObject *obj, int type, int ndim, const npy_intp
             return NULL;
     }
     ok = PyArray_NDIM(a) == ndim;
-    for (d = 0; ok && d < ndim; d++)
+    for (d = 0; ok && shape != NULL && d < ndim; d++)
         ok = PyArray_DIMS(a)[d] == shape[d];
     if (!ok) {
         PyErr_Format(PyExc_ValueError, "%s: %s must have shape %s", fn, arg, want);
@@ -67,6 +67,25 @@ static PyArrayObject *gg_array(PyObject *obj, int type, int ndim, const npy_intp
         return NULL;
     }
     return a;
+}
+
+/* whether `a` has `shape` (its number of dims is checked already) */
+static int gg_shape(PyArrayObject *a, const npy_intp *shape)
+{
+    int d;
+    for (d = 0; d < PyArray_NDIM(a); d++)
+        if (PyArray_DIMS(a)[d] != shape[d])
+            return 0;
+    return 1;
+}
+
+/* saved holds the named dims at its head (the forward wrote them) */
+static int gg_head(PyArrayObject *saved, npy_intp k, const char *fn)
+{
+    if (PyArray_DIMS(saved)[0] >= k)
+        return 0;
+    PyErr_Format(PyExc_ValueError, "%s: saved is not what the forward returned", fn);
+    return -1;
 }
 
 static int gg_scalar(PyObject *obj, double *out)
@@ -111,10 +130,10 @@ static PyObject *gg_tuple(Py_ssize_t n, ...)
     return t;
 }
 
-static PyObject *gg_failed(const char *fn, int status)
+static PyObject *gg_failed(const char *fn, int status, const char *assumed)
 {
     if (status == 1)
-        PyErr_Format(PyExc_ValueError, "%s: a named dim differs from the size generated for", fn);
+        PyErr_Format(PyExc_ValueError, "%s: %s", fn, assumed);
     else if (status == 2)
         PyErr_Format(PyExc_RuntimeError,
                      "%s: a while loop ran past its bound (`# gradgen: max N` on its line, or "
@@ -142,7 +161,7 @@ static PyObject *w_circuit(PyObject *self, PyObject *const *args, Py_ssize_t nar
     if (gg_scalar(args[1], &s_y) < 0) goto done;
     if (gg_scalar(args[2], &s_z) < 0) goto done;
     status = circuit(s_x, s_y, s_z, &o_value, work);
-    if (status != 0) { gg_failed("circuit", status); goto done; }
+    if (status != 0) { gg_failed("circuit", status, "a named dim differs from the size generated for"); goto done; }
     result = PyFloat_FromDouble(o_value);
 done:
     return result;
@@ -166,7 +185,7 @@ static PyObject *w_circuit_value_and_grad(PyObject *self, PyObject *const *args,
     if (gg_scalar(args[1], &s_y) < 0) goto done;
     if (gg_scalar(args[2], &s_z) < 0) goto done;
     status = circuit_value_and_grad(s_x, s_y, s_z, &o_value, &o_g_x, &o_g_y, &o_g_z, work);
-    if (status != 0) { gg_failed("circuit_value_and_grad", status); goto done; }
+    if (status != 0) { gg_failed("circuit_value_and_grad", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(2, PyFloat_FromDouble(o_value), gg_tuple(3, PyFloat_FromDouble(o_g_x), PyFloat_FromDouble(o_g_y), PyFloat_FromDouble(o_g_z)));
 done:
     return result;
@@ -192,7 +211,7 @@ static PyObject *w_circuit_vjp(PyObject *self, PyObject *const *args, Py_ssize_t
     if (gg_scalar(args[2], &s_z) < 0) goto done;
     if (gg_scalar(args[3], &s_g) < 0) goto done;
     status = circuit_vjp(s_x, s_y, s_z, &s_g, &o_value, &o_g_x, &o_g_y, &o_g_z, work);
-    if (status != 0) { gg_failed("circuit_vjp", status); goto done; }
+    if (status != 0) { gg_failed("circuit_vjp", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(2, PyFloat_FromDouble(o_value), gg_tuple(3, PyFloat_FromDouble(o_g_x), PyFloat_FromDouble(o_g_y), PyFloat_FromDouble(o_g_z)));
 done:
     return result;
@@ -217,7 +236,7 @@ static PyObject *w_circuit_forward(PyObject *self, PyObject *const *args, Py_ssi
     o_saved = PyArray_SimpleNew(1, (npy_intp *)e_saved, NPY_DOUBLE);
     if (o_saved == NULL) goto done;
     status = circuit_forward(s_x, s_y, s_z, &o_value, (double *)PyArray_DATA((PyArrayObject *)o_saved), work);
-    if (status != 0) { gg_failed("circuit_forward", status); goto done; }
+    if (status != 0) { gg_failed("circuit_forward", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(2, PyFloat_FromDouble(o_value), o_saved);
     o_saved = NULL;
 done:
@@ -229,8 +248,8 @@ static PyObject *w_circuit_backward(PyObject *self, PyObject *const *args, Py_ss
 {
     PyObject *result = NULL;
     double work[4];
-    static const npy_intp d_saved[] = {4};
     PyArrayObject *a_saved = NULL;
+    static const npy_intp d_saved[] = {4};
     double s_g;
     double o_g_x = 0;
     double o_g_y = 0;
@@ -242,7 +261,7 @@ static PyObject *w_circuit_backward(PyObject *self, PyObject *const *args, Py_ss
     if (a_saved == NULL) goto done;
     if (gg_scalar(args[1], &s_g) < 0) goto done;
     status = circuit_backward((const double *)PyArray_DATA(a_saved), &s_g, &o_g_x, &o_g_y, &o_g_z, work);
-    if (status != 0) { gg_failed("circuit_backward", status); goto done; }
+    if (status != 0) { gg_failed("circuit_backward", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(3, PyFloat_FromDouble(o_g_x), PyFloat_FromDouble(o_g_y), PyFloat_FromDouble(o_g_z));
 done:
     Py_XDECREF(a_saved);

@@ -59,7 +59,7 @@ static PyArrayObject *gg_array(PyObject *obj, int type, int ndim, const npy_intp
             return NULL;
     }
     ok = PyArray_NDIM(a) == ndim;
-    for (d = 0; ok && d < ndim; d++)
+    for (d = 0; ok && shape != NULL && d < ndim; d++)
         ok = PyArray_DIMS(a)[d] == shape[d];
     if (!ok) {
         PyErr_Format(PyExc_ValueError, "%s: %s must have shape %s", fn, arg, want);
@@ -67,6 +67,25 @@ static PyArrayObject *gg_array(PyObject *obj, int type, int ndim, const npy_intp
         return NULL;
     }
     return a;
+}
+
+/* whether `a` has `shape` (its number of dims is checked already) */
+static int gg_shape(PyArrayObject *a, const npy_intp *shape)
+{
+    int d;
+    for (d = 0; d < PyArray_NDIM(a); d++)
+        if (PyArray_DIMS(a)[d] != shape[d])
+            return 0;
+    return 1;
+}
+
+/* saved holds the named dims at its head (the forward wrote them) */
+static int gg_head(PyArrayObject *saved, npy_intp k, const char *fn)
+{
+    if (PyArray_DIMS(saved)[0] >= k)
+        return 0;
+    PyErr_Format(PyExc_ValueError, "%s: saved is not what the forward returned", fn);
+    return -1;
 }
 
 static int gg_scalar(PyObject *obj, double *out)
@@ -111,10 +130,10 @@ static PyObject *gg_tuple(Py_ssize_t n, ...)
     return t;
 }
 
-static PyObject *gg_failed(const char *fn, int status)
+static PyObject *gg_failed(const char *fn, int status, const char *assumed)
 {
     if (status == 1)
-        PyErr_Format(PyExc_ValueError, "%s: a named dim differs from the size generated for", fn);
+        PyErr_Format(PyExc_ValueError, "%s: %s", fn, assumed);
     else if (status == 2)
         PyErr_Format(PyExc_RuntimeError,
                      "%s: a while loop ran past its bound (`# gradgen: max N` on its line, or "
@@ -131,18 +150,18 @@ static PyObject *w_convnet(PyObject *self, PyObject *const *args, Py_ssize_t nar
 {
     PyObject *result = NULL;
     double *work = NULL;
-    static const npy_intp d_K[] = {4, 3, 3};
     PyArrayObject *a_K = NULL;
-    static const npy_intp d_gamma_[] = {4};
+    static const npy_intp d_K[] = {4, 3, 3};
     PyArrayObject *a_gamma_ = NULL;
-    static const npy_intp d_beta[] = {4};
+    static const npy_intp d_gamma_[] = {4};
     PyArrayObject *a_beta = NULL;
-    static const npy_intp d_W[] = {100, 10};
+    static const npy_intp d_beta[] = {4};
     PyArrayObject *a_W = NULL;
-    static const npy_intp d_c[] = {10};
+    static const npy_intp d_W[] = {100, 10};
     PyArrayObject *a_c = NULL;
-    static const npy_intp d_X[] = {16, 12, 12};
+    static const npy_intp d_c[] = {10};
     PyArrayObject *a_X = NULL;
+    static const npy_intp d_X[] = {16, 12, 12};
     double o_value = 0;
     int status;
     (void)self;
@@ -159,12 +178,12 @@ static PyObject *w_convnet(PyObject *self, PyObject *const *args, Py_ssize_t nar
     if (a_c == NULL) goto done;
     a_X = gg_array(args[5], NPY_DOUBLE, 3, d_X, "convnet", "X", "(16, 12, 12)");
     if (a_X == NULL) goto done;
-    work = (double *)PyMem_RawMalloc(67668 * sizeof(double));
+    work = (double *)PyMem_RawMalloc((67668) * sizeof(double));
     if (work == NULL) { PyErr_NoMemory(); goto done; }
     Py_BEGIN_ALLOW_THREADS
     status = convnet((const double *)PyArray_DATA(a_K), (const double *)PyArray_DATA(a_gamma_), (const double *)PyArray_DATA(a_beta), (const double *)PyArray_DATA(a_W), (const double *)PyArray_DATA(a_c), (const double *)PyArray_DATA(a_X), &o_value, work);
     Py_END_ALLOW_THREADS
-    if (status != 0) { gg_failed("convnet", status); goto done; }
+    if (status != 0) { gg_failed("convnet", status, "a named dim differs from the size generated for"); goto done; }
     result = PyFloat_FromDouble(o_value);
 done:
     Py_XDECREF(a_K);
@@ -181,18 +200,18 @@ static PyObject *w_convnet_value_and_grad(PyObject *self, PyObject *const *args,
 {
     PyObject *result = NULL;
     double *work = NULL;
-    static const npy_intp d_K[] = {4, 3, 3};
     PyArrayObject *a_K = NULL;
-    static const npy_intp d_gamma_[] = {4};
+    static const npy_intp d_K[] = {4, 3, 3};
     PyArrayObject *a_gamma_ = NULL;
-    static const npy_intp d_beta[] = {4};
+    static const npy_intp d_gamma_[] = {4};
     PyArrayObject *a_beta = NULL;
-    static const npy_intp d_W[] = {100, 10};
+    static const npy_intp d_beta[] = {4};
     PyArrayObject *a_W = NULL;
-    static const npy_intp d_c[] = {10};
+    static const npy_intp d_W[] = {100, 10};
     PyArrayObject *a_c = NULL;
-    static const npy_intp d_X[] = {16, 12, 12};
+    static const npy_intp d_c[] = {10};
     PyArrayObject *a_X = NULL;
+    static const npy_intp d_X[] = {16, 12, 12};
     double o_value = 0;
     static const npy_intp e_g_K[] = {4, 3, 3};
     PyObject *o_g_K = NULL;
@@ -233,12 +252,12 @@ static PyObject *w_convnet_value_and_grad(PyObject *self, PyObject *const *args,
     if (o_g_c == NULL) goto done;
     o_g_X = PyArray_SimpleNew(3, (npy_intp *)e_g_X, NPY_DOUBLE);
     if (o_g_X == NULL) goto done;
-    work = (double *)PyMem_RawMalloc(67668 * sizeof(double));
+    work = (double *)PyMem_RawMalloc((67668) * sizeof(double));
     if (work == NULL) { PyErr_NoMemory(); goto done; }
     Py_BEGIN_ALLOW_THREADS
     status = convnet_value_and_grad((const double *)PyArray_DATA(a_K), (const double *)PyArray_DATA(a_gamma_), (const double *)PyArray_DATA(a_beta), (const double *)PyArray_DATA(a_W), (const double *)PyArray_DATA(a_c), (const double *)PyArray_DATA(a_X), &o_value, (double *)PyArray_DATA((PyArrayObject *)o_g_K), (double *)PyArray_DATA((PyArrayObject *)o_g_gamma_), (double *)PyArray_DATA((PyArrayObject *)o_g_beta), (double *)PyArray_DATA((PyArrayObject *)o_g_W), (double *)PyArray_DATA((PyArrayObject *)o_g_c), (double *)PyArray_DATA((PyArrayObject *)o_g_X), work);
     Py_END_ALLOW_THREADS
-    if (status != 0) { gg_failed("convnet_value_and_grad", status); goto done; }
+    if (status != 0) { gg_failed("convnet_value_and_grad", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(2, PyFloat_FromDouble(o_value), gg_tuple(6, o_g_K, o_g_gamma_, o_g_beta, o_g_W, o_g_c, o_g_X));
     o_g_K = NULL;
     o_g_gamma_ = NULL;
@@ -267,18 +286,18 @@ static PyObject *w_convnet_vjp(PyObject *self, PyObject *const *args, Py_ssize_t
 {
     PyObject *result = NULL;
     double *work = NULL;
-    static const npy_intp d_K[] = {4, 3, 3};
     PyArrayObject *a_K = NULL;
-    static const npy_intp d_gamma_[] = {4};
+    static const npy_intp d_K[] = {4, 3, 3};
     PyArrayObject *a_gamma_ = NULL;
-    static const npy_intp d_beta[] = {4};
+    static const npy_intp d_gamma_[] = {4};
     PyArrayObject *a_beta = NULL;
-    static const npy_intp d_W[] = {100, 10};
+    static const npy_intp d_beta[] = {4};
     PyArrayObject *a_W = NULL;
-    static const npy_intp d_c[] = {10};
+    static const npy_intp d_W[] = {100, 10};
     PyArrayObject *a_c = NULL;
-    static const npy_intp d_X[] = {16, 12, 12};
+    static const npy_intp d_c[] = {10};
     PyArrayObject *a_X = NULL;
+    static const npy_intp d_X[] = {16, 12, 12};
     double s_g;
     double o_value = 0;
     static const npy_intp e_g_K[] = {4, 3, 3};
@@ -321,12 +340,12 @@ static PyObject *w_convnet_vjp(PyObject *self, PyObject *const *args, Py_ssize_t
     if (o_g_c == NULL) goto done;
     o_g_X = PyArray_SimpleNew(3, (npy_intp *)e_g_X, NPY_DOUBLE);
     if (o_g_X == NULL) goto done;
-    work = (double *)PyMem_RawMalloc(67668 * sizeof(double));
+    work = (double *)PyMem_RawMalloc((67668) * sizeof(double));
     if (work == NULL) { PyErr_NoMemory(); goto done; }
     Py_BEGIN_ALLOW_THREADS
     status = convnet_vjp((const double *)PyArray_DATA(a_K), (const double *)PyArray_DATA(a_gamma_), (const double *)PyArray_DATA(a_beta), (const double *)PyArray_DATA(a_W), (const double *)PyArray_DATA(a_c), (const double *)PyArray_DATA(a_X), &s_g, &o_value, (double *)PyArray_DATA((PyArrayObject *)o_g_K), (double *)PyArray_DATA((PyArrayObject *)o_g_gamma_), (double *)PyArray_DATA((PyArrayObject *)o_g_beta), (double *)PyArray_DATA((PyArrayObject *)o_g_W), (double *)PyArray_DATA((PyArrayObject *)o_g_c), (double *)PyArray_DATA((PyArrayObject *)o_g_X), work);
     Py_END_ALLOW_THREADS
-    if (status != 0) { gg_failed("convnet_vjp", status); goto done; }
+    if (status != 0) { gg_failed("convnet_vjp", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(2, PyFloat_FromDouble(o_value), gg_tuple(6, o_g_K, o_g_gamma_, o_g_beta, o_g_W, o_g_c, o_g_X));
     o_g_K = NULL;
     o_g_gamma_ = NULL;
@@ -355,18 +374,18 @@ static PyObject *w_convnet_forward(PyObject *self, PyObject *const *args, Py_ssi
 {
     PyObject *result = NULL;
     double *work = NULL;
-    static const npy_intp d_K[] = {4, 3, 3};
     PyArrayObject *a_K = NULL;
-    static const npy_intp d_gamma_[] = {4};
+    static const npy_intp d_K[] = {4, 3, 3};
     PyArrayObject *a_gamma_ = NULL;
-    static const npy_intp d_beta[] = {4};
+    static const npy_intp d_gamma_[] = {4};
     PyArrayObject *a_beta = NULL;
-    static const npy_intp d_W[] = {100, 10};
+    static const npy_intp d_beta[] = {4};
     PyArrayObject *a_W = NULL;
-    static const npy_intp d_c[] = {10};
+    static const npy_intp d_W[] = {100, 10};
     PyArrayObject *a_c = NULL;
-    static const npy_intp d_X[] = {16, 12, 12};
+    static const npy_intp d_c[] = {10};
     PyArrayObject *a_X = NULL;
+    static const npy_intp d_X[] = {16, 12, 12};
     double o_value = 0;
     static const npy_intp e_saved[] = {34996};
     PyObject *o_saved = NULL;
@@ -387,12 +406,12 @@ static PyObject *w_convnet_forward(PyObject *self, PyObject *const *args, Py_ssi
     if (a_X == NULL) goto done;
     o_saved = PyArray_SimpleNew(1, (npy_intp *)e_saved, NPY_DOUBLE);
     if (o_saved == NULL) goto done;
-    work = (double *)PyMem_RawMalloc(67668 * sizeof(double));
+    work = (double *)PyMem_RawMalloc((67668) * sizeof(double));
     if (work == NULL) { PyErr_NoMemory(); goto done; }
     Py_BEGIN_ALLOW_THREADS
     status = convnet_forward((const double *)PyArray_DATA(a_K), (const double *)PyArray_DATA(a_gamma_), (const double *)PyArray_DATA(a_beta), (const double *)PyArray_DATA(a_W), (const double *)PyArray_DATA(a_c), (const double *)PyArray_DATA(a_X), &o_value, (double *)PyArray_DATA((PyArrayObject *)o_saved), work);
     Py_END_ALLOW_THREADS
-    if (status != 0) { gg_failed("convnet_forward", status); goto done; }
+    if (status != 0) { gg_failed("convnet_forward", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(2, PyFloat_FromDouble(o_value), o_saved);
     o_saved = NULL;
 done:
@@ -411,8 +430,8 @@ static PyObject *w_convnet_backward(PyObject *self, PyObject *const *args, Py_ss
 {
     PyObject *result = NULL;
     double *work = NULL;
-    static const npy_intp d_saved[] = {34996};
     PyArrayObject *a_saved = NULL;
+    static const npy_intp d_saved[] = {34996};
     double s_g;
     static const npy_intp e_g_K[] = {4, 3, 3};
     PyObject *o_g_K = NULL;
@@ -444,12 +463,12 @@ static PyObject *w_convnet_backward(PyObject *self, PyObject *const *args, Py_ss
     if (o_g_c == NULL) goto done;
     o_g_X = PyArray_SimpleNew(3, (npy_intp *)e_g_X, NPY_DOUBLE);
     if (o_g_X == NULL) goto done;
-    work = (double *)PyMem_RawMalloc(67668 * sizeof(double));
+    work = (double *)PyMem_RawMalloc((67668) * sizeof(double));
     if (work == NULL) { PyErr_NoMemory(); goto done; }
     Py_BEGIN_ALLOW_THREADS
     status = convnet_backward((const double *)PyArray_DATA(a_saved), &s_g, (double *)PyArray_DATA((PyArrayObject *)o_g_K), (double *)PyArray_DATA((PyArrayObject *)o_g_gamma_), (double *)PyArray_DATA((PyArrayObject *)o_g_beta), (double *)PyArray_DATA((PyArrayObject *)o_g_W), (double *)PyArray_DATA((PyArrayObject *)o_g_c), (double *)PyArray_DATA((PyArrayObject *)o_g_X), work);
     Py_END_ALLOW_THREADS
-    if (status != 0) { gg_failed("convnet_backward", status); goto done; }
+    if (status != 0) { gg_failed("convnet_backward", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(6, o_g_K, o_g_gamma_, o_g_beta, o_g_W, o_g_c, o_g_X);
     o_g_K = NULL;
     o_g_gamma_ = NULL;

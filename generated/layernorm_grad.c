@@ -7,42 +7,41 @@
 /* The value of layernorm(x: f64[N,6], gamma: f64[6], beta: f64[6]). */
 int layernorm(long N, const double *restrict x, const double *restrict gamma_, const double *restrict beta, double *restrict value, double *restrict work)
 {
-    if (N != 4) return 1; /* generated for N=4 */
     double *mu = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < N; i0++) {
         mu[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < N; i0++) {
         for (long i1 = 0; i1 < 6; i1++) {
             mu[i0] += x[6 * i0 + i1];
         }
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < N; i0++) {
         mu[i0] = mu[i0] / 6.0;
     }
-    double *centered = work + 4;
-    for (long i0 = 0; i0 < 4; i0++) {
+    double *centered = work + N;
+    for (long i0 = 0; i0 < N; i0++) {
         for (long i1 = 0; i1 < 6; i1++) {
             centered[6 * i0 + i1] = x[6 * i0 + i1] - mu[i0];
         }
     }
     double *var = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < N; i0++) {
         var[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < N; i0++) {
         for (long i1 = 0; i1 < 6; i1++) {
             var[i0] += pow(centered[6 * i0 + i1], 2.0);
         }
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < N; i0++) {
         var[i0] = var[i0] / 6.0;
     }
-    double *t0 = work + 28;
-    for (long i0 = 0; i0 < 4; i0++) {
+    double *t0 = work + (7 * N);
+    for (long i0 = 0; i0 < N; i0++) {
         t0[i0] = sqrt(var[i0] + 1e-05);
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < N; i0++) {
         for (long i1 = 0; i1 < 6; i1++) {
             value[6 * i0 + i1] = centered[6 * i0 + i1] / t0[i0] * gamma_[i1] + beta[i1];
         }
@@ -61,47 +60,46 @@ int layernorm_vjp(long N, const double *restrict x, const double *restrict gamma
 /* The value, and in saved what layernorm_backward reads. */
 int layernorm_forward(long N, const double *restrict x, const double *restrict gamma_, const double *restrict beta, double *restrict value, double *restrict saved, double *restrict work)
 {
-    if (N != 4) return 1; /* generated for N=4 */
     double *mu = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < N; i0++) {
         mu[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < N; i0++) {
         for (long i1 = 0; i1 < 6; i1++) {
             mu[i0] += x[6 * i0 + i1];
         }
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < N; i0++) {
         mu[i0] = mu[i0] / 6.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < N; i0++) {
         for (long i1 = 0; i1 < 6; i1++) {
             saved[6 * i0 + i1 + 6] = x[6 * i0 + i1] - mu[i0];
         }
     }
     double *var = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < N; i0++) {
         var[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < N; i0++) {
         for (long i1 = 0; i1 < 6; i1++) {
             var[i0] += pow(saved[6 * i0 + i1 + 6], 2.0);
         }
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < N; i0++) {
         var[i0] = var[i0] / 6.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
-        saved[i0 + 30] = sqrt(var[i0] + 1e-05);
+    for (long i0 = 0; i0 < N; i0++) {
+        saved[i0 + (6 * N + 6)] = sqrt(var[i0] + 1e-05);
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < N; i0++) {
         for (long i1 = 0; i1 < 6; i1++) {
-            saved[6 * i0 + i1 + 34] = saved[6 * i0 + i1 + 6] / saved[i0 + 30];
+            saved[6 * i0 + i1 + (7 * N + 6)] = saved[6 * i0 + i1 + 6] / saved[i0 + (6 * N + 6)];
         }
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < N; i0++) {
         for (long i1 = 0; i1 < 6; i1++) {
-            value[6 * i0 + i1] = saved[6 * i0 + i1 + 34] * gamma_[i1] + beta[i1];
+            value[6 * i0 + i1] = saved[6 * i0 + i1 + (7 * N + 6)] * gamma_[i1] + beta[i1];
         }
     }
     for (long i0 = 0; i0 < 6; i0++) {
@@ -113,51 +111,50 @@ int layernorm_forward(long N, const double *restrict x, const double *restrict g
 /* The gradients with respect to x, gamma, beta, given saved and the upstream gradient g. */
 int layernorm_backward(long N, const double *restrict saved, const double *restrict g, double *restrict g_x, double *restrict g_gamma_, double *restrict g_beta, double *restrict work)
 {
-    if (N != 4) return 1; /* generated for N=4 */
     const double *gamma_1 = saved + 0;
     /* backward */
     double *t2 = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* mul gate: swaps */
+    for (long i0 = 0; i0 < N; i0++) { /* mul gate: swaps */
         for (long i1 = 0; i1 < 6; i1++) {
             t2[6 * i0 + i1] = g[6 * i0 + i1] * gamma_1[i1];
         }
     }
-    const double *t0 = saved + 30;
-    const double *t1 = saved + 34;
-    double *t3 = work + 24;
-    for (long i0 = 0; i0 < 4; i0++) { /* broadcast: sums back */
+    const double *t0 = saved + (6 * N + 6);
+    const double *t1 = saved + (7 * N + 6);
+    double *t3 = work + (6 * N);
+    for (long i0 = 0; i0 < N; i0++) { /* broadcast: sums back */
         t3[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < N; i0++) {
         for (long i1 = 0; i1 < 6; i1++) {
             t3[i0] += -(t2[6 * i0 + i1] * t1[6 * i0 + i1]) / t0[i0];
         }
     }
-    double *t4 = work + 28;
-    for (long i0 = 0; i0 < 4; i0++) { /* mean gate: distributes 1/n */
+    double *t4 = work + (7 * N);
+    for (long i0 = 0; i0 < N; i0++) { /* mean gate: distributes 1/n */
         t4[i0] = t3[i0] / (2.0 * t0[i0]) / 6.0;
     }
     const double *centered = saved + 6;
-    double *g_centered = work + 32;
-    for (long i0 = 0; i0 < 4; i0++) { /* copy gate: sums */
+    double *g_centered = work + (8 * N);
+    for (long i0 = 0; i0 < N; i0++) { /* copy gate: sums */
         for (long i1 = 0; i1 < 6; i1++) {
             g_centered[6 * i0 + i1] = t2[6 * i0 + i1] / t0[i0] + t4[i0] * (2.0 * centered[6 * i0 + i1]);
         }
     }
     double *g_mu = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* broadcast: sums back */
+    for (long i0 = 0; i0 < N; i0++) { /* broadcast: sums back */
         g_mu[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < N; i0++) {
         for (long i1 = 0; i1 < 6; i1++) {
             g_mu[i0] += -g_centered[6 * i0 + i1];
         }
     }
-    double *t5 = work + 24;
-    for (long i0 = 0; i0 < 4; i0++) { /* mean gate: distributes 1/n */
+    double *t5 = work + (6 * N);
+    for (long i0 = 0; i0 < N; i0++) { /* mean gate: distributes 1/n */
         t5[i0] = g_mu[i0] / 6.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) { /* copy gate: sums */
+    for (long i0 = 0; i0 < N; i0++) { /* copy gate: sums */
         for (long i1 = 0; i1 < 6; i1++) {
             g_x[6 * i0 + i1] = g_centered[6 * i0 + i1] + t5[i0];
         }
@@ -165,7 +162,7 @@ int layernorm_backward(long N, const double *restrict saved, const double *restr
     for (long i0 = 0; i0 < 6; i0++) { /* broadcast: sums back */
         g_gamma_[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < N; i0++) {
         for (long i1 = 0; i1 < 6; i1++) {
             g_gamma_[i1] += g[6 * i0 + i1] * t1[6 * i0 + i1];
         }
@@ -173,7 +170,7 @@ int layernorm_backward(long N, const double *restrict saved, const double *restr
     for (long i0 = 0; i0 < 6; i0++) { /* broadcast: sums back */
         g_beta[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < N; i0++) {
         for (long i1 = 0; i1 < 6; i1++) {
             g_beta[i1] += g[6 * i0 + i1];
         }

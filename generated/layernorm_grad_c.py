@@ -59,7 +59,7 @@ static PyArrayObject *gg_array(PyObject *obj, int type, int ndim, const npy_intp
             return NULL;
     }
     ok = PyArray_NDIM(a) == ndim;
-    for (d = 0; ok && d < ndim; d++)
+    for (d = 0; ok && shape != NULL && d < ndim; d++)
         ok = PyArray_DIMS(a)[d] == shape[d];
     if (!ok) {
         PyErr_Format(PyExc_ValueError, "%s: %s must have shape %s", fn, arg, want);
@@ -67,6 +67,25 @@ static PyArrayObject *gg_array(PyObject *obj, int type, int ndim, const npy_intp
         return NULL;
     }
     return a;
+}
+
+/* whether `a` has `shape` (its number of dims is checked already) */
+static int gg_shape(PyArrayObject *a, const npy_intp *shape)
+{
+    int d;
+    for (d = 0; d < PyArray_NDIM(a); d++)
+        if (PyArray_DIMS(a)[d] != shape[d])
+            return 0;
+    return 1;
+}
+
+/* saved holds the named dims at its head (the forward wrote them) */
+static int gg_head(PyArrayObject *saved, npy_intp k, const char *fn)
+{
+    if (PyArray_DIMS(saved)[0] >= k)
+        return 0;
+    PyErr_Format(PyExc_ValueError, "%s: saved is not what the forward returned", fn);
+    return -1;
 }
 
 static int gg_scalar(PyObject *obj, double *out)
@@ -111,10 +130,10 @@ static PyObject *gg_tuple(Py_ssize_t n, ...)
     return t;
 }
 
-static PyObject *gg_failed(const char *fn, int status)
+static PyObject *gg_failed(const char *fn, int status, const char *assumed)
 {
     if (status == 1)
-        PyErr_Format(PyExc_ValueError, "%s: a named dim differs from the size generated for", fn);
+        PyErr_Format(PyExc_ValueError, "%s: %s", fn, assumed);
     else if (status == 2)
         PyErr_Format(PyExc_RuntimeError,
                      "%s: a while loop ran past its bound (`# gradgen: max N` on its line, or "
@@ -130,28 +149,39 @@ static PyObject *gg_failed(const char *fn, int status)
 static PyObject *w_layernorm(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *result = NULL;
-    double work[114];
-    static const npy_intp d_x[] = {4, 6};
+    double *work = NULL;
+    long N = 0;
     PyArrayObject *a_x = NULL;
-    static const npy_intp d_gamma_[] = {6};
+    npy_intp d_x[2];
     PyArrayObject *a_gamma_ = NULL;
-    static const npy_intp d_beta[] = {6};
+    static const npy_intp d_gamma_[] = {6};
     PyArrayObject *a_beta = NULL;
-    static const npy_intp e_value[] = {4, 6};
+    static const npy_intp d_beta[] = {6};
+    npy_intp e_value[2];
     PyObject *o_value = NULL;
     int status;
     (void)self;
     if (gg_nargs("layernorm", nargs, 3) < 0) return NULL;
-    a_x = gg_array(args[0], NPY_DOUBLE, 2, d_x, "layernorm", "x", "(4, 6)");
+    a_x = gg_array(args[0], NPY_DOUBLE, 2, NULL, "layernorm", "x", "(N, 6)");
     if (a_x == NULL) goto done;
     a_gamma_ = gg_array(args[1], NPY_DOUBLE, 1, d_gamma_, "layernorm", "gamma_", "(6,)");
     if (a_gamma_ == NULL) goto done;
     a_beta = gg_array(args[2], NPY_DOUBLE, 1, d_beta, "layernorm", "beta", "(6,)");
     if (a_beta == NULL) goto done;
+    N = (long)PyArray_DIM(a_x, 0);
+    d_x[0] = N;
+    d_x[1] = 6;
+    if (!gg_shape(a_x, d_x)) { PyErr_Format(PyExc_ValueError, "layernorm: x must have shape (N, 6), with N = %ld (N from axis 0 of x)", N); goto done; }
+    e_value[0] = N;
+    e_value[1] = 6;
     o_value = PyArray_SimpleNew(2, (npy_intp *)e_value, NPY_DOUBLE);
     if (o_value == NULL) goto done;
-    status = layernorm(4, (const double *)PyArray_DATA(a_x), (const double *)PyArray_DATA(a_gamma_), (const double *)PyArray_DATA(a_beta), (double *)PyArray_DATA((PyArrayObject *)o_value), work);
-    if (status != 0) { gg_failed("layernorm", status); goto done; }
+    work = (double *)PyMem_RawMalloc(((size_t)(27 * N + 6) + 1) * sizeof(double));
+    if (work == NULL) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    status = layernorm(N, (const double *)PyArray_DATA(a_x), (const double *)PyArray_DATA(a_gamma_), (const double *)PyArray_DATA(a_beta), (double *)PyArray_DATA((PyArrayObject *)o_value), work);
+    Py_END_ALLOW_THREADS
+    if (status != 0) { gg_failed("layernorm", status, "a named dim differs from the size generated for"); goto done; }
     result = o_value;
     o_value = NULL;
 done:
@@ -159,6 +189,7 @@ done:
     Py_XDECREF(a_gamma_);
     Py_XDECREF(a_beta);
     Py_XDECREF(o_value);
+    PyMem_RawFree(work);
     return result;
 }
 
@@ -174,18 +205,19 @@ static PyObject *w_layernorm_value_and_grad(PyObject *self, PyObject *const *arg
 static PyObject *w_layernorm_vjp(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *result = NULL;
-    double work[114];
-    static const npy_intp d_x[] = {4, 6};
+    double *work = NULL;
+    long N = 0;
     PyArrayObject *a_x = NULL;
-    static const npy_intp d_gamma_[] = {6};
+    npy_intp d_x[2];
     PyArrayObject *a_gamma_ = NULL;
-    static const npy_intp d_beta[] = {6};
+    static const npy_intp d_gamma_[] = {6};
     PyArrayObject *a_beta = NULL;
-    static const npy_intp d_g[] = {4, 6};
+    static const npy_intp d_beta[] = {6};
     PyArrayObject *a_g = NULL;
-    static const npy_intp e_value[] = {4, 6};
+    npy_intp d_g[2];
+    npy_intp e_value[2];
     PyObject *o_value = NULL;
-    static const npy_intp e_g_x[] = {4, 6};
+    npy_intp e_g_x[2];
     PyObject *o_g_x = NULL;
     static const npy_intp e_g_gamma_[] = {6};
     PyObject *o_g_gamma_ = NULL;
@@ -194,24 +226,39 @@ static PyObject *w_layernorm_vjp(PyObject *self, PyObject *const *args, Py_ssize
     int status;
     (void)self;
     if (gg_nargs("layernorm_vjp", nargs, 4) < 0) return NULL;
-    a_x = gg_array(args[0], NPY_DOUBLE, 2, d_x, "layernorm_vjp", "x", "(4, 6)");
+    a_x = gg_array(args[0], NPY_DOUBLE, 2, NULL, "layernorm_vjp", "x", "(N, 6)");
     if (a_x == NULL) goto done;
     a_gamma_ = gg_array(args[1], NPY_DOUBLE, 1, d_gamma_, "layernorm_vjp", "gamma_", "(6,)");
     if (a_gamma_ == NULL) goto done;
     a_beta = gg_array(args[2], NPY_DOUBLE, 1, d_beta, "layernorm_vjp", "beta", "(6,)");
     if (a_beta == NULL) goto done;
-    a_g = gg_array(args[3], NPY_DOUBLE, 2, d_g, "layernorm_vjp", "g", "(4, 6)");
+    a_g = gg_array(args[3], NPY_DOUBLE, 2, NULL, "layernorm_vjp", "g", "(N, 6)");
     if (a_g == NULL) goto done;
+    N = (long)PyArray_DIM(a_x, 0);
+    d_x[0] = N;
+    d_x[1] = 6;
+    if (!gg_shape(a_x, d_x)) { PyErr_Format(PyExc_ValueError, "layernorm_vjp: x must have shape (N, 6), with N = %ld (N from axis 0 of x)", N); goto done; }
+    d_g[0] = N;
+    d_g[1] = 6;
+    if (!gg_shape(a_g, d_g)) { PyErr_Format(PyExc_ValueError, "layernorm_vjp: g must have shape (N, 6), with N = %ld (N from axis 0 of x)", N); goto done; }
+    e_value[0] = N;
+    e_value[1] = 6;
     o_value = PyArray_SimpleNew(2, (npy_intp *)e_value, NPY_DOUBLE);
     if (o_value == NULL) goto done;
+    e_g_x[0] = N;
+    e_g_x[1] = 6;
     o_g_x = PyArray_SimpleNew(2, (npy_intp *)e_g_x, NPY_DOUBLE);
     if (o_g_x == NULL) goto done;
     o_g_gamma_ = PyArray_SimpleNew(1, (npy_intp *)e_g_gamma_, NPY_DOUBLE);
     if (o_g_gamma_ == NULL) goto done;
     o_g_beta = PyArray_SimpleNew(1, (npy_intp *)e_g_beta, NPY_DOUBLE);
     if (o_g_beta == NULL) goto done;
-    status = layernorm_vjp(4, (const double *)PyArray_DATA(a_x), (const double *)PyArray_DATA(a_gamma_), (const double *)PyArray_DATA(a_beta), (const double *)PyArray_DATA(a_g), (double *)PyArray_DATA((PyArrayObject *)o_value), (double *)PyArray_DATA((PyArrayObject *)o_g_x), (double *)PyArray_DATA((PyArrayObject *)o_g_gamma_), (double *)PyArray_DATA((PyArrayObject *)o_g_beta), work);
-    if (status != 0) { gg_failed("layernorm_vjp", status); goto done; }
+    work = (double *)PyMem_RawMalloc(((size_t)(27 * N + 6) + 1) * sizeof(double));
+    if (work == NULL) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    status = layernorm_vjp(N, (const double *)PyArray_DATA(a_x), (const double *)PyArray_DATA(a_gamma_), (const double *)PyArray_DATA(a_beta), (const double *)PyArray_DATA(a_g), (double *)PyArray_DATA((PyArrayObject *)o_value), (double *)PyArray_DATA((PyArrayObject *)o_g_x), (double *)PyArray_DATA((PyArrayObject *)o_g_gamma_), (double *)PyArray_DATA((PyArrayObject *)o_g_beta), work);
+    Py_END_ALLOW_THREADS
+    if (status != 0) { gg_failed("layernorm_vjp", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(2, o_value, gg_tuple(3, o_g_x, o_g_gamma_, o_g_beta));
     o_value = NULL;
     o_g_x = NULL;
@@ -226,38 +273,52 @@ done:
     Py_XDECREF(o_g_x);
     Py_XDECREF(o_g_gamma_);
     Py_XDECREF(o_g_beta);
+    PyMem_RawFree(work);
     return result;
 }
 
 static PyObject *w_layernorm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *result = NULL;
-    double work[114];
-    static const npy_intp d_x[] = {4, 6};
+    double *work = NULL;
+    long N = 0;
     PyArrayObject *a_x = NULL;
-    static const npy_intp d_gamma_[] = {6};
+    npy_intp d_x[2];
     PyArrayObject *a_gamma_ = NULL;
-    static const npy_intp d_beta[] = {6};
+    static const npy_intp d_gamma_[] = {6};
     PyArrayObject *a_beta = NULL;
-    static const npy_intp e_value[] = {4, 6};
+    static const npy_intp d_beta[] = {6};
+    npy_intp e_value[2];
     PyObject *o_value = NULL;
-    static const npy_intp e_saved[] = {58};
+    npy_intp e_saved[1];
     PyObject *o_saved = NULL;
     int status;
     (void)self;
     if (gg_nargs("layernorm_forward", nargs, 3) < 0) return NULL;
-    a_x = gg_array(args[0], NPY_DOUBLE, 2, d_x, "layernorm_forward", "x", "(4, 6)");
+    a_x = gg_array(args[0], NPY_DOUBLE, 2, NULL, "layernorm_forward", "x", "(N, 6)");
     if (a_x == NULL) goto done;
     a_gamma_ = gg_array(args[1], NPY_DOUBLE, 1, d_gamma_, "layernorm_forward", "gamma_", "(6,)");
     if (a_gamma_ == NULL) goto done;
     a_beta = gg_array(args[2], NPY_DOUBLE, 1, d_beta, "layernorm_forward", "beta", "(6,)");
     if (a_beta == NULL) goto done;
+    N = (long)PyArray_DIM(a_x, 0);
+    d_x[0] = N;
+    d_x[1] = 6;
+    if (!gg_shape(a_x, d_x)) { PyErr_Format(PyExc_ValueError, "layernorm_forward: x must have shape (N, 6), with N = %ld (N from axis 0 of x)", N); goto done; }
+    e_value[0] = N;
+    e_value[1] = 6;
     o_value = PyArray_SimpleNew(2, (npy_intp *)e_value, NPY_DOUBLE);
     if (o_value == NULL) goto done;
+    e_saved[0] = (13 * N + 7);
     o_saved = PyArray_SimpleNew(1, (npy_intp *)e_saved, NPY_DOUBLE);
     if (o_saved == NULL) goto done;
-    status = layernorm_forward(4, (const double *)PyArray_DATA(a_x), (const double *)PyArray_DATA(a_gamma_), (const double *)PyArray_DATA(a_beta), (double *)PyArray_DATA((PyArrayObject *)o_value), (double *)PyArray_DATA((PyArrayObject *)o_saved), work);
-    if (status != 0) { gg_failed("layernorm_forward", status); goto done; }
+    ((double *)PyArray_DATA((PyArrayObject *)o_saved))[0] = (double)N;
+    work = (double *)PyMem_RawMalloc(((size_t)(27 * N + 6) + 1) * sizeof(double));
+    if (work == NULL) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    status = layernorm_forward(N, (const double *)PyArray_DATA(a_x), (const double *)PyArray_DATA(a_gamma_), (const double *)PyArray_DATA(a_beta), (double *)PyArray_DATA((PyArrayObject *)o_value), (double *)PyArray_DATA((PyArrayObject *)o_saved) + 1, work);
+    Py_END_ALLOW_THREADS
+    if (status != 0) { gg_failed("layernorm_forward", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(2, o_value, o_saved);
     o_value = NULL;
     o_saved = NULL;
@@ -267,18 +328,20 @@ done:
     Py_XDECREF(a_beta);
     Py_XDECREF(o_value);
     Py_XDECREF(o_saved);
+    PyMem_RawFree(work);
     return result;
 }
 
 static PyObject *w_layernorm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *result = NULL;
-    double work[114];
-    static const npy_intp d_saved[] = {58};
+    double *work = NULL;
+    long N = 0;
     PyArrayObject *a_saved = NULL;
-    static const npy_intp d_g[] = {4, 6};
+    npy_intp d_saved[1];
     PyArrayObject *a_g = NULL;
-    static const npy_intp e_g_x[] = {4, 6};
+    npy_intp d_g[2];
+    npy_intp e_g_x[2];
     PyObject *o_g_x = NULL;
     static const npy_intp e_g_gamma_[] = {6};
     PyObject *o_g_gamma_ = NULL;
@@ -287,18 +350,31 @@ static PyObject *w_layernorm_backward(PyObject *self, PyObject *const *args, Py_
     int status;
     (void)self;
     if (gg_nargs("layernorm_backward", nargs, 2) < 0) return NULL;
-    a_saved = gg_array(args[0], NPY_DOUBLE, 1, d_saved, "layernorm_backward", "saved", "(58,)");
+    a_saved = gg_array(args[0], NPY_DOUBLE, 1, NULL, "layernorm_backward", "saved", "(13*N + 7,)");
     if (a_saved == NULL) goto done;
-    a_g = gg_array(args[1], NPY_DOUBLE, 2, d_g, "layernorm_backward", "g", "(4, 6)");
+    a_g = gg_array(args[1], NPY_DOUBLE, 2, NULL, "layernorm_backward", "g", "(N, 6)");
     if (a_g == NULL) goto done;
+    if (gg_head(a_saved, 1, "layernorm_backward") < 0) goto done;
+    N = (long)((const double *)PyArray_DATA(a_saved))[0];
+    d_saved[0] = (13 * N + 7);
+    if (!gg_shape(a_saved, d_saved)) { PyErr_Format(PyExc_ValueError, "layernorm_backward: saved must have shape (13*N + 7,), with N = %ld (N from saved)", N); goto done; }
+    d_g[0] = N;
+    d_g[1] = 6;
+    if (!gg_shape(a_g, d_g)) { PyErr_Format(PyExc_ValueError, "layernorm_backward: g must have shape (N, 6), with N = %ld (N from saved)", N); goto done; }
+    e_g_x[0] = N;
+    e_g_x[1] = 6;
     o_g_x = PyArray_SimpleNew(2, (npy_intp *)e_g_x, NPY_DOUBLE);
     if (o_g_x == NULL) goto done;
     o_g_gamma_ = PyArray_SimpleNew(1, (npy_intp *)e_g_gamma_, NPY_DOUBLE);
     if (o_g_gamma_ == NULL) goto done;
     o_g_beta = PyArray_SimpleNew(1, (npy_intp *)e_g_beta, NPY_DOUBLE);
     if (o_g_beta == NULL) goto done;
-    status = layernorm_backward(4, (const double *)PyArray_DATA(a_saved), (const double *)PyArray_DATA(a_g), (double *)PyArray_DATA((PyArrayObject *)o_g_x), (double *)PyArray_DATA((PyArrayObject *)o_g_gamma_), (double *)PyArray_DATA((PyArrayObject *)o_g_beta), work);
-    if (status != 0) { gg_failed("layernorm_backward", status); goto done; }
+    work = (double *)PyMem_RawMalloc(((size_t)(27 * N + 6) + 1) * sizeof(double));
+    if (work == NULL) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    status = layernorm_backward(N, (const double *)PyArray_DATA(a_saved) + 1, (const double *)PyArray_DATA(a_g), (double *)PyArray_DATA((PyArrayObject *)o_g_x), (double *)PyArray_DATA((PyArrayObject *)o_g_gamma_), (double *)PyArray_DATA((PyArrayObject *)o_g_beta), work);
+    Py_END_ALLOW_THREADS
+    if (status != 0) { gg_failed("layernorm_backward", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(3, o_g_x, o_g_gamma_, o_g_beta);
     o_g_x = NULL;
     o_g_gamma_ = NULL;
@@ -309,6 +385,7 @@ done:
     Py_XDECREF(o_g_x);
     Py_XDECREF(o_g_gamma_);
     Py_XDECREF(o_g_beta);
+    PyMem_RawFree(work);
     return result;
 }
 

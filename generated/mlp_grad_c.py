@@ -59,7 +59,7 @@ static PyArrayObject *gg_array(PyObject *obj, int type, int ndim, const npy_intp
             return NULL;
     }
     ok = PyArray_NDIM(a) == ndim;
-    for (d = 0; ok && d < ndim; d++)
+    for (d = 0; ok && shape != NULL && d < ndim; d++)
         ok = PyArray_DIMS(a)[d] == shape[d];
     if (!ok) {
         PyErr_Format(PyExc_ValueError, "%s: %s must have shape %s", fn, arg, want);
@@ -67,6 +67,25 @@ static PyArrayObject *gg_array(PyObject *obj, int type, int ndim, const npy_intp
         return NULL;
     }
     return a;
+}
+
+/* whether `a` has `shape` (its number of dims is checked already) */
+static int gg_shape(PyArrayObject *a, const npy_intp *shape)
+{
+    int d;
+    for (d = 0; d < PyArray_NDIM(a); d++)
+        if (PyArray_DIMS(a)[d] != shape[d])
+            return 0;
+    return 1;
+}
+
+/* saved holds the named dims at its head (the forward wrote them) */
+static int gg_head(PyArrayObject *saved, npy_intp k, const char *fn)
+{
+    if (PyArray_DIMS(saved)[0] >= k)
+        return 0;
+    PyErr_Format(PyExc_ValueError, "%s: saved is not what the forward returned", fn);
+    return -1;
 }
 
 static int gg_scalar(PyObject *obj, double *out)
@@ -111,10 +130,10 @@ static PyObject *gg_tuple(Py_ssize_t n, ...)
     return t;
 }
 
-static PyObject *gg_failed(const char *fn, int status)
+static PyObject *gg_failed(const char *fn, int status, const char *assumed)
 {
     if (status == 1)
-        PyErr_Format(PyExc_ValueError, "%s: a named dim differs from the size generated for", fn);
+        PyErr_Format(PyExc_ValueError, "%s: %s", fn, assumed);
     else if (status == 2)
         PyErr_Format(PyExc_RuntimeError,
                      "%s: a while loop ran past its bound (`# gradgen: max N` on its line, or "
@@ -131,16 +150,16 @@ static PyObject *w_mlp(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *result = NULL;
     double *work = NULL;
-    static const npy_intp d_W1[] = {784, 256};
     PyArrayObject *a_W1 = NULL;
-    static const npy_intp d_b1[] = {256};
+    static const npy_intp d_W1[] = {784, 256};
     PyArrayObject *a_b1 = NULL;
-    static const npy_intp d_W2[] = {256, 10};
+    static const npy_intp d_b1[] = {256};
     PyArrayObject *a_W2 = NULL;
-    static const npy_intp d_b2[] = {10};
+    static const npy_intp d_W2[] = {256, 10};
     PyArrayObject *a_b2 = NULL;
-    static const npy_intp d_X[] = {64, 784};
+    static const npy_intp d_b2[] = {10};
     PyArrayObject *a_X = NULL;
+    static const npy_intp d_X[] = {64, 784};
     double o_value = 0;
     int status;
     (void)self;
@@ -155,12 +174,12 @@ static PyObject *w_mlp(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (a_b2 == NULL) goto done;
     a_X = gg_array(args[4], NPY_DOUBLE, 2, d_X, "mlp", "X", "(64, 784)");
     if (a_X == NULL) goto done;
-    work = (double *)PyMem_RawMalloc(306688 * sizeof(double));
+    work = (double *)PyMem_RawMalloc((306688) * sizeof(double));
     if (work == NULL) { PyErr_NoMemory(); goto done; }
     Py_BEGIN_ALLOW_THREADS
     status = mlp((const double *)PyArray_DATA(a_W1), (const double *)PyArray_DATA(a_b1), (const double *)PyArray_DATA(a_W2), (const double *)PyArray_DATA(a_b2), (const double *)PyArray_DATA(a_X), &o_value, work);
     Py_END_ALLOW_THREADS
-    if (status != 0) { gg_failed("mlp", status); goto done; }
+    if (status != 0) { gg_failed("mlp", status, "a named dim differs from the size generated for"); goto done; }
     result = PyFloat_FromDouble(o_value);
 done:
     Py_XDECREF(a_W1);
@@ -176,16 +195,16 @@ static PyObject *w_mlp_value_and_grad(PyObject *self, PyObject *const *args, Py_
 {
     PyObject *result = NULL;
     double *work = NULL;
-    static const npy_intp d_W1[] = {784, 256};
     PyArrayObject *a_W1 = NULL;
-    static const npy_intp d_b1[] = {256};
+    static const npy_intp d_W1[] = {784, 256};
     PyArrayObject *a_b1 = NULL;
-    static const npy_intp d_W2[] = {256, 10};
+    static const npy_intp d_b1[] = {256};
     PyArrayObject *a_W2 = NULL;
-    static const npy_intp d_b2[] = {10};
+    static const npy_intp d_W2[] = {256, 10};
     PyArrayObject *a_b2 = NULL;
-    static const npy_intp d_X[] = {64, 784};
+    static const npy_intp d_b2[] = {10};
     PyArrayObject *a_X = NULL;
+    static const npy_intp d_X[] = {64, 784};
     double o_value = 0;
     static const npy_intp e_g_W1[] = {784, 256};
     PyObject *o_g_W1 = NULL;
@@ -220,12 +239,12 @@ static PyObject *w_mlp_value_and_grad(PyObject *self, PyObject *const *args, Py_
     if (o_g_b2 == NULL) goto done;
     o_g_X = PyArray_SimpleNew(2, (npy_intp *)e_g_X, NPY_DOUBLE);
     if (o_g_X == NULL) goto done;
-    work = (double *)PyMem_RawMalloc(306688 * sizeof(double));
+    work = (double *)PyMem_RawMalloc((306688) * sizeof(double));
     if (work == NULL) { PyErr_NoMemory(); goto done; }
     Py_BEGIN_ALLOW_THREADS
     status = mlp_value_and_grad((const double *)PyArray_DATA(a_W1), (const double *)PyArray_DATA(a_b1), (const double *)PyArray_DATA(a_W2), (const double *)PyArray_DATA(a_b2), (const double *)PyArray_DATA(a_X), &o_value, (double *)PyArray_DATA((PyArrayObject *)o_g_W1), (double *)PyArray_DATA((PyArrayObject *)o_g_b1), (double *)PyArray_DATA((PyArrayObject *)o_g_W2), (double *)PyArray_DATA((PyArrayObject *)o_g_b2), (double *)PyArray_DATA((PyArrayObject *)o_g_X), work);
     Py_END_ALLOW_THREADS
-    if (status != 0) { gg_failed("mlp_value_and_grad", status); goto done; }
+    if (status != 0) { gg_failed("mlp_value_and_grad", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(2, PyFloat_FromDouble(o_value), gg_tuple(5, o_g_W1, o_g_b1, o_g_W2, o_g_b2, o_g_X));
     o_g_W1 = NULL;
     o_g_b1 = NULL;
@@ -251,16 +270,16 @@ static PyObject *w_mlp_vjp(PyObject *self, PyObject *const *args, Py_ssize_t nar
 {
     PyObject *result = NULL;
     double *work = NULL;
-    static const npy_intp d_W1[] = {784, 256};
     PyArrayObject *a_W1 = NULL;
-    static const npy_intp d_b1[] = {256};
+    static const npy_intp d_W1[] = {784, 256};
     PyArrayObject *a_b1 = NULL;
-    static const npy_intp d_W2[] = {256, 10};
+    static const npy_intp d_b1[] = {256};
     PyArrayObject *a_W2 = NULL;
-    static const npy_intp d_b2[] = {10};
+    static const npy_intp d_W2[] = {256, 10};
     PyArrayObject *a_b2 = NULL;
-    static const npy_intp d_X[] = {64, 784};
+    static const npy_intp d_b2[] = {10};
     PyArrayObject *a_X = NULL;
+    static const npy_intp d_X[] = {64, 784};
     double s_g;
     double o_value = 0;
     static const npy_intp e_g_W1[] = {784, 256};
@@ -297,12 +316,12 @@ static PyObject *w_mlp_vjp(PyObject *self, PyObject *const *args, Py_ssize_t nar
     if (o_g_b2 == NULL) goto done;
     o_g_X = PyArray_SimpleNew(2, (npy_intp *)e_g_X, NPY_DOUBLE);
     if (o_g_X == NULL) goto done;
-    work = (double *)PyMem_RawMalloc(306688 * sizeof(double));
+    work = (double *)PyMem_RawMalloc((306688) * sizeof(double));
     if (work == NULL) { PyErr_NoMemory(); goto done; }
     Py_BEGIN_ALLOW_THREADS
     status = mlp_vjp((const double *)PyArray_DATA(a_W1), (const double *)PyArray_DATA(a_b1), (const double *)PyArray_DATA(a_W2), (const double *)PyArray_DATA(a_b2), (const double *)PyArray_DATA(a_X), &s_g, &o_value, (double *)PyArray_DATA((PyArrayObject *)o_g_W1), (double *)PyArray_DATA((PyArrayObject *)o_g_b1), (double *)PyArray_DATA((PyArrayObject *)o_g_W2), (double *)PyArray_DATA((PyArrayObject *)o_g_b2), (double *)PyArray_DATA((PyArrayObject *)o_g_X), work);
     Py_END_ALLOW_THREADS
-    if (status != 0) { gg_failed("mlp_vjp", status); goto done; }
+    if (status != 0) { gg_failed("mlp_vjp", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(2, PyFloat_FromDouble(o_value), gg_tuple(5, o_g_W1, o_g_b1, o_g_W2, o_g_b2, o_g_X));
     o_g_W1 = NULL;
     o_g_b1 = NULL;
@@ -328,16 +347,16 @@ static PyObject *w_mlp_forward(PyObject *self, PyObject *const *args, Py_ssize_t
 {
     PyObject *result = NULL;
     double *work = NULL;
-    static const npy_intp d_W1[] = {784, 256};
     PyArrayObject *a_W1 = NULL;
-    static const npy_intp d_b1[] = {256};
+    static const npy_intp d_W1[] = {784, 256};
     PyArrayObject *a_b1 = NULL;
-    static const npy_intp d_W2[] = {256, 10};
+    static const npy_intp d_b1[] = {256};
     PyArrayObject *a_W2 = NULL;
-    static const npy_intp d_b2[] = {10};
+    static const npy_intp d_W2[] = {256, 10};
     PyArrayObject *a_b2 = NULL;
-    static const npy_intp d_X[] = {64, 784};
+    static const npy_intp d_b2[] = {10};
     PyArrayObject *a_X = NULL;
+    static const npy_intp d_X[] = {64, 784};
     double o_value = 0;
     static const npy_intp e_saved[] = {271232};
     PyObject *o_saved = NULL;
@@ -356,12 +375,12 @@ static PyObject *w_mlp_forward(PyObject *self, PyObject *const *args, Py_ssize_t
     if (a_X == NULL) goto done;
     o_saved = PyArray_SimpleNew(1, (npy_intp *)e_saved, NPY_DOUBLE);
     if (o_saved == NULL) goto done;
-    work = (double *)PyMem_RawMalloc(306688 * sizeof(double));
+    work = (double *)PyMem_RawMalloc((306688) * sizeof(double));
     if (work == NULL) { PyErr_NoMemory(); goto done; }
     Py_BEGIN_ALLOW_THREADS
     status = mlp_forward((const double *)PyArray_DATA(a_W1), (const double *)PyArray_DATA(a_b1), (const double *)PyArray_DATA(a_W2), (const double *)PyArray_DATA(a_b2), (const double *)PyArray_DATA(a_X), &o_value, (double *)PyArray_DATA((PyArrayObject *)o_saved), work);
     Py_END_ALLOW_THREADS
-    if (status != 0) { gg_failed("mlp_forward", status); goto done; }
+    if (status != 0) { gg_failed("mlp_forward", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(2, PyFloat_FromDouble(o_value), o_saved);
     o_saved = NULL;
 done:
@@ -379,8 +398,8 @@ static PyObject *w_mlp_backward(PyObject *self, PyObject *const *args, Py_ssize_
 {
     PyObject *result = NULL;
     double *work = NULL;
-    static const npy_intp d_saved[] = {271232};
     PyArrayObject *a_saved = NULL;
+    static const npy_intp d_saved[] = {271232};
     double s_g;
     static const npy_intp e_g_W1[] = {784, 256};
     PyObject *o_g_W1 = NULL;
@@ -408,12 +427,12 @@ static PyObject *w_mlp_backward(PyObject *self, PyObject *const *args, Py_ssize_
     if (o_g_b2 == NULL) goto done;
     o_g_X = PyArray_SimpleNew(2, (npy_intp *)e_g_X, NPY_DOUBLE);
     if (o_g_X == NULL) goto done;
-    work = (double *)PyMem_RawMalloc(306688 * sizeof(double));
+    work = (double *)PyMem_RawMalloc((306688) * sizeof(double));
     if (work == NULL) { PyErr_NoMemory(); goto done; }
     Py_BEGIN_ALLOW_THREADS
     status = mlp_backward((const double *)PyArray_DATA(a_saved), &s_g, (double *)PyArray_DATA((PyArrayObject *)o_g_W1), (double *)PyArray_DATA((PyArrayObject *)o_g_b1), (double *)PyArray_DATA((PyArrayObject *)o_g_W2), (double *)PyArray_DATA((PyArrayObject *)o_g_b2), (double *)PyArray_DATA((PyArrayObject *)o_g_X), work);
     Py_END_ALLOW_THREADS
-    if (status != 0) { gg_failed("mlp_backward", status); goto done; }
+    if (status != 0) { gg_failed("mlp_backward", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(5, o_g_W1, o_g_b1, o_g_W2, o_g_b2, o_g_X);
     o_g_W1 = NULL;
     o_g_b1 = NULL;

@@ -11,16 +11,16 @@
  * An array parameter is a `const double *` to its elements in C (row-major) order, a
  * scalar parameter a `double`; a float32 one is float, and so are its gradient and the
  * value of a float32 function (the code computes in double inside). Named dims come
- * first, as `long` parameters: the code is generated for the sizes given to gradgen and
- * returns 1 for others. Outputs are written through caller-owned pointers: value (the
+ * first, as `long` parameters; sizes are expressions of them, and a size the code does
+ * not take (each function's first line tests it) returns 1. Outputs are written through caller-owned pointers: value (the
  * output's elements, or one number), one gradient per differentiated parameter (of its
  * parameter's shape); g, the upstream gradient, has the output's shape. `work` is
  * scratch of NAME_WORK_SIZE doubles (NAME_WORK_SIZE(n, ...) with named dims);
  * NAME_forward fills `saved`, NAME_SAVED_SIZE doubles, with what NAME_backward reads.
  * No output may overlap an input or another output (the definitions declare every
  * pointer restrict). The functions allocate nothing and keep no state: they may run in
- * several threads at once, each with its own work buffer. They return 0; 1 when a named
- * dim is not the size generated for; 2 when a traced `while` loop would run past its
+ * several threads at once, each with its own work buffer. They return 0; 1 when the
+ * sizes of the named dims are ones the code does not take; 2 when a traced `while` loop would run past its
  * bound (`# gradgen: max N` on its line, or --max-iterations: its tape holds N
  * iterations), before anything is written past the buffers; 3 when an index computed
  * from the arguments (np.argmax, np.argsort, ...) is out of range.

@@ -59,7 +59,7 @@ static PyArrayObject *gg_array(PyObject *obj, int type, int ndim, const npy_intp
             return NULL;
     }
     ok = PyArray_NDIM(a) == ndim;
-    for (d = 0; ok && d < ndim; d++)
+    for (d = 0; ok && shape != NULL && d < ndim; d++)
         ok = PyArray_DIMS(a)[d] == shape[d];
     if (!ok) {
         PyErr_Format(PyExc_ValueError, "%s: %s must have shape %s", fn, arg, want);
@@ -67,6 +67,25 @@ static PyArrayObject *gg_array(PyObject *obj, int type, int ndim, const npy_intp
         return NULL;
     }
     return a;
+}
+
+/* whether `a` has `shape` (its number of dims is checked already) */
+static int gg_shape(PyArrayObject *a, const npy_intp *shape)
+{
+    int d;
+    for (d = 0; d < PyArray_NDIM(a); d++)
+        if (PyArray_DIMS(a)[d] != shape[d])
+            return 0;
+    return 1;
+}
+
+/* saved holds the named dims at its head (the forward wrote them) */
+static int gg_head(PyArrayObject *saved, npy_intp k, const char *fn)
+{
+    if (PyArray_DIMS(saved)[0] >= k)
+        return 0;
+    PyErr_Format(PyExc_ValueError, "%s: saved is not what the forward returned", fn);
+    return -1;
 }
 
 static int gg_scalar(PyObject *obj, double *out)
@@ -111,10 +130,10 @@ static PyObject *gg_tuple(Py_ssize_t n, ...)
     return t;
 }
 
-static PyObject *gg_failed(const char *fn, int status)
+static PyObject *gg_failed(const char *fn, int status, const char *assumed)
 {
     if (status == 1)
-        PyErr_Format(PyExc_ValueError, "%s: a named dim differs from the size generated for", fn);
+        PyErr_Format(PyExc_ValueError, "%s: %s", fn, assumed);
     else if (status == 2)
         PyErr_Format(PyExc_RuntimeError,
                      "%s: a while loop ran past its bound (`# gradgen: max N` on its line, or "
@@ -131,10 +150,10 @@ static PyObject *w_neuron(PyObject *self, PyObject *const *args, Py_ssize_t narg
 {
     PyObject *result = NULL;
     double work[10];
-    static const npy_intp d_w[] = {3};
     PyArrayObject *a_w = NULL;
-    static const npy_intp d_x[] = {2};
+    static const npy_intp d_w[] = {3};
     PyArrayObject *a_x = NULL;
+    static const npy_intp d_x[] = {2};
     double o_value = 0;
     int status;
     (void)self;
@@ -144,7 +163,7 @@ static PyObject *w_neuron(PyObject *self, PyObject *const *args, Py_ssize_t narg
     a_x = gg_array(args[1], NPY_DOUBLE, 1, d_x, "neuron", "x", "(2,)");
     if (a_x == NULL) goto done;
     status = neuron((const double *)PyArray_DATA(a_w), (const double *)PyArray_DATA(a_x), &o_value, work);
-    if (status != 0) { gg_failed("neuron", status); goto done; }
+    if (status != 0) { gg_failed("neuron", status, "a named dim differs from the size generated for"); goto done; }
     result = PyFloat_FromDouble(o_value);
 done:
     Py_XDECREF(a_w);
@@ -156,10 +175,10 @@ static PyObject *w_neuron_value_and_grad(PyObject *self, PyObject *const *args, 
 {
     PyObject *result = NULL;
     double work[10];
-    static const npy_intp d_w[] = {3};
     PyArrayObject *a_w = NULL;
-    static const npy_intp d_x[] = {2};
+    static const npy_intp d_w[] = {3};
     PyArrayObject *a_x = NULL;
+    static const npy_intp d_x[] = {2};
     double o_value = 0;
     static const npy_intp e_g_w[] = {3};
     PyObject *o_g_w = NULL;
@@ -177,7 +196,7 @@ static PyObject *w_neuron_value_and_grad(PyObject *self, PyObject *const *args, 
     o_g_x = PyArray_SimpleNew(1, (npy_intp *)e_g_x, NPY_DOUBLE);
     if (o_g_x == NULL) goto done;
     status = neuron_value_and_grad((const double *)PyArray_DATA(a_w), (const double *)PyArray_DATA(a_x), &o_value, (double *)PyArray_DATA((PyArrayObject *)o_g_w), (double *)PyArray_DATA((PyArrayObject *)o_g_x), work);
-    if (status != 0) { gg_failed("neuron_value_and_grad", status); goto done; }
+    if (status != 0) { gg_failed("neuron_value_and_grad", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(2, PyFloat_FromDouble(o_value), gg_tuple(2, o_g_w, o_g_x));
     o_g_w = NULL;
     o_g_x = NULL;
@@ -193,10 +212,10 @@ static PyObject *w_neuron_vjp(PyObject *self, PyObject *const *args, Py_ssize_t 
 {
     PyObject *result = NULL;
     double work[10];
-    static const npy_intp d_w[] = {3};
     PyArrayObject *a_w = NULL;
-    static const npy_intp d_x[] = {2};
+    static const npy_intp d_w[] = {3};
     PyArrayObject *a_x = NULL;
+    static const npy_intp d_x[] = {2};
     double s_g;
     double o_value = 0;
     static const npy_intp e_g_w[] = {3};
@@ -216,7 +235,7 @@ static PyObject *w_neuron_vjp(PyObject *self, PyObject *const *args, Py_ssize_t 
     o_g_x = PyArray_SimpleNew(1, (npy_intp *)e_g_x, NPY_DOUBLE);
     if (o_g_x == NULL) goto done;
     status = neuron_vjp((const double *)PyArray_DATA(a_w), (const double *)PyArray_DATA(a_x), &s_g, &o_value, (double *)PyArray_DATA((PyArrayObject *)o_g_w), (double *)PyArray_DATA((PyArrayObject *)o_g_x), work);
-    if (status != 0) { gg_failed("neuron_vjp", status); goto done; }
+    if (status != 0) { gg_failed("neuron_vjp", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(2, PyFloat_FromDouble(o_value), gg_tuple(2, o_g_w, o_g_x));
     o_g_w = NULL;
     o_g_x = NULL;
@@ -232,10 +251,10 @@ static PyObject *w_neuron_forward(PyObject *self, PyObject *const *args, Py_ssiz
 {
     PyObject *result = NULL;
     double work[10];
-    static const npy_intp d_w[] = {3};
     PyArrayObject *a_w = NULL;
-    static const npy_intp d_x[] = {2};
+    static const npy_intp d_w[] = {3};
     PyArrayObject *a_x = NULL;
+    static const npy_intp d_x[] = {2};
     double o_value = 0;
     static const npy_intp e_saved[] = {10};
     PyObject *o_saved = NULL;
@@ -249,7 +268,7 @@ static PyObject *w_neuron_forward(PyObject *self, PyObject *const *args, Py_ssiz
     o_saved = PyArray_SimpleNew(1, (npy_intp *)e_saved, NPY_DOUBLE);
     if (o_saved == NULL) goto done;
     status = neuron_forward((const double *)PyArray_DATA(a_w), (const double *)PyArray_DATA(a_x), &o_value, (double *)PyArray_DATA((PyArrayObject *)o_saved), work);
-    if (status != 0) { gg_failed("neuron_forward", status); goto done; }
+    if (status != 0) { gg_failed("neuron_forward", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(2, PyFloat_FromDouble(o_value), o_saved);
     o_saved = NULL;
 done:
@@ -263,8 +282,8 @@ static PyObject *w_neuron_backward(PyObject *self, PyObject *const *args, Py_ssi
 {
     PyObject *result = NULL;
     double work[10];
-    static const npy_intp d_saved[] = {10};
     PyArrayObject *a_saved = NULL;
+    static const npy_intp d_saved[] = {10};
     double s_g;
     static const npy_intp e_g_w[] = {3};
     PyObject *o_g_w = NULL;
@@ -281,7 +300,7 @@ static PyObject *w_neuron_backward(PyObject *self, PyObject *const *args, Py_ssi
     o_g_x = PyArray_SimpleNew(1, (npy_intp *)e_g_x, NPY_DOUBLE);
     if (o_g_x == NULL) goto done;
     status = neuron_backward((const double *)PyArray_DATA(a_saved), &s_g, (double *)PyArray_DATA((PyArrayObject *)o_g_w), (double *)PyArray_DATA((PyArrayObject *)o_g_x), work);
-    if (status != 0) { gg_failed("neuron_backward", status); goto done; }
+    if (status != 0) { gg_failed("neuron_backward", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(2, o_g_w, o_g_x);
     o_g_w = NULL;
     o_g_x = NULL;

@@ -7,145 +7,144 @@
 /* The value of rnn(Wx: f64[3,5], Wh: f64[5,5], b: f64[5], xs: f64[8,B,3]). */
 int rnn(long B, const double *restrict Wx, const double *restrict Wh, const double *restrict b, const double *restrict xs, double *restrict value, double *restrict work)
 {
-    if (B != 4) return 1; /* generated for B=4 */
     double *t1 = work + 0;
-    for (long i0 = 0; i0 < 160; i0++) {
+    for (long i0 = 0; i0 < (40 * B); i0++) {
         t1[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 32; i0++) {
+    for (long i0 = 0; i0 < (8 * B); i0++) {
         for (long i1 = 0; i1 < 3; i1++) {
             for (long i2 = 0; i2 < 5; i2++) {
                 t1[5 * i0 + i2] += xs[3 * i0 + i1] * Wx[5 * i1 + i2];
             }
         }
     }
-    double *h = work + 160;
-    for (long i0 = 0; i0 < 4; i0++) {
+    double *h = work + (40 * B);
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
             h[5 * i0 + i1] = tanh(t1[5 * i0 + i1] + b[i1]);
         }
     }
-    double *t2 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) {
+    double *t2 = work + (45 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) {
         t2[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
             for (long i2 = 0; i2 < 5; i2++) {
                 t2[5 * i0 + i2] += h[5 * i0 + i1] * Wh[5 * i1 + i2];
             }
         }
     }
-    double *h_1 = work + 160;
-    for (long i0 = 0; i0 < 4; i0++) {
+    double *h_1 = work + (40 * B);
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
-            h_1[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + 20] + t2[5 * i0 + i1] + b[i1]);
+            h_1[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + (5 * B)] + t2[5 * i0 + i1] + b[i1]);
         }
     }
-    double *t3 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) {
+    double *t3 = work + (45 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) {
         t3[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
             for (long i2 = 0; i2 < 5; i2++) {
                 t3[5 * i0 + i2] += h_1[5 * i0 + i1] * Wh[5 * i1 + i2];
             }
         }
     }
-    double *h_2 = work + 160;
-    for (long i0 = 0; i0 < 4; i0++) {
+    double *h_2 = work + (40 * B);
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
-            h_2[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + 40] + t3[5 * i0 + i1] + b[i1]);
+            h_2[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + (10 * B)] + t3[5 * i0 + i1] + b[i1]);
         }
     }
-    double *t4 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) {
+    double *t4 = work + (45 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) {
         t4[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
             for (long i2 = 0; i2 < 5; i2++) {
                 t4[5 * i0 + i2] += h_2[5 * i0 + i1] * Wh[5 * i1 + i2];
             }
         }
     }
-    double *h_3 = work + 160;
-    for (long i0 = 0; i0 < 4; i0++) {
+    double *h_3 = work + (40 * B);
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
-            h_3[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + 60] + t4[5 * i0 + i1] + b[i1]);
+            h_3[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + (15 * B)] + t4[5 * i0 + i1] + b[i1]);
         }
     }
-    double *t5 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) {
+    double *t5 = work + (45 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) {
         t5[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
             for (long i2 = 0; i2 < 5; i2++) {
                 t5[5 * i0 + i2] += h_3[5 * i0 + i1] * Wh[5 * i1 + i2];
             }
         }
     }
-    double *h_4 = work + 160;
-    for (long i0 = 0; i0 < 4; i0++) {
+    double *h_4 = work + (40 * B);
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
-            h_4[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + 80] + t5[5 * i0 + i1] + b[i1]);
+            h_4[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + (20 * B)] + t5[5 * i0 + i1] + b[i1]);
         }
     }
-    double *t6 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) {
+    double *t6 = work + (45 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) {
         t6[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
             for (long i2 = 0; i2 < 5; i2++) {
                 t6[5 * i0 + i2] += h_4[5 * i0 + i1] * Wh[5 * i1 + i2];
             }
         }
     }
-    double *h_5 = work + 160;
-    for (long i0 = 0; i0 < 4; i0++) {
+    double *h_5 = work + (40 * B);
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
-            h_5[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + 100] + t6[5 * i0 + i1] + b[i1]);
+            h_5[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + (25 * B)] + t6[5 * i0 + i1] + b[i1]);
         }
     }
-    double *t7 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) {
+    double *t7 = work + (45 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) {
         t7[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
             for (long i2 = 0; i2 < 5; i2++) {
                 t7[5 * i0 + i2] += h_5[5 * i0 + i1] * Wh[5 * i1 + i2];
             }
         }
     }
-    double *h_6 = work + 160;
-    for (long i0 = 0; i0 < 4; i0++) {
+    double *h_6 = work + (40 * B);
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
-            h_6[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + 120] + t7[5 * i0 + i1] + b[i1]);
+            h_6[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + (30 * B)] + t7[5 * i0 + i1] + b[i1]);
         }
     }
-    double *t8 = work + 180;
-    for (long i0 = 0; i0 < 20; i0++) {
+    double *t8 = work + (45 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) {
         t8[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
             for (long i2 = 0; i2 < 5; i2++) {
                 t8[5 * i0 + i2] += h_6[5 * i0 + i1] * Wh[5 * i1 + i2];
             }
         }
     }
-    double *h_7 = work + 160;
-    for (long i0 = 0; i0 < 4; i0++) {
+    double *h_7 = work + (40 * B);
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
-            h_7[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + 140] + t8[5 * i0 + i1] + b[i1]);
+            h_7[5 * i0 + i1] = tanh(t1[5 * i0 + i1 + (35 * B)] + t8[5 * i0 + i1] + b[i1]);
         }
     }
     double t0 = 0.0;
-    for (long i0 = 0; i0 < 20; i0++) {
+    for (long i0 = 0; i0 < (5 * B); i0++) {
         t0 += h_7[i0] * h_7[i0];
     }
     value[0] = t0;
@@ -172,141 +171,140 @@ int rnn_vjp(long B, const double *restrict Wx, const double *restrict Wh, const 
 /* The value, and in saved what rnn_backward reads. */
 int rnn_forward(long B, const double *restrict Wx, const double *restrict Wh, const double *restrict b, const double *restrict xs, double *restrict value, double *restrict saved, double *restrict work)
 {
-    if (B != 4) return 1; /* generated for B=4 */
     double *t1 = work + 0;
-    for (long i0 = 0; i0 < 160; i0++) {
+    for (long i0 = 0; i0 < (40 * B); i0++) {
         t1[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 32; i0++) {
+    for (long i0 = 0; i0 < (8 * B); i0++) {
         for (long i1 = 0; i1 < 3; i1++) {
             for (long i2 = 0; i2 < 5; i2++) {
                 t1[5 * i0 + i2] += xs[3 * i0 + i1] * Wx[5 * i1 + i2];
             }
         }
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
-            saved[5 * i0 + i1 + 136] = tanh(t1[5 * i0 + i1] + b[i1]);
+            saved[5 * i0 + i1 + (24 * B + 40)] = tanh(t1[5 * i0 + i1] + b[i1]);
         }
     }
-    double *t2 = work + 160;
-    for (long i0 = 0; i0 < 20; i0++) {
+    double *t2 = work + (40 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) {
         t2[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
             for (long i2 = 0; i2 < 5; i2++) {
-                t2[5 * i0 + i2] += saved[5 * i0 + i1 + 136] * Wh[5 * i1 + i2];
+                t2[5 * i0 + i2] += saved[5 * i0 + i1 + (24 * B + 40)] * Wh[5 * i1 + i2];
             }
         }
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
-            saved[5 * i0 + i1 + 156] = tanh(t1[5 * i0 + i1 + 20] + t2[5 * i0 + i1] + b[i1]);
+            saved[5 * i0 + i1 + (29 * B + 40)] = tanh(t1[5 * i0 + i1 + (5 * B)] + t2[5 * i0 + i1] + b[i1]);
         }
     }
-    double *t3 = work + 160;
-    for (long i0 = 0; i0 < 20; i0++) {
+    double *t3 = work + (40 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) {
         t3[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
             for (long i2 = 0; i2 < 5; i2++) {
-                t3[5 * i0 + i2] += saved[5 * i0 + i1 + 156] * Wh[5 * i1 + i2];
+                t3[5 * i0 + i2] += saved[5 * i0 + i1 + (29 * B + 40)] * Wh[5 * i1 + i2];
             }
         }
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
-            saved[5 * i0 + i1 + 176] = tanh(t1[5 * i0 + i1 + 40] + t3[5 * i0 + i1] + b[i1]);
+            saved[5 * i0 + i1 + (34 * B + 40)] = tanh(t1[5 * i0 + i1 + (10 * B)] + t3[5 * i0 + i1] + b[i1]);
         }
     }
-    double *t4 = work + 160;
-    for (long i0 = 0; i0 < 20; i0++) {
+    double *t4 = work + (40 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) {
         t4[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
             for (long i2 = 0; i2 < 5; i2++) {
-                t4[5 * i0 + i2] += saved[5 * i0 + i1 + 176] * Wh[5 * i1 + i2];
+                t4[5 * i0 + i2] += saved[5 * i0 + i1 + (34 * B + 40)] * Wh[5 * i1 + i2];
             }
         }
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
-            saved[5 * i0 + i1 + 196] = tanh(t1[5 * i0 + i1 + 60] + t4[5 * i0 + i1] + b[i1]);
+            saved[5 * i0 + i1 + (39 * B + 40)] = tanh(t1[5 * i0 + i1 + (15 * B)] + t4[5 * i0 + i1] + b[i1]);
         }
     }
-    double *t5 = work + 160;
-    for (long i0 = 0; i0 < 20; i0++) {
+    double *t5 = work + (40 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) {
         t5[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
             for (long i2 = 0; i2 < 5; i2++) {
-                t5[5 * i0 + i2] += saved[5 * i0 + i1 + 196] * Wh[5 * i1 + i2];
+                t5[5 * i0 + i2] += saved[5 * i0 + i1 + (39 * B + 40)] * Wh[5 * i1 + i2];
             }
         }
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
-            saved[5 * i0 + i1 + 216] = tanh(t1[5 * i0 + i1 + 80] + t5[5 * i0 + i1] + b[i1]);
+            saved[5 * i0 + i1 + (44 * B + 40)] = tanh(t1[5 * i0 + i1 + (20 * B)] + t5[5 * i0 + i1] + b[i1]);
         }
     }
-    double *t6 = work + 160;
-    for (long i0 = 0; i0 < 20; i0++) {
+    double *t6 = work + (40 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) {
         t6[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
             for (long i2 = 0; i2 < 5; i2++) {
-                t6[5 * i0 + i2] += saved[5 * i0 + i1 + 216] * Wh[5 * i1 + i2];
+                t6[5 * i0 + i2] += saved[5 * i0 + i1 + (44 * B + 40)] * Wh[5 * i1 + i2];
             }
         }
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
-            saved[5 * i0 + i1 + 236] = tanh(t1[5 * i0 + i1 + 100] + t6[5 * i0 + i1] + b[i1]);
+            saved[5 * i0 + i1 + (49 * B + 40)] = tanh(t1[5 * i0 + i1 + (25 * B)] + t6[5 * i0 + i1] + b[i1]);
         }
     }
-    double *t7 = work + 160;
-    for (long i0 = 0; i0 < 20; i0++) {
+    double *t7 = work + (40 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) {
         t7[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
             for (long i2 = 0; i2 < 5; i2++) {
-                t7[5 * i0 + i2] += saved[5 * i0 + i1 + 236] * Wh[5 * i1 + i2];
+                t7[5 * i0 + i2] += saved[5 * i0 + i1 + (49 * B + 40)] * Wh[5 * i1 + i2];
             }
         }
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
-            saved[5 * i0 + i1 + 256] = tanh(t1[5 * i0 + i1 + 120] + t7[5 * i0 + i1] + b[i1]);
+            saved[5 * i0 + i1 + (54 * B + 40)] = tanh(t1[5 * i0 + i1 + (30 * B)] + t7[5 * i0 + i1] + b[i1]);
         }
     }
-    double *t8 = work + 160;
-    for (long i0 = 0; i0 < 20; i0++) {
+    double *t8 = work + (40 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) {
         t8[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
             for (long i2 = 0; i2 < 5; i2++) {
-                t8[5 * i0 + i2] += saved[5 * i0 + i1 + 256] * Wh[5 * i1 + i2];
+                t8[5 * i0 + i2] += saved[5 * i0 + i1 + (54 * B + 40)] * Wh[5 * i1 + i2];
             }
         }
     }
-    for (long i0 = 0; i0 < 4; i0++) {
+    for (long i0 = 0; i0 < B; i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
-            saved[5 * i0 + i1 + 276] = tanh(t1[5 * i0 + i1 + 140] + t8[5 * i0 + i1] + b[i1]);
+            saved[5 * i0 + i1 + (59 * B + 40)] = tanh(t1[5 * i0 + i1 + (35 * B)] + t8[5 * i0 + i1] + b[i1]);
         }
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        saved[i0 + 296] = saved[i0 + 276] * saved[i0 + 276];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        saved[i0 + (64 * B + 40)] = saved[i0 + (59 * B + 40)] * saved[i0 + (59 * B + 40)];
     }
     double t0 = 0.0;
-    for (long i0 = 0; i0 < 20; i0++) {
-        t0 += saved[i0 + 296];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t0 += saved[i0 + (64 * B + 40)];
     }
     value[0] = t0;
     for (long i0 = 0; i0 < 15; i0++) {
@@ -315,7 +313,7 @@ int rnn_forward(long B, const double *restrict Wx, const double *restrict Wh, co
     for (long i0 = 0; i0 < 25; i0++) {
         saved[i0 + 15] = Wh[i0];
     }
-    for (long i0 = 0; i0 < 96; i0++) {
+    for (long i0 = 0; i0 < (24 * B); i0++) {
         saved[i0 + 40] = xs[i0];
     }
     return 0;
@@ -324,21 +322,20 @@ int rnn_forward(long B, const double *restrict Wx, const double *restrict Wh, co
 /* The gradients with respect to Wx, Wh, b, xs, given saved and the upstream gradient g. */
 int rnn_backward(long B, const double *restrict saved, const double *restrict g, double *restrict g_Wx, double *restrict g_Wh, double *restrict g_b, double *restrict g_xs, double *restrict work)
 {
-    if (B != 4) return 1; /* generated for B=4 */
-    const double *h_7 = saved + 276;
+    const double *h_7 = saved + (59 * B + 40);
     /* backward */
     double *t2 = work + 0;
-    for (long i0 = 0; i0 < 20; i0++) { /* mul gate: swaps */
+    for (long i0 = 0; i0 < (5 * B); i0++) { /* mul gate: swaps */
         t2[i0] = g[0] * h_7[i0];
     }
-    const double *t1 = saved + 296;
-    double *t3 = work + 20;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
+    const double *t1 = saved + (64 * B + 40);
+    double *t3 = work + (5 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) { /* tanh gate: 1 - t^2 */
         t3[i0] = (t2[i0] + t2[i0]) * (1.0 - t1[i0]);
     }
     const double *Wh = saved + 15;
     double *g_h = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* matmul gate: swaps, transposed */
+    for (long i0 = 0; i0 < B; i0++) { /* matmul gate: swaps, transposed */
         for (long i1 = 0; i1 < 5; i1++) {
             double acc = 0.0;
             for (long i2 = 0; i2 < 5; i2++) {
@@ -347,13 +344,13 @@ int rnn_backward(long B, const double *restrict saved, const double *restrict g,
             g_h[5 * i0 + i1] = acc;
         }
     }
-    const double *h_6 = saved + 256;
-    double *t4 = work + 40;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
+    const double *h_6 = saved + (54 * B + 40);
+    double *t4 = work + (10 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) { /* tanh gate: 1 - t^2 */
         t4[i0] = g_h[i0] * (1.0 - h_6[i0] * h_6[i0]);
     }
     double *g_h_1 = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* matmul gate: swaps, transposed */
+    for (long i0 = 0; i0 < B; i0++) { /* matmul gate: swaps, transposed */
         for (long i1 = 0; i1 < 5; i1++) {
             double acc = 0.0;
             for (long i2 = 0; i2 < 5; i2++) {
@@ -362,13 +359,13 @@ int rnn_backward(long B, const double *restrict saved, const double *restrict g,
             g_h_1[5 * i0 + i1] = acc;
         }
     }
-    const double *h_5 = saved + 236;
-    double *t5 = work + 60;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
+    const double *h_5 = saved + (49 * B + 40);
+    double *t5 = work + (15 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) { /* tanh gate: 1 - t^2 */
         t5[i0] = g_h_1[i0] * (1.0 - h_5[i0] * h_5[i0]);
     }
     double *g_h_2 = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* matmul gate: swaps, transposed */
+    for (long i0 = 0; i0 < B; i0++) { /* matmul gate: swaps, transposed */
         for (long i1 = 0; i1 < 5; i1++) {
             double acc = 0.0;
             for (long i2 = 0; i2 < 5; i2++) {
@@ -377,13 +374,13 @@ int rnn_backward(long B, const double *restrict saved, const double *restrict g,
             g_h_2[5 * i0 + i1] = acc;
         }
     }
-    const double *h_4 = saved + 216;
-    double *t6 = work + 80;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
+    const double *h_4 = saved + (44 * B + 40);
+    double *t6 = work + (20 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) { /* tanh gate: 1 - t^2 */
         t6[i0] = g_h_2[i0] * (1.0 - h_4[i0] * h_4[i0]);
     }
     double *g_h_3 = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* matmul gate: swaps, transposed */
+    for (long i0 = 0; i0 < B; i0++) { /* matmul gate: swaps, transposed */
         for (long i1 = 0; i1 < 5; i1++) {
             double acc = 0.0;
             for (long i2 = 0; i2 < 5; i2++) {
@@ -392,13 +389,13 @@ int rnn_backward(long B, const double *restrict saved, const double *restrict g,
             g_h_3[5 * i0 + i1] = acc;
         }
     }
-    const double *h_3 = saved + 196;
-    double *t7 = work + 100;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
+    const double *h_3 = saved + (39 * B + 40);
+    double *t7 = work + (25 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) { /* tanh gate: 1 - t^2 */
         t7[i0] = g_h_3[i0] * (1.0 - h_3[i0] * h_3[i0]);
     }
     double *g_h_4 = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* matmul gate: swaps, transposed */
+    for (long i0 = 0; i0 < B; i0++) { /* matmul gate: swaps, transposed */
         for (long i1 = 0; i1 < 5; i1++) {
             double acc = 0.0;
             for (long i2 = 0; i2 < 5; i2++) {
@@ -407,13 +404,13 @@ int rnn_backward(long B, const double *restrict saved, const double *restrict g,
             g_h_4[5 * i0 + i1] = acc;
         }
     }
-    const double *h_2 = saved + 176;
-    double *t8 = work + 120;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
+    const double *h_2 = saved + (34 * B + 40);
+    double *t8 = work + (30 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) { /* tanh gate: 1 - t^2 */
         t8[i0] = g_h_4[i0] * (1.0 - h_2[i0] * h_2[i0]);
     }
     double *g_h_5 = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* matmul gate: swaps, transposed */
+    for (long i0 = 0; i0 < B; i0++) { /* matmul gate: swaps, transposed */
         for (long i1 = 0; i1 < 5; i1++) {
             double acc = 0.0;
             for (long i2 = 0; i2 < 5; i2++) {
@@ -422,13 +419,13 @@ int rnn_backward(long B, const double *restrict saved, const double *restrict g,
             g_h_5[5 * i0 + i1] = acc;
         }
     }
-    const double *h_1 = saved + 156;
-    double *t9 = work + 140;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
+    const double *h_1 = saved + (29 * B + 40);
+    double *t9 = work + (35 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) { /* tanh gate: 1 - t^2 */
         t9[i0] = g_h_5[i0] * (1.0 - h_1[i0] * h_1[i0]);
     }
     double *g_h_6 = work + 0;
-    for (long i0 = 0; i0 < 4; i0++) { /* matmul gate: swaps, transposed */
+    for (long i0 = 0; i0 < B; i0++) { /* matmul gate: swaps, transposed */
         for (long i1 = 0; i1 < 5; i1++) {
             double acc = 0.0;
             for (long i2 = 0; i2 < 5; i2++) {
@@ -437,93 +434,93 @@ int rnn_backward(long B, const double *restrict saved, const double *restrict g,
             g_h_6[5 * i0 + i1] = acc;
         }
     }
-    const double *h = saved + 136;
-    double *t10 = work + 160;
-    for (long i0 = 0; i0 < 20; i0++) { /* copy gate: sums */
+    const double *h = saved + (24 * B + 40);
+    double *t10 = work + (40 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) { /* copy gate: sums */
         t10[i0] = h[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t10[i0 + 20] = h_1[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t10[i0 + (5 * B)] = h_1[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t10[i0 + 40] = h_2[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t10[i0 + (10 * B)] = h_2[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t10[i0 + 60] = h_3[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t10[i0 + (15 * B)] = h_3[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t10[i0 + 80] = h_4[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t10[i0 + (20 * B)] = h_4[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t10[i0 + 100] = h_5[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t10[i0 + (25 * B)] = h_5[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t10[i0 + 120] = h_6[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t10[i0 + (30 * B)] = h_6[i0];
     }
-    double *t11 = work + 300;
-    for (long i0 = 0; i0 < 20; i0++) { /* copy gate: sums */
+    double *t11 = work + (75 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) { /* copy gate: sums */
         t11[i0] = t9[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t11[i0 + 20] = t8[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t11[i0 + (5 * B)] = t8[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t11[i0 + 40] = t7[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t11[i0 + (10 * B)] = t7[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t11[i0 + 60] = t6[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t11[i0 + (15 * B)] = t6[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t11[i0 + 80] = t5[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t11[i0 + (20 * B)] = t5[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t11[i0 + 100] = t4[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t11[i0 + (25 * B)] = t4[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t11[i0 + 120] = t3[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t11[i0 + (30 * B)] = t3[i0];
     }
     for (long i0 = 0; i0 < 25; i0++) { /* copy gate: sums */
         g_Wh[i0] = 0.0;
     }
     for (long i0 = 0; i0 < 5; i0++) {
-        for (long i1 = 0; i1 < 28; i1++) {
+        for (long i1 = 0; i1 < (7 * B); i1++) {
             for (long i2 = 0; i2 < 5; i2++) {
                 g_Wh[5 * i0 + i2] += t10[i0 + 5 * i1] * t11[5 * i1 + i2];
             }
         }
     }
-    double *t12 = work + 160;
-    for (long i0 = 0; i0 < 20; i0++) { /* tanh gate: 1 - t^2 */
+    double *t12 = work + (40 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) { /* tanh gate: 1 - t^2 */
         t12[i0] = g_h_6[i0] * (1.0 - h[i0] * h[i0]);
     }
-    double *t13 = work + 440;
-    for (long i0 = 0; i0 < 20; i0++) { /* index gate: scatters back */
+    double *t13 = work + (110 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) { /* index gate: scatters back */
         t13[i0] = t12[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t13[i0 + 20] = t9[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t13[i0 + (5 * B)] = t9[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t13[i0 + 40] = t8[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t13[i0 + (10 * B)] = t8[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t13[i0 + 60] = t7[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t13[i0 + (15 * B)] = t7[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t13[i0 + 80] = t6[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t13[i0 + (20 * B)] = t6[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t13[i0 + 100] = t5[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t13[i0 + (25 * B)] = t5[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t13[i0 + 120] = t4[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t13[i0 + (30 * B)] = t4[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t13[i0 + 140] = t3[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t13[i0 + (35 * B)] = t3[i0];
     }
     const double *Wx = saved + 0;
-    double *t14 = work + 180;
-    for (long i0 = 0; i0 < 32; i0++) { /* matmul gate: swaps, transposed */
+    double *t14 = work + (45 * B);
+    for (long i0 = 0; i0 < (8 * B); i0++) { /* matmul gate: swaps, transposed */
         for (long i1 = 0; i1 < 3; i1++) {
             double acc = 0.0;
             for (long i2 = 0; i2 < 5; i2++) {
@@ -537,46 +534,46 @@ int rnn_backward(long B, const double *restrict saved, const double *restrict g,
         g_Wx[i0] = 0.0;
     }
     for (long i0 = 0; i0 < 3; i0++) {
-        for (long i1 = 0; i1 < 32; i1++) {
+        for (long i1 = 0; i1 < (8 * B); i1++) {
             for (long i2 = 0; i2 < 5; i2++) {
                 g_Wx[5 * i0 + i2] += t0[i0 + 3 * i1] * t13[5 * i1 + i2];
             }
         }
     }
-    double *t15 = work + 440;
-    for (long i0 = 0; i0 < 20; i0++) { /* copy gate: sums */
+    double *t15 = work + (110 * B);
+    for (long i0 = 0; i0 < (5 * B); i0++) { /* copy gate: sums */
         t15[i0] = t12[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t15[i0 + 20] = t9[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t15[i0 + (5 * B)] = t9[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t15[i0 + 40] = t8[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t15[i0 + (10 * B)] = t8[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t15[i0 + 60] = t7[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t15[i0 + (15 * B)] = t7[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t15[i0 + 80] = t6[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t15[i0 + (20 * B)] = t6[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t15[i0 + 100] = t5[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t15[i0 + (25 * B)] = t5[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t15[i0 + 120] = t4[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t15[i0 + (30 * B)] = t4[i0];
     }
-    for (long i0 = 0; i0 < 20; i0++) {
-        t15[i0 + 140] = t3[i0];
+    for (long i0 = 0; i0 < (5 * B); i0++) {
+        t15[i0 + (35 * B)] = t3[i0];
     }
     for (long i0 = 0; i0 < 5; i0++) { /* copy gate: sums */
         g_b[i0] = 0.0;
     }
-    for (long i0 = 0; i0 < 32; i0++) {
+    for (long i0 = 0; i0 < (8 * B); i0++) {
         for (long i1 = 0; i1 < 5; i1++) {
             g_b[i1] += t15[5 * i0 + i1];
         }
     }
-    for (long i0 = 0; i0 < 96; i0++) {
+    for (long i0 = 0; i0 < (24 * B); i0++) {
         g_xs[i0] = t14[i0];
     }
     return 0;

@@ -59,7 +59,7 @@ static PyArrayObject *gg_array(PyObject *obj, int type, int ndim, const npy_intp
             return NULL;
     }
     ok = PyArray_NDIM(a) == ndim;
-    for (d = 0; ok && d < ndim; d++)
+    for (d = 0; ok && shape != NULL && d < ndim; d++)
         ok = PyArray_DIMS(a)[d] == shape[d];
     if (!ok) {
         PyErr_Format(PyExc_ValueError, "%s: %s must have shape %s", fn, arg, want);
@@ -67,6 +67,25 @@ static PyArrayObject *gg_array(PyObject *obj, int type, int ndim, const npy_intp
         return NULL;
     }
     return a;
+}
+
+/* whether `a` has `shape` (its number of dims is checked already) */
+static int gg_shape(PyArrayObject *a, const npy_intp *shape)
+{
+    int d;
+    for (d = 0; d < PyArray_NDIM(a); d++)
+        if (PyArray_DIMS(a)[d] != shape[d])
+            return 0;
+    return 1;
+}
+
+/* saved holds the named dims at its head (the forward wrote them) */
+static int gg_head(PyArrayObject *saved, npy_intp k, const char *fn)
+{
+    if (PyArray_DIMS(saved)[0] >= k)
+        return 0;
+    PyErr_Format(PyExc_ValueError, "%s: saved is not what the forward returned", fn);
+    return -1;
 }
 
 static int gg_scalar(PyObject *obj, double *out)
@@ -111,10 +130,10 @@ static PyObject *gg_tuple(Py_ssize_t n, ...)
     return t;
 }
 
-static PyObject *gg_failed(const char *fn, int status)
+static PyObject *gg_failed(const char *fn, int status, const char *assumed)
 {
     if (status == 1)
-        PyErr_Format(PyExc_ValueError, "%s: a named dim differs from the size generated for", fn);
+        PyErr_Format(PyExc_ValueError, "%s: %s", fn, assumed);
     else if (status == 2)
         PyErr_Format(PyExc_RuntimeError,
                      "%s: a while loop ran past its bound (`# gradgen: max N` on its line, or "
@@ -130,15 +149,16 @@ static PyObject *gg_failed(const char *fn, int status)
 static PyObject *w_rnn(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *result = NULL;
-    double work[916];
-    static const npy_intp d_Wx[] = {3, 5};
+    double *work = NULL;
+    long B = 0;
     PyArrayObject *a_Wx = NULL;
-    static const npy_intp d_Wh[] = {5, 5};
+    static const npy_intp d_Wx[] = {3, 5};
     PyArrayObject *a_Wh = NULL;
-    static const npy_intp d_b[] = {5};
+    static const npy_intp d_Wh[] = {5, 5};
     PyArrayObject *a_b = NULL;
-    static const npy_intp d_xs[] = {8, 4, 3};
+    static const npy_intp d_b[] = {5};
     PyArrayObject *a_xs = NULL;
+    npy_intp d_xs[3];
     double o_value = 0;
     int status;
     (void)self;
@@ -149,31 +169,42 @@ static PyObject *w_rnn(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (a_Wh == NULL) goto done;
     a_b = gg_array(args[2], NPY_DOUBLE, 1, d_b, "rnn", "b", "(5,)");
     if (a_b == NULL) goto done;
-    a_xs = gg_array(args[3], NPY_DOUBLE, 3, d_xs, "rnn", "xs", "(8, 4, 3)");
+    a_xs = gg_array(args[3], NPY_DOUBLE, 3, NULL, "rnn", "xs", "(8, B, 3)");
     if (a_xs == NULL) goto done;
-    status = rnn(4, (const double *)PyArray_DATA(a_Wx), (const double *)PyArray_DATA(a_Wh), (const double *)PyArray_DATA(a_b), (const double *)PyArray_DATA(a_xs), &o_value, work);
-    if (status != 0) { gg_failed("rnn", status); goto done; }
+    B = (long)PyArray_DIM(a_xs, 1);
+    d_xs[0] = 8;
+    d_xs[1] = B;
+    d_xs[2] = 3;
+    if (!gg_shape(a_xs, d_xs)) { PyErr_Format(PyExc_ValueError, "rnn: xs must have shape (8, B, 3), with B = %ld (B from axis 1 of xs)", B); goto done; }
+    work = (double *)PyMem_RawMalloc(((size_t)(219 * B + 40) + 1) * sizeof(double));
+    if (work == NULL) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    status = rnn(B, (const double *)PyArray_DATA(a_Wx), (const double *)PyArray_DATA(a_Wh), (const double *)PyArray_DATA(a_b), (const double *)PyArray_DATA(a_xs), &o_value, work);
+    Py_END_ALLOW_THREADS
+    if (status != 0) { gg_failed("rnn", status, "a named dim differs from the size generated for"); goto done; }
     result = PyFloat_FromDouble(o_value);
 done:
     Py_XDECREF(a_Wx);
     Py_XDECREF(a_Wh);
     Py_XDECREF(a_b);
     Py_XDECREF(a_xs);
+    PyMem_RawFree(work);
     return result;
 }
 
 static PyObject *w_rnn_value_and_grad(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *result = NULL;
-    double work[916];
-    static const npy_intp d_Wx[] = {3, 5};
+    double *work = NULL;
+    long B = 0;
     PyArrayObject *a_Wx = NULL;
-    static const npy_intp d_Wh[] = {5, 5};
+    static const npy_intp d_Wx[] = {3, 5};
     PyArrayObject *a_Wh = NULL;
-    static const npy_intp d_b[] = {5};
+    static const npy_intp d_Wh[] = {5, 5};
     PyArrayObject *a_b = NULL;
-    static const npy_intp d_xs[] = {8, 4, 3};
+    static const npy_intp d_b[] = {5};
     PyArrayObject *a_xs = NULL;
+    npy_intp d_xs[3];
     double o_value = 0;
     static const npy_intp e_g_Wx[] = {3, 5};
     PyObject *o_g_Wx = NULL;
@@ -181,7 +212,7 @@ static PyObject *w_rnn_value_and_grad(PyObject *self, PyObject *const *args, Py_
     PyObject *o_g_Wh = NULL;
     static const npy_intp e_g_b[] = {5};
     PyObject *o_g_b = NULL;
-    static const npy_intp e_g_xs[] = {8, 4, 3};
+    npy_intp e_g_xs[3];
     PyObject *o_g_xs = NULL;
     int status;
     (void)self;
@@ -192,18 +223,30 @@ static PyObject *w_rnn_value_and_grad(PyObject *self, PyObject *const *args, Py_
     if (a_Wh == NULL) goto done;
     a_b = gg_array(args[2], NPY_DOUBLE, 1, d_b, "rnn_value_and_grad", "b", "(5,)");
     if (a_b == NULL) goto done;
-    a_xs = gg_array(args[3], NPY_DOUBLE, 3, d_xs, "rnn_value_and_grad", "xs", "(8, 4, 3)");
+    a_xs = gg_array(args[3], NPY_DOUBLE, 3, NULL, "rnn_value_and_grad", "xs", "(8, B, 3)");
     if (a_xs == NULL) goto done;
+    B = (long)PyArray_DIM(a_xs, 1);
+    d_xs[0] = 8;
+    d_xs[1] = B;
+    d_xs[2] = 3;
+    if (!gg_shape(a_xs, d_xs)) { PyErr_Format(PyExc_ValueError, "rnn_value_and_grad: xs must have shape (8, B, 3), with B = %ld (B from axis 1 of xs)", B); goto done; }
     o_g_Wx = PyArray_SimpleNew(2, (npy_intp *)e_g_Wx, NPY_DOUBLE);
     if (o_g_Wx == NULL) goto done;
     o_g_Wh = PyArray_SimpleNew(2, (npy_intp *)e_g_Wh, NPY_DOUBLE);
     if (o_g_Wh == NULL) goto done;
     o_g_b = PyArray_SimpleNew(1, (npy_intp *)e_g_b, NPY_DOUBLE);
     if (o_g_b == NULL) goto done;
+    e_g_xs[0] = 8;
+    e_g_xs[1] = B;
+    e_g_xs[2] = 3;
     o_g_xs = PyArray_SimpleNew(3, (npy_intp *)e_g_xs, NPY_DOUBLE);
     if (o_g_xs == NULL) goto done;
-    status = rnn_value_and_grad(4, (const double *)PyArray_DATA(a_Wx), (const double *)PyArray_DATA(a_Wh), (const double *)PyArray_DATA(a_b), (const double *)PyArray_DATA(a_xs), &o_value, (double *)PyArray_DATA((PyArrayObject *)o_g_Wx), (double *)PyArray_DATA((PyArrayObject *)o_g_Wh), (double *)PyArray_DATA((PyArrayObject *)o_g_b), (double *)PyArray_DATA((PyArrayObject *)o_g_xs), work);
-    if (status != 0) { gg_failed("rnn_value_and_grad", status); goto done; }
+    work = (double *)PyMem_RawMalloc(((size_t)(219 * B + 40) + 1) * sizeof(double));
+    if (work == NULL) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    status = rnn_value_and_grad(B, (const double *)PyArray_DATA(a_Wx), (const double *)PyArray_DATA(a_Wh), (const double *)PyArray_DATA(a_b), (const double *)PyArray_DATA(a_xs), &o_value, (double *)PyArray_DATA((PyArrayObject *)o_g_Wx), (double *)PyArray_DATA((PyArrayObject *)o_g_Wh), (double *)PyArray_DATA((PyArrayObject *)o_g_b), (double *)PyArray_DATA((PyArrayObject *)o_g_xs), work);
+    Py_END_ALLOW_THREADS
+    if (status != 0) { gg_failed("rnn_value_and_grad", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(2, PyFloat_FromDouble(o_value), gg_tuple(4, o_g_Wx, o_g_Wh, o_g_b, o_g_xs));
     o_g_Wx = NULL;
     o_g_Wh = NULL;
@@ -218,21 +261,23 @@ done:
     Py_XDECREF(o_g_Wh);
     Py_XDECREF(o_g_b);
     Py_XDECREF(o_g_xs);
+    PyMem_RawFree(work);
     return result;
 }
 
 static PyObject *w_rnn_vjp(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *result = NULL;
-    double work[916];
-    static const npy_intp d_Wx[] = {3, 5};
+    double *work = NULL;
+    long B = 0;
     PyArrayObject *a_Wx = NULL;
-    static const npy_intp d_Wh[] = {5, 5};
+    static const npy_intp d_Wx[] = {3, 5};
     PyArrayObject *a_Wh = NULL;
-    static const npy_intp d_b[] = {5};
+    static const npy_intp d_Wh[] = {5, 5};
     PyArrayObject *a_b = NULL;
-    static const npy_intp d_xs[] = {8, 4, 3};
+    static const npy_intp d_b[] = {5};
     PyArrayObject *a_xs = NULL;
+    npy_intp d_xs[3];
     double s_g;
     double o_value = 0;
     static const npy_intp e_g_Wx[] = {3, 5};
@@ -241,7 +286,7 @@ static PyObject *w_rnn_vjp(PyObject *self, PyObject *const *args, Py_ssize_t nar
     PyObject *o_g_Wh = NULL;
     static const npy_intp e_g_b[] = {5};
     PyObject *o_g_b = NULL;
-    static const npy_intp e_g_xs[] = {8, 4, 3};
+    npy_intp e_g_xs[3];
     PyObject *o_g_xs = NULL;
     int status;
     (void)self;
@@ -252,19 +297,31 @@ static PyObject *w_rnn_vjp(PyObject *self, PyObject *const *args, Py_ssize_t nar
     if (a_Wh == NULL) goto done;
     a_b = gg_array(args[2], NPY_DOUBLE, 1, d_b, "rnn_vjp", "b", "(5,)");
     if (a_b == NULL) goto done;
-    a_xs = gg_array(args[3], NPY_DOUBLE, 3, d_xs, "rnn_vjp", "xs", "(8, 4, 3)");
+    a_xs = gg_array(args[3], NPY_DOUBLE, 3, NULL, "rnn_vjp", "xs", "(8, B, 3)");
     if (a_xs == NULL) goto done;
     if (gg_scalar(args[4], &s_g) < 0) goto done;
+    B = (long)PyArray_DIM(a_xs, 1);
+    d_xs[0] = 8;
+    d_xs[1] = B;
+    d_xs[2] = 3;
+    if (!gg_shape(a_xs, d_xs)) { PyErr_Format(PyExc_ValueError, "rnn_vjp: xs must have shape (8, B, 3), with B = %ld (B from axis 1 of xs)", B); goto done; }
     o_g_Wx = PyArray_SimpleNew(2, (npy_intp *)e_g_Wx, NPY_DOUBLE);
     if (o_g_Wx == NULL) goto done;
     o_g_Wh = PyArray_SimpleNew(2, (npy_intp *)e_g_Wh, NPY_DOUBLE);
     if (o_g_Wh == NULL) goto done;
     o_g_b = PyArray_SimpleNew(1, (npy_intp *)e_g_b, NPY_DOUBLE);
     if (o_g_b == NULL) goto done;
+    e_g_xs[0] = 8;
+    e_g_xs[1] = B;
+    e_g_xs[2] = 3;
     o_g_xs = PyArray_SimpleNew(3, (npy_intp *)e_g_xs, NPY_DOUBLE);
     if (o_g_xs == NULL) goto done;
-    status = rnn_vjp(4, (const double *)PyArray_DATA(a_Wx), (const double *)PyArray_DATA(a_Wh), (const double *)PyArray_DATA(a_b), (const double *)PyArray_DATA(a_xs), &s_g, &o_value, (double *)PyArray_DATA((PyArrayObject *)o_g_Wx), (double *)PyArray_DATA((PyArrayObject *)o_g_Wh), (double *)PyArray_DATA((PyArrayObject *)o_g_b), (double *)PyArray_DATA((PyArrayObject *)o_g_xs), work);
-    if (status != 0) { gg_failed("rnn_vjp", status); goto done; }
+    work = (double *)PyMem_RawMalloc(((size_t)(219 * B + 40) + 1) * sizeof(double));
+    if (work == NULL) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    status = rnn_vjp(B, (const double *)PyArray_DATA(a_Wx), (const double *)PyArray_DATA(a_Wh), (const double *)PyArray_DATA(a_b), (const double *)PyArray_DATA(a_xs), &s_g, &o_value, (double *)PyArray_DATA((PyArrayObject *)o_g_Wx), (double *)PyArray_DATA((PyArrayObject *)o_g_Wh), (double *)PyArray_DATA((PyArrayObject *)o_g_b), (double *)PyArray_DATA((PyArrayObject *)o_g_xs), work);
+    Py_END_ALLOW_THREADS
+    if (status != 0) { gg_failed("rnn_vjp", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(2, PyFloat_FromDouble(o_value), gg_tuple(4, o_g_Wx, o_g_Wh, o_g_b, o_g_xs));
     o_g_Wx = NULL;
     o_g_Wh = NULL;
@@ -279,23 +336,25 @@ done:
     Py_XDECREF(o_g_Wh);
     Py_XDECREF(o_g_b);
     Py_XDECREF(o_g_xs);
+    PyMem_RawFree(work);
     return result;
 }
 
 static PyObject *w_rnn_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *result = NULL;
-    double work[916];
-    static const npy_intp d_Wx[] = {3, 5};
+    double *work = NULL;
+    long B = 0;
     PyArrayObject *a_Wx = NULL;
-    static const npy_intp d_Wh[] = {5, 5};
+    static const npy_intp d_Wx[] = {3, 5};
     PyArrayObject *a_Wh = NULL;
-    static const npy_intp d_b[] = {5};
+    static const npy_intp d_Wh[] = {5, 5};
     PyArrayObject *a_b = NULL;
-    static const npy_intp d_xs[] = {8, 4, 3};
+    static const npy_intp d_b[] = {5};
     PyArrayObject *a_xs = NULL;
+    npy_intp d_xs[3];
     double o_value = 0;
-    static const npy_intp e_saved[] = {316};
+    npy_intp e_saved[1];
     PyObject *o_saved = NULL;
     int status;
     (void)self;
@@ -306,12 +365,23 @@ static PyObject *w_rnn_forward(PyObject *self, PyObject *const *args, Py_ssize_t
     if (a_Wh == NULL) goto done;
     a_b = gg_array(args[2], NPY_DOUBLE, 1, d_b, "rnn_forward", "b", "(5,)");
     if (a_b == NULL) goto done;
-    a_xs = gg_array(args[3], NPY_DOUBLE, 3, d_xs, "rnn_forward", "xs", "(8, 4, 3)");
+    a_xs = gg_array(args[3], NPY_DOUBLE, 3, NULL, "rnn_forward", "xs", "(8, B, 3)");
     if (a_xs == NULL) goto done;
+    B = (long)PyArray_DIM(a_xs, 1);
+    d_xs[0] = 8;
+    d_xs[1] = B;
+    d_xs[2] = 3;
+    if (!gg_shape(a_xs, d_xs)) { PyErr_Format(PyExc_ValueError, "rnn_forward: xs must have shape (8, B, 3), with B = %ld (B from axis 1 of xs)", B); goto done; }
+    e_saved[0] = (69 * B + 41);
     o_saved = PyArray_SimpleNew(1, (npy_intp *)e_saved, NPY_DOUBLE);
     if (o_saved == NULL) goto done;
-    status = rnn_forward(4, (const double *)PyArray_DATA(a_Wx), (const double *)PyArray_DATA(a_Wh), (const double *)PyArray_DATA(a_b), (const double *)PyArray_DATA(a_xs), &o_value, (double *)PyArray_DATA((PyArrayObject *)o_saved), work);
-    if (status != 0) { gg_failed("rnn_forward", status); goto done; }
+    ((double *)PyArray_DATA((PyArrayObject *)o_saved))[0] = (double)B;
+    work = (double *)PyMem_RawMalloc(((size_t)(219 * B + 40) + 1) * sizeof(double));
+    if (work == NULL) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    status = rnn_forward(B, (const double *)PyArray_DATA(a_Wx), (const double *)PyArray_DATA(a_Wh), (const double *)PyArray_DATA(a_b), (const double *)PyArray_DATA(a_xs), &o_value, (double *)PyArray_DATA((PyArrayObject *)o_saved) + 1, work);
+    Py_END_ALLOW_THREADS
+    if (status != 0) { gg_failed("rnn_forward", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(2, PyFloat_FromDouble(o_value), o_saved);
     o_saved = NULL;
 done:
@@ -320,15 +390,17 @@ done:
     Py_XDECREF(a_b);
     Py_XDECREF(a_xs);
     Py_XDECREF(o_saved);
+    PyMem_RawFree(work);
     return result;
 }
 
 static PyObject *w_rnn_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *result = NULL;
-    double work[916];
-    static const npy_intp d_saved[] = {316};
+    double *work = NULL;
+    long B = 0;
     PyArrayObject *a_saved = NULL;
+    npy_intp d_saved[1];
     double s_g;
     static const npy_intp e_g_Wx[] = {3, 5};
     PyObject *o_g_Wx = NULL;
@@ -336,24 +408,35 @@ static PyObject *w_rnn_backward(PyObject *self, PyObject *const *args, Py_ssize_
     PyObject *o_g_Wh = NULL;
     static const npy_intp e_g_b[] = {5};
     PyObject *o_g_b = NULL;
-    static const npy_intp e_g_xs[] = {8, 4, 3};
+    npy_intp e_g_xs[3];
     PyObject *o_g_xs = NULL;
     int status;
     (void)self;
     if (gg_nargs("rnn_backward", nargs, 2) < 0) return NULL;
-    a_saved = gg_array(args[0], NPY_DOUBLE, 1, d_saved, "rnn_backward", "saved", "(316,)");
+    a_saved = gg_array(args[0], NPY_DOUBLE, 1, NULL, "rnn_backward", "saved", "(69*B + 41,)");
     if (a_saved == NULL) goto done;
     if (gg_scalar(args[1], &s_g) < 0) goto done;
+    if (gg_head(a_saved, 1, "rnn_backward") < 0) goto done;
+    B = (long)((const double *)PyArray_DATA(a_saved))[0];
+    d_saved[0] = (69 * B + 41);
+    if (!gg_shape(a_saved, d_saved)) { PyErr_Format(PyExc_ValueError, "rnn_backward: saved must have shape (69*B + 41,), with B = %ld (B from saved)", B); goto done; }
     o_g_Wx = PyArray_SimpleNew(2, (npy_intp *)e_g_Wx, NPY_DOUBLE);
     if (o_g_Wx == NULL) goto done;
     o_g_Wh = PyArray_SimpleNew(2, (npy_intp *)e_g_Wh, NPY_DOUBLE);
     if (o_g_Wh == NULL) goto done;
     o_g_b = PyArray_SimpleNew(1, (npy_intp *)e_g_b, NPY_DOUBLE);
     if (o_g_b == NULL) goto done;
+    e_g_xs[0] = 8;
+    e_g_xs[1] = B;
+    e_g_xs[2] = 3;
     o_g_xs = PyArray_SimpleNew(3, (npy_intp *)e_g_xs, NPY_DOUBLE);
     if (o_g_xs == NULL) goto done;
-    status = rnn_backward(4, (const double *)PyArray_DATA(a_saved), &s_g, (double *)PyArray_DATA((PyArrayObject *)o_g_Wx), (double *)PyArray_DATA((PyArrayObject *)o_g_Wh), (double *)PyArray_DATA((PyArrayObject *)o_g_b), (double *)PyArray_DATA((PyArrayObject *)o_g_xs), work);
-    if (status != 0) { gg_failed("rnn_backward", status); goto done; }
+    work = (double *)PyMem_RawMalloc(((size_t)(219 * B + 40) + 1) * sizeof(double));
+    if (work == NULL) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    status = rnn_backward(B, (const double *)PyArray_DATA(a_saved) + 1, &s_g, (double *)PyArray_DATA((PyArrayObject *)o_g_Wx), (double *)PyArray_DATA((PyArrayObject *)o_g_Wh), (double *)PyArray_DATA((PyArrayObject *)o_g_b), (double *)PyArray_DATA((PyArrayObject *)o_g_xs), work);
+    Py_END_ALLOW_THREADS
+    if (status != 0) { gg_failed("rnn_backward", status, "a named dim differs from the size generated for"); goto done; }
     result = gg_tuple(4, o_g_Wx, o_g_Wh, o_g_b, o_g_xs);
     o_g_Wx = NULL;
     o_g_Wh = NULL;
@@ -365,6 +448,7 @@ done:
     Py_XDECREF(o_g_Wh);
     Py_XDECREF(o_g_b);
     Py_XDECREF(o_g_xs);
+    PyMem_RawFree(work);
     return result;
 }
 

@@ -25,6 +25,20 @@ from .. import memory, ops
 from ..errors import GradgenError
 from ..ir import Graph, Node
 from ..naming import Namer
+from ..sizes import (
+    Guards,
+    Size,
+    always,
+    at_node,
+    evaluate,
+    guarding,
+    involves,
+    is_one,
+    lift,
+    number,
+    unguarded,
+    upper,
+)
 from . import c_expr as C
 from . import c_kernels
 from . import c_regions
@@ -105,7 +119,7 @@ def refuse(node: Node, why: str) -> GradgenError:
 def contiguous(shape: Sequence[int]) -> tuple[int, ...]:
     strides, step = [], 1
     for d in reversed(shape):
-        strides.append(step if d != 1 else 0)
+        strides.append(0 if is_one(d) else step)
         step *= d
     return tuple(reversed(strides))
 
@@ -134,6 +148,18 @@ class View:
                 idx = np.arange(self.shape[d], dtype=np.int64) * s
                 off = off + idx.reshape((-1,) + (1,) * (len(self.shape) - d - 1))
         return off
+
+
+def _extent(v: View) -> tuple:
+    """The lowest and the highest offset a view reads (sizes >= 1)."""
+    lo = hi = v.offset
+    for n, s in zip(v.shape, v.strides):
+        span = (n - 1) * s
+        if span < 0:
+            lo = lo + span
+        else:
+            hi = hi + span
+    return lo, hi
 
 
 def same_memory(a, b) -> bool:
@@ -209,6 +235,9 @@ class Leaf:
 def _index_text(offset: int, terms: list[tuple[int, str]]) -> str:
     parts = []
     for stride, var in terms:
+        if isinstance(stride, Size):  # (a product: `(3 * n) * i0`)
+            parts.append(f"{stride} * {var}" if not parts else f"+ {stride} * {var}")
+            continue
         if stride == 0:
             continue
         mag = abs(stride)
@@ -217,9 +246,19 @@ def _index_text(offset: int, terms: list[tuple[int, str]]) -> str:
             parts.append(term if stride > 0 else f"-{term}")
         else:
             parts.append(f"+ {term}" if stride > 0 else f"- {term}")
-    if offset or not parts:
+    if isinstance(offset, Size):
+        parts.append(str(offset) if not parts else f"+ {offset}")
+    elif offset or not parts:
         parts.append(str(offset) if not parts else f"+ {offset}" if offset > 0 else f"- {-offset}")
     return " ".join(parts)
+
+
+def _same(a, b) -> bool:
+    """a == b for every size (an equality that holds only at some sizes is no reason to
+    merge two loops, nor a guard on the dims)."""
+    if isinstance(a, Size) or isinstance(b, Size):
+        return not involves(a - b)  # (a Size minus a Size is an int when they are equal)
+    return a == b
 
 
 class Loop:
@@ -237,7 +276,7 @@ class Loop:
         pad = len(self.shape) - len(view.shape)
         strides = [0] * len(self.shape)
         for j, s in enumerate(view.strides):
-            if view.shape[j] != 1:
+            if not is_one(view.shape[j]):
                 strides[pad + j] = s
         self.leaves.append(Leaf(view.base, view.offset, strides, view.table))
         return f"\x01{len(self.leaves) - 1}\x01"
@@ -255,12 +294,12 @@ class Loop:
         split = len(self.shape) - inner
         groups = []
         for lo, hi in ((0, split), (split, len(self.shape))):
-            dims = [d for d in range(lo, hi) if self.shape[d] != 1]
+            dims = [d for d in range(lo, hi) if not is_one(self.shape[d])]
             sizes = [self.shape[d] for d in dims]
             strides = [[leaf.strides[d] for d in dims] for leaf in self.leaves]
             k = len(sizes) - 2
             while k >= 0:  # merge dim k with k + 1 where every leaf steps through both as one
-                if all(s[k] == s[k + 1] * sizes[k + 1] for s in strides):
+                if all(_same(s[k], s[k + 1] * sizes[k + 1]) for s in strides):
                     sizes[k] *= sizes.pop(k + 1)
                     for s in strides:
                         s[k] = s.pop(k + 1)
@@ -492,6 +531,7 @@ class CWalker:
 
     def _view(self, node: Node) -> None:
         """An element-moving op as a view of its input's memory (or a gather table)."""
+        at_node(node)
         x = node.inputs[0]
         src = self.value(x)
         if isinstance(src, Inline):  # (planning never inlines into a view: cannot happen)
@@ -512,14 +552,69 @@ class CWalker:
         others = []
         for i in node.inputs[1:]:
             others.append(i.value if i.op == "const" else np.zeros(i.shape))
-        off = ops.OPS[node.op].eval(src.offsets(), *others, **node.attrs)
-        off = np.asarray(off, dtype=np.int64)
-        view = fit_view(off, src.base, src.root)
+        view = self._symbolic_view(node, src, others)
+        if view is None:
+            off = ops.OPS[node.op].eval(src.offsets(), *others, **node.attrs)
+            off = np.asarray(off, dtype=np.int64)
+            view = fit_view(off, src.base, src.root)
         if view is None:  # not a strided view: gathered into an array of its own
             self.stmts.append(Stmt(node, "gather", self.roots(x), node.tag))
             self.gathers[node.id] = (src, others)
             view = View("", 0, contiguous(node.shape), node.shape, node.id)
         self.values[node.id] = view
+
+    def _symbolic_view(self, node: Node, src: View, others: list) -> View | None:
+        """The view of `_view` where sizes are symbolic: found at several sizes and fitted
+        (`sizes.lift`), and checked to stay inside its input's elements at every size
+        that the code accepts (x[5] of an x of n elements needs n > 5)."""
+        involved = (src.offset, src.strides, src.shape, node.shape, node.attrs)
+        if not involves(involved):
+            return None
+        if any(i.op != "const" and involves(i.shape) for i in node.inputs[1:]):
+            return None
+
+        def at(point: dict[str, int]) -> tuple | None:
+            s = View(src.base, *evaluate((src.offset, src.strides, src.shape), point))
+            attrs = evaluate(node.attrs, point)
+            off = np.asarray(ops.OPS[node.op].eval(s.offsets(), *others, **attrs), np.int64)
+            v = fit_view(off, src.base, src.root)
+            if v is None or v.shape != evaluate(tuple(node.shape), point):
+                return None
+            return (v.offset, *v.strides)
+
+        got = lift(at, involved)
+        if got is None:
+            return None
+        view = View(src.base, got[0], tuple(got[1:]), tuple(node.shape), src.root)
+        lo, hi = _extent(view)
+        src_lo, src_hi = _extent(src)
+        if not (lo >= src_lo and hi <= src_hi):  # (a guard on the dims, when it depends)
+            raise AssertionError("a view outside its input")
+        return view
+
+    def _symbolic_part(self, home: View, key: tuple, values: list) -> View | None:
+        """home[key] (a key of constants) as a view where sizes are symbolic, fitted as in
+        `_symbolic_view`; None where it is not one view."""
+        from ..ops.shape import real_key
+
+        involved = (home.offset, home.strides, home.shape, key)
+
+        def at(point: dict[str, int]) -> tuple | None:
+            h = View(home.base, *evaluate((home.offset, home.strides, home.shape), point))
+            off = np.asarray(h.offsets()[real_key(evaluate(key, point), values)], np.int64)
+            v = fit_view(off, home.base, None)
+            return None if v is None else (len(v.shape), v.offset, *v.strides, *v.shape)
+
+        got = lift(at, involved)
+        if got is None:
+            return None
+        nd = got[0]
+        view = View(home.base, got[1], tuple(got[2 : 2 + nd]), tuple(got[2 + nd :]))
+        lo, hi = _extent(view)
+        src_lo, src_hi = _extent(home)
+        if not (lo >= src_lo and hi <= src_hi):
+            raise AssertionError("a part outside its array")
+        return view
 
     def _offsets_at(
         self, offsets: np.ndarray, key: tuple, arrays: Sequence[Node]
@@ -585,6 +680,10 @@ class CWalker:
 
     def _write_at(self, home: View, key: tuple, arrays: Sequence[Node], value: Node, op: str):
         """home[key] (op)= value, the key's integers possibly known only at run time."""
+        if all(a.op == "const" for a in arrays) and involves((home.shape, home.offset, key)):
+            part = self._symbolic_part(home, key, [a.value for a in arrays])
+            if part is not None:
+                return self._copy(part, value, op)
         base, terms = self._offsets_at(home.offsets(), key, arrays)
         if not terms:
             return self._copy(self._target(base, home), value, op)
@@ -602,7 +701,8 @@ class CWalker:
         """Give every statement's array a home: `homes` (outputs, saved) or a work slot,
         reused once the value in it is dead (liveness from memory.plan)."""
         mstmts = [memory.Statement(s.node, s.reads) for s in self.stmts]
-        last = memory.plan(mstmts, protected, set()).last
+        with unguarded():  # (only the liveness is read: the same at every size)
+            last = memory.plan(mstmts, protected, set()).last
         free: list[tuple[int, int]] = []  # (offset, size) blocks
         top = 0
         dying: dict[int, list[int]] = {}
@@ -623,12 +723,14 @@ class CWalker:
                 home = homes.get(d.id)
                 if home is None:
                     view = self.values[d.id]
-                    size = view.offsets().size
-                    pick = next((b for b in free if b[1] >= size), None)
+                    size = math.prod(view.shape)
+                    # (a block that holds it at every size: a guard would limit the dims)
+                    pick = next((b for b in free if always(b[1], ">=", size)), None)
                     if pick is not None:
                         free.remove(pick)
-                        if pick[1] > size:
-                            free.append((pick[0] + size, pick[1] - size))
+                        rest = pick[1] - size
+                        if involves(rest) or rest > 0:
+                            free.append((pick[0] + size, rest))
                         offset = pick[0]
                     else:
                         offset, top = top, top + size
@@ -642,7 +744,7 @@ class CWalker:
             for nid in dying.get(k, ()):
                 if nid in slots and nid not in protected:
                     free.append(slots.pop(nid))
-                    free.sort()
+                    free.sort(key=lambda b: (number(b[0]), number(b[1])))
         self.work_size = self.top = top
 
     def scratch_base(self) -> int:
@@ -651,7 +753,7 @@ class CWalker:
 
     def need_scratch(self, size: int) -> None:
         """A region's statement uses `size` doubles of scratch (while it runs)."""
-        self.work_size = max(self.work_size, self.top + size)
+        self.work_size = upper(self.work_size, self.top + size)
 
     def _rebase(self, nid: int, home: View) -> None:
         """Point the views of node `nid`'s memory at its home (the views made before it
@@ -701,6 +803,7 @@ class CWalker:
         in_backward = False
         for st in self.stmts:
             node = st.node
+            at_node(node)
             lines = getattr(self, f"_emit_{st.kind}")(node)
             if self.comments and st.comment and st.kind != "region":  # (regions: their head)
                 lines[0] = f"{lines[0]} /* {st.comment} */"
@@ -795,12 +898,13 @@ class CWalker:
             a = View(a.base, a.offset, (0, a.strides[0]), (1, a.shape[0]), fill=a.fill)
         if b.ndim == 1:
             b = View(b.base, b.offset, (b.strides[0], 0), (b.shape[0], 1), fill=b.fill)
-        batch = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+        batch = _broadcast(a.shape[:-2], b.shape[:-2])
         m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
         nb = len(batch)
         a, b = _pad(a, nb + 2), _pad(b, nb + 2)
         sa, sb = a.strides, b.strides
-        big = m * k * n >= MATMUL_SMALL
+        # (with sizes known only at run time: the plain nest, whose loops take any size)
+        big = not involves((m, k, n)) and m * k * n >= MATMUL_SMALL
         if node.shape != () and big and a.fill is None and b.fill is None:
             home = self.homes[node.id]
             full = (*batch, m, n)
@@ -808,7 +912,9 @@ class CWalker:
             dot = k > 1 and (n == 1 or (sb[-1] != 1 and sb[-2] == 1))
             lines = [] if dot else _zero_lines(out)
             return lines + _matmul_rows(out, a, b, dot)
-        ijk = node.shape == () or (n > 1 and sb[-1] != 1 and (sb[-2] == 1 or k == 1))
+        ijk = node.shape == () or (
+            not is_one(n) and not _same(sb[-1], 1) and (_same(sb[-2], 1) or is_one(k))
+        )
         order = (*batch, m, n, k) if ijk else (*batch, m, k, n)
         loop = Loop(order)
         if ijk:  # a[i, p] at (i, p) and b[p, j] at (j, p)
@@ -891,20 +997,31 @@ class CWalker:
         return self._emit_concatenate(node)
 
     def _emit_concatenate(self, node: Node) -> list[str]:
+        """Each input copied into its part of the result: the result's view, moved along
+        the axis (sizes may be symbolic)."""
         home = self.homes[node.id]
-        off = home.offsets()
         axis = node.attrs.get("axis", 0)
+        flat = axis is None  # (np.concatenate(axis=None): flattened inputs, one after another)
+        if flat:
+            home, axis = View(home.base, home.offset, (1,), (node.size,)), 0
+        axis %= len(home.shape)
+        step = home.strides[axis]
         lines: list[str] = []
         start = 0
         for i in node.inputs:
             if node.op == "stack":
-                part = np.take(off, start, axis=axis)
+                shape = home.shape[:axis] + home.shape[axis + 1 :]
+                strides = home.strides[:axis] + home.strides[axis + 1 :]
+                part = View(home.base, home.offset + start * step, strides, shape)
                 start += 1
             else:
-                size = i.shape[axis]
-                part = np.take(off, range(start, start + size), axis=axis)
+                size = i.size if flat else i.shape[axis]
+                shape = home.shape[:axis] + (size,) + home.shape[axis + 1 :]
+                part = View(home.base, home.offset + start * step, home.strides, shape)
                 start += size
-            lines += self._copy(fit_view(part, home.base, None), i)
+            if flat:
+                part = View(part.base, part.offset, contiguous(i.shape), i.shape)
+            lines += self._copy(part, i)
         return lines
 
     def _emit_scatter(self, node: Node) -> list[str]:
@@ -931,11 +1048,17 @@ class CWalker:
         home = self.homes[node.id]
         zero = Loop(node.shape)
         lines = zero.render([f"{zero.leaf(home)} = 0.0;"])
-        offsets = home.offsets()
+        offsets = None
         for value, arrays, key in scatter_parts(node.inputs, node.attrs["keys"]):
             values = [a.value if a.op == "const" else None for a in arrays]
             if any(v is None for v in values):
                 raise refuse(node, "a scatter at computed indices")
+            if involves((home.shape, key)):
+                view = self._symbolic_part(home, key, values)
+                if view is not None:
+                    lines += self._copy(view, value, "+=")
+                    continue
+            offsets = home.offsets() if offsets is None else offsets
             part = np.asarray(offsets[real_key(key, values)])
             lines += self._copy(self._target(part, home), value, "+=")
         return lines
@@ -1142,6 +1265,15 @@ def _matmul_block(
     return lines
 
 
+def _broadcast(x: tuple, y: tuple) -> tuple:
+    """numpy's broadcast of two shapes (sizes may be symbolic: the shapes were checked when
+    traced, so a dim is the other one where it is 1)."""
+    if not involves((x, y)):
+        return tuple(np.broadcast_shapes(x, y))
+    x, y = (1,) * (len(y) - len(x)) + tuple(x), (1,) * (len(x) - len(y)) + tuple(y)
+    return tuple(q if is_one(p) else p for p, q in zip(x, y))
+
+
 def _nest(heads: Sequence[str], body: list[str]) -> list[str]:
     """`body` inside the loops whose header lines are `heads`, outermost first."""
     for head in reversed(heads):
@@ -1177,7 +1309,7 @@ def reduced_view(home: View, xshape: tuple, axis: tuple, keepdims: bool) -> View
             if keepdims:
                 k += 1
         else:
-            strides.append(home.strides[k] if xshape[d] != 1 else 0)
+            strides.append(0 if is_one(xshape[d]) else home.strides[k])
             k += 1
     return View(home.base, home.offset, tuple(strides), tuple(xshape), home.root)
 
@@ -1189,6 +1321,8 @@ def _update(form: C.Reduction, acc: str, elem: Expr) -> list[str]:
 
 
 def _num(n: int) -> str:
+    if isinstance(n, Size):  # (a count known at run time)
+        return f"(double){n}"
     return f"{float(n)!r}"
 
 
@@ -1294,6 +1428,8 @@ class CUnit:
     saved_size: int
     signature: str
     saved_names: list[str] = field(default_factory=list)
+    fixed: dict[str, str] = field(default_factory=dict)  # dims fixed to their size, why
+    conditions: list[str] = field(default_factory=list)  # what else the code assumes
 
 
 def ctype(dtype: str) -> str:
@@ -1421,18 +1557,52 @@ def _hint(node: Node) -> str | None:
         return "tape"
     x = node.inputs[0] if node.inputs else None
     key = node.attrs.get("key") if node.op == "index" else None
-    if x is not None and x.op == "param" and key and len(key) == 1 and isinstance(key[0], int):
+    if (
+        x is not None
+        and x.op == "param"
+        and key
+        and len(key) == 1
+        and isinstance(key[0], int)
+        and not involves(x.shape[0])
+    ):
         return f"{c_name(x.name)}{key[0] % x.shape[0]}"
     return None
 
 
 def emit_unit(
-    unit: Unit, consts: CConsts, comments: bool, dims: Sequence[tuple[str, int]] = ()
+    unit: Unit,
+    consts: CConsts,
+    comments: bool,
+    dims: Sequence[tuple[str, int]] = (),
+    fixed: dict[str, str] | None = None,
 ) -> CUnit:
     """The five functions of the C API for one traced function.
 
-    Named dims are leading `long` parameters; the code is generated for the sizes given,
-    and a call with other sizes returns 1 (its loops and buffers are sized for these)."""
+    Named dims are leading `long` parameters. Sizes are expressions of them (`sizes.Size`
+    in the graphs); what the code assumes of them (a dim in `fixed`, or fixed here, a
+    size the emitter needed as a number; a condition such as `n > 1`) is tested first,
+    and a call where it fails returns 1. Returns the unit and {dim: why it is fixed}."""
+    guards = Guards(dict(dims))
+    guards.fixed.update({d: why for d, why in (fixed or {}).items() if d in guards.base})
+    with guarding(guards):
+        cu = _emit_unit(unit, consts, comments, dims)
+    tests = guards.tests({d: c_name(d) for d, _ in dims})
+    if tests:
+        why = "; ".join(f"{d} fixed: {w}" for d, w in sorted(guards.fixed.items()))
+        line = f"if ({' || '.join(tests)}) return 1;" + (
+            f" /* {why} */" if why and comments else ""
+        )
+        for f in cu.functions:
+            if not f.returns:
+                f.lines.insert(0, line)
+    cu.fixed = dict(guards.fixed)
+    cu.conditions = [t for t in guards.conditions]
+    return cu
+
+
+def _emit_unit(
+    unit: Unit, consts: CConsts, comments: bool, dims: Sequence[tuple[str, int]] = ()
+) -> CUnit:
     dims = [(c_name(d), size) for d, size in dims]
     fwd = unit.forward
     pspec = {p.name: p for p in fwd.params}
@@ -1441,12 +1611,6 @@ def emit_unit(
     value = fwd.outputs[0]
     out_shape, out_type = value.shape, ctype(value.dtype)
     dim_decls = [f"long {d}" for d, _ in dims]
-    guard = []
-    if dims:
-        test = " || ".join(f"{d} != {size}" for d, size in dims)
-        guard = [
-            f"if ({test}) return 1; /* generated for {', '.join(f'{d}={n}' for d, n in dims)} */"
-        ]
     decls = dim_decls + [_param_decl(n, s, t) for n, s, t in params]
     value_decl = f"{out_type} *restrict value"
     # gradient pointers: g_x for x, unless a parameter has that name
@@ -1463,7 +1627,7 @@ def emit_unit(
         lines, size = _function(
             unit, consts, comments, graph, nodes, results, taken=[d for d, _ in dims], **kw
         )
-        return CFunction(name, decls, guard + lines, doc, size)
+        return CFunction(name, decls, lines, doc, size)
 
     grads = lambda outs: [(o, dest(gname[n], s)) for o, (n, s, _) in zip(outs, wrt)]  # noqa: E731
     value_fn = add(
@@ -1502,7 +1666,7 @@ def emit_unit(
         if n.dtype == "tape":
             total += c_regions.tape_size(n.inputs[0], consts)
         else:
-            total += max(n.size, 1) + (SCALAR_GAP if n.shape == () else 0)
+            total += upper(n.size, 1) + (SCALAR_GAP if n.shape == () else 0)
     forward_fn = add(
         f"{unit.name}_forward",
         decls + [value_decl, "double *restrict saved", "double *restrict work"],
@@ -1567,7 +1731,7 @@ def emit_unit(
         )
     )
     fns += [forward_fn, backward_fn]
-    work = max(value_fn.work, total + max(forward_fn.work, backward_fn.work))
+    work = upper(value_fn.work, total + upper(forward_fn.work, backward_fn.work))
     saved_names = [_hint(n) or f"%{n.id}" for n in saved]
     return CUnit(
         unit.name,
@@ -1593,7 +1757,8 @@ def emit_c(
     stats: dict | None = None,
     max_iterations: int | None = None,
     bounds: dict[int, int] | None = None,
-) -> dict[str, str]:
+    fixed: dict[str, str] | None = None,
+) -> tuple[dict[str, str], dict[str, str]]:
     """The C target's files for the functions of one expr.py: {suffix: text} for
     `<stem>.c`, `<stem>.h` and the loader `<stem>_c.py` (stem: e.g. neuron_grad).
     `bounds`: the bounds of `while` loops by line (`# gradgen: max N`); `max_iterations`:
@@ -1607,15 +1772,16 @@ def emit_c(
                 if n.op == "const" and n.dtype in ("f64", "f32", "bool"):
                     consts.reserve(n)
     dims = dims or [()] * len(units)
-    cunits = [emit_unit(u, consts, comments, d) for u, d in zip(units, dims)]
+    cunits = [emit_unit(u, consts, comments, d, fixed) for u, d in zip(units, dims)]
     for cu in cunits:  # for --stats: what the buffers hold
         (stats if stats is not None else {})[cu.name] = {
             "saved for backward": cu.saved_names,
             "saved bytes": 8 * cu.saved_size,
             "work buffer peak live bytes": 8 * cu.work_size,
         }
-    return {
+    files = {
         ".c": c_file(cunits, stem, source_name, consts.lines),
         ".h": h_file(cunits, stem, source_name),
         "_c.py": loader_file(cunits, stem, source_name),
     }
+    return files, {d: why for cu in cunits for d, why in cu.fixed.items()}

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from ..errors import GradgenError
 from ..ir import Graph, Node
+from ..sizes import upper
 from . import c_expr as C
 from .expr import Expr
 
@@ -52,7 +53,7 @@ def value_size(node: Node, limits: "CConsts") -> int:
     """The doubles a value takes in a record: 1 for a scalar, a tape's own size."""
     if node.dtype == "tape":
         return tape_size(node.inputs[0], limits)
-    return max(node.size, 1) if node.shape else 1
+    return upper(node.size, 1) if node.shape else 1
 
 
 def layout(outputs: Sequence[Node], limits: "CConsts") -> tuple[list[int], int]:
@@ -93,7 +94,7 @@ def tape_size(region: Node, limits: "CConsts") -> int:
     attrs = region.attrs
     if region.op == "cond":
         n_out = attrs["n_out"]
-        return max(layout(b.outputs[n_out:], limits)[1] for b in attrs["branches"])
+        return upper(*(layout(b.outputs[n_out:], limits)[1] for b in attrs["branches"]))
     k = attrs["carried"]
     record = layout(attrs["body"].outputs[k:], limits)[1]
     head = 1 if dynamic_count(region) else 0
@@ -316,7 +317,7 @@ def _cond(w: "CWalker", node: Node) -> list[str]:
             out_dests.update(_record_dests(w, tape.base, tape.offset, graph.outputs[n_out:], n_out))
         body_lines = body.emit(out_dests, list(locals_))
         body_lines += _assign(w, body, [(j, name, None) for j, name in locals_.items()])
-        top = max(top, body.work)
+        top = upper(top, body.work)
         lines.append(head if k == 0 else "} else {")
         lines += _indent(body_lines)
     lines.append("}")
@@ -404,7 +405,7 @@ def _loop(w: "CWalker", node: Node) -> list[str]:
         dests.update(_record_dests(w, record, 0, body_graph.outputs[k:], k))
     inner += body.emit(dests, [j for j, _, _ in targets])
     inner += _assign(w, body, targets) + _copy_back(w, staged, homes)
-    top = max(top, body.work, top_cond)
+    top = upper(top, body.work, top_cond)
     gate = _gate(w, node)
     if counted is not None and not needs_n:
         lines.append(f"for (long {i} = 0; {i} < {counted}; {i}++) {{{gate}")
@@ -511,7 +512,7 @@ def _back_loop(w, node, carried, captured, targets, homes, base, top) -> list[st
     body = Body(w, body_graph, bindings, top)
     inner += body.emit(dict(staged), [j for j, _, _ in targets])
     inner += _assign(w, body, targets) + _copy_back(w, staged, homes)
-    top = max(top, body.work)
+    top = upper(top, body.work)
     lines.append(f"for (long {i} = {start}; {i} >= 0; {i}--) {{{_gate(w, node)}")
     lines += _indent(inner)
     lines.append("}")
