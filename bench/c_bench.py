@@ -3,6 +3,7 @@ target. (Against CasADi's generated C: `bench/c_vs_casadi.py`.)
 
     python bench/c_bench.py [--calls N]
     python bench/c_bench.py --arrays [--rounds N] [--fast "-O3 -march=native -ffast-math"]
+    python bench/c_bench.py --named-batch [--rounds N]
 
 Cases: bench/cases/neuron.py and bench/cases/scalar_chain.py (500 steps of
 s <- c * tanh(a * s + b), about 2000 scalar gates). For each, value and gradient:
@@ -278,13 +279,75 @@ def arrays(rounds: int, fast: str) -> None:
         print(f"| {name} | {k} | {t * 1e3:.2f} ms | {ratio:.2f}× | {gflops} |")
 
 
+def named_batch(rounds: int) -> None:
+    """mlp generated once with its batch a named dim (bench/cases/mlp_batch.py), against
+    mlp generated for batch 64 (bench/cases/mlp.py), both C -O2 through the loader on
+    the same data; then the named-batch code at other batch sizes."""
+    import statistics
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from systems import load_case
+
+    wrt = ["W1", "b1", "W2", "b2"]
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ.setdefault("GRADGEN_CACHE", str(Path(tmp) / "cache"))
+        fns = {}
+        for name, kw in (("mlp", {}), ("mlp_batch", {"wrt": wrt})):
+            folder = Path(tmp) / name
+            compiled = compile_file(ROOT / "bench" / "cases" / f"{name}.py", target="c", **kw)
+            assert not compiled.specialized, compiled.reasons
+            for ext, text in compiled.files.items():
+                write_atomic(folder / f"{name}_grad{ext}", text)
+            module = _load_as(folder / f"{name}_grad_c.py", f"c_{name}", "")
+            fns[name] = module.mlp_value_and_grad
+        case = load_case("mlp")
+        weights = case._bench_args(np.random.default_rng(0))
+        calls = {
+            "generated for B = 64": (fns["mlp"], weights),
+            "named dim B, at 64": (fns["mlp_batch"], (*weights, case.X, case.Y)),
+        }
+        want, got = calls["generated for B = 64"][0](*weights), fns["mlp_batch"](
+            *calls["named dim B, at 64"][1]
+        )
+        assert abs(want[0] - got[0]) <= 1e-12 * abs(want[0]), (want[0], got[0])
+        times: dict[str, list[float]] = {k: [] for k in calls}
+        for _ in range(rounds):
+            for k, (fn, a) in calls.items():
+                times[k].append(min(timeit.repeat(lambda: fn(*a), number=10, repeat=3)) / 10)
+        base = statistics.median(times["generated for B = 64"])
+        print("mlp value_and_grad, C -O2 through the loader, median of", rounds, "rounds")
+        print()
+        print("| code | batch | time | × generated for 64 | GFLOP/s |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for k, ts in times.items():
+            t = statistics.median(ts)
+            print(f"| {k} | 64 | {t * 1e3:.2f} ms | {t / base:.2f}× | {MLP_FLOPS / t / 1e9:.2f} |")
+        rng = np.random.default_rng(1)
+        for batch in (1, 7, 256):
+            X = rng.normal(size=(batch, 784))
+            Y = np.eye(10)[rng.integers(0, 10, size=batch)]
+            fn = fns["mlp_batch"]
+            t = statistics.median(
+                min(timeit.repeat(lambda: fn(*weights, X, Y), number=5, repeat=3)) / 5
+                for _ in range(rounds)
+            )
+            flops = MLP_FLOPS * batch / 64
+            print(f"| named dim B | {batch} | {t * 1e3:.2f} ms | – | {flops / t / 1e9:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200000)
     parser.add_argument("--arrays", action="store_true", help="the array cases instead")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--fast", default="-O3 -march=native -ffast-math")
+    parser.add_argument(
+        "--named-batch", action="store_true", help="mlp with its batch a named dim instead"
+    )
     args = parser.parse_args()
+    if args.named_batch:
+        named_batch(args.rounds)
+        return
     if args.arrays:
         arrays(args.rounds, args.fast)
         return

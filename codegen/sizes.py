@@ -395,6 +395,42 @@ def is_one(x: Any) -> bool:
     return not isinstance(x, Size) and x == 1
 
 
+class Ratio:
+    """A number in the code that moves with the sizes: n as a float (a count), or an
+    integer over a size (np.mean's 1/n, 2/n)."""
+
+    __slots__ = ("num", "den")
+
+    def __init__(self, num: "int | Size", den: "int | Size" = 1):
+        self.num, self.den = num, den
+
+    def c_text(self) -> str:
+        if isinstance(self.den, int) and self.den == 1:
+            return f"(double){self.num}"
+        return f"({self.num}.0 / (double){self.den})"
+
+    def __repr__(self) -> str:
+        return f"Ratio({self.num} / {self.den})"
+
+
+def _ratio(values: list[float], base: dict[str, int], points: list[dict]) -> Ratio | None:
+    """The Ratio through the values: an integer polynomial of the dims, or a small integer
+    over one; or None."""
+    for c in (0, 1, 2, 3, 4):  # (0: the values themselves are integers)
+        ints = []
+        for v in values:
+            r = v if c == 0 else c / v if v else 0.0
+            if not r or abs(r - round(r)) > 1e-9 * abs(r):
+                break
+            ints.append(int(round(r)))
+        else:
+            poly = _fit_one(ints, base, points)
+            size = None if poly is None else Size.make(poly, ints[0])
+            if isinstance(size, Size):
+                return Ratio(size) if c == 0 else Ratio(c, size)
+    return None
+
+
 def involves(value: Any) -> bool:
     """Whether a (nested) value holds a symbolic size."""
     if isinstance(value, Size):
@@ -549,7 +585,9 @@ def _collect(a: Any, b: Any, out: list, seen: set) -> None:
                 raise Mismatch(x.op)
             _collect(tuple(x.shape), tuple(y.shape), out, seen)
             _collect(x.attrs, y.attrs, out, seen)
-            if x.op == "const":
+            if x.op == "const" and x.shape == () and x.dtype in ("f64", "f32"):
+                out.append((float(x.value), float(y.value)))  # (may be 1/n: `_ratio`)
+            elif x.op == "const":
                 _collect(x.value, y.value, out, seen)
         return
     if isinstance(a, bool) or isinstance(b, bool):
@@ -599,10 +637,14 @@ def _rebuild(a: Any, values: Iterator, seen: set, undo: list) -> Any:
             for n in a.nodes:
                 shape = _rebuild(tuple(n.shape), values, seen, undo)
                 attrs = _rebuild(n.attrs, values, seen, undo)
-                if n.op == "const":
+                value = n.value
+                if n.op == "const" and n.shape == () and n.dtype in ("f64", "f32"):
+                    fitted = next(values)
+                    value = fitted if isinstance(fitted, Ratio) else value
+                elif n.op == "const":
                     _rebuild(n.value, values, seen, undo)
-                undo.append((n, n.shape, n.attrs))
-                n.shape, n.attrs = shape, attrs
+                undo.append((n, n.shape, n.attrs, n.value))
+                n.shape, n.attrs, n.value = shape, attrs, value
         return a
     if isinstance(a, bool):
         return a
@@ -668,7 +710,14 @@ def fit(
                 if all(x == v for x in vals):
                     sizes.append(v)
                     continue
-                poly = _fit_one(vals, free, [free] + points)
+                if isinstance(v, float):  # a number of the code: 1/n, or else fixed
+                    ratio = _ratio(vals, free, [free] + points)
+                    if ratio is not None:
+                        sizes.append(ratio)
+                        continue
+                    poly = None
+                else:
+                    poly = _fit_one(vals, free, [free] + points)
                 if poly is None:
                     for d in free:  # the dims whose moves change it
                         alone = [
@@ -696,5 +745,5 @@ def symbolic(graphs: list, sizes: list) -> Iterator[None]:
     try:
         yield
     finally:
-        for n, shape, attrs in reversed(undo):
-            n.shape, n.attrs = shape, attrs
+        for n, shape, attrs, value in reversed(undo):
+            n.shape, n.attrs, n.value = shape, attrs, value

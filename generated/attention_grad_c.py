@@ -150,7 +150,7 @@ static PyObject *w_attention(PyObject *self, PyObject *const *args, Py_ssize_t n
 {
     PyObject *result = NULL;
     double *work = NULL;
-    long T = 0;
+    long T = 8;
     PyArrayObject *a_x = NULL;
     npy_intp d_x[2];
     PyArrayObject *a_Wq = NULL;
@@ -195,7 +195,7 @@ static PyObject *w_attention_value_and_grad(PyObject *self, PyObject *const *arg
 {
     PyObject *result = NULL;
     double *work = NULL;
-    long T = 0;
+    long T = 8;
     PyArrayObject *a_x = NULL;
     npy_intp d_x[2];
     PyArrayObject *a_Wq = NULL;
@@ -266,7 +266,7 @@ static PyObject *w_attention_vjp(PyObject *self, PyObject *const *args, Py_ssize
 {
     PyObject *result = NULL;
     double *work = NULL;
-    long T = 0;
+    long T = 8;
     PyArrayObject *a_x = NULL;
     npy_intp d_x[2];
     PyArrayObject *a_Wq = NULL;
@@ -339,7 +339,7 @@ static PyObject *w_attention_forward(PyObject *self, PyObject *const *args, Py_s
 {
     PyObject *result = NULL;
     double *work = NULL;
-    long T = 0;
+    long T = 8;
     PyArrayObject *a_x = NULL;
     npy_intp d_x[2];
     PyArrayObject *a_Wq = NULL;
@@ -392,7 +392,7 @@ static PyObject *w_attention_backward(PyObject *self, PyObject *const *args, Py_
 {
     PyObject *result = NULL;
     double *work = NULL;
-    long T = 0;
+    long T = 8;
     PyArrayObject *a_saved = NULL;
     npy_intp d_saved[1];
     double s_g;

@@ -150,7 +150,7 @@ static PyObject *w_layernorm(PyObject *self, PyObject *const *args, Py_ssize_t n
 {
     PyObject *result = NULL;
     double *work = NULL;
-    long N = 0;
+    long N = 4;
     PyArrayObject *a_x = NULL;
     npy_intp d_x[2];
     PyArrayObject *a_gamma_ = NULL;
@@ -206,7 +206,7 @@ static PyObject *w_layernorm_vjp(PyObject *self, PyObject *const *args, Py_ssize
 {
     PyObject *result = NULL;
     double *work = NULL;
-    long N = 0;
+    long N = 4;
     PyArrayObject *a_x = NULL;
     npy_intp d_x[2];
     PyArrayObject *a_gamma_ = NULL;
@@ -281,7 +281,7 @@ static PyObject *w_layernorm_forward(PyObject *self, PyObject *const *args, Py_s
 {
     PyObject *result = NULL;
     double *work = NULL;
-    long N = 0;
+    long N = 4;
     PyArrayObject *a_x = NULL;
     npy_intp d_x[2];
     PyArrayObject *a_gamma_ = NULL;
@@ -336,7 +336,7 @@ static PyObject *w_layernorm_backward(PyObject *self, PyObject *const *args, Py_
 {
     PyObject *result = NULL;
     double *work = NULL;
-    long N = 0;
+    long N = 4;
     PyArrayObject *a_saved = NULL;
     npy_intp d_saved[1];
     PyArrayObject *a_g = NULL;

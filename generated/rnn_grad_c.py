@@ -150,7 +150,7 @@ static PyObject *w_rnn(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *result = NULL;
     double *work = NULL;
-    long B = 0;
+    long B = 4;
     PyArrayObject *a_Wx = NULL;
     static const npy_intp d_Wx[] = {3, 5};
     PyArrayObject *a_Wh = NULL;
@@ -196,7 +196,7 @@ static PyObject *w_rnn_value_and_grad(PyObject *self, PyObject *const *args, Py_
 {
     PyObject *result = NULL;
     double *work = NULL;
-    long B = 0;
+    long B = 4;
     PyArrayObject *a_Wx = NULL;
     static const npy_intp d_Wx[] = {3, 5};
     PyArrayObject *a_Wh = NULL;
@@ -269,7 +269,7 @@ static PyObject *w_rnn_vjp(PyObject *self, PyObject *const *args, Py_ssize_t nar
 {
     PyObject *result = NULL;
     double *work = NULL;
-    long B = 0;
+    long B = 4;
     PyArrayObject *a_Wx = NULL;
     static const npy_intp d_Wx[] = {3, 5};
     PyArrayObject *a_Wh = NULL;
@@ -344,7 +344,7 @@ static PyObject *w_rnn_forward(PyObject *self, PyObject *const *args, Py_ssize_t
 {
     PyObject *result = NULL;
     double *work = NULL;
-    long B = 0;
+    long B = 4;
     PyArrayObject *a_Wx = NULL;
     static const npy_intp d_Wx[] = {3, 5};
     PyArrayObject *a_Wh = NULL;
@@ -398,7 +398,7 @@ static PyObject *w_rnn_backward(PyObject *self, PyObject *const *args, Py_ssize_
 {
     PyObject *result = NULL;
     double *work = NULL;
-    long B = 0;
+    long B = 4;
     PyArrayObject *a_saved = NULL;
     npy_intp d_saved[1];
     double s_g;

@@ -27,6 +27,7 @@ from ..ir import Graph, Node
 from ..naming import Namer
 from ..sizes import (
     Guards,
+    Ratio,
     Size,
     always,
     at_node,
@@ -650,27 +651,96 @@ class CWalker:
             terms.append((stride, text))
         return base, terms
 
+    def _symbolic_at(
+        self, view: View, key: tuple, arrays: Sequence[Node]
+    ) -> tuple[View, list[tuple[int, str]]] | None:
+        """`_offsets_at` where sizes are symbolic: the part with the run-time integers at 0
+        as a view (fitted as in `_symbolic_view`), and its (stride, index text) terms;
+        None where it is no single view (the caller then uses numbers)."""
+        from ..ops.shape import real_key
+
+        involved = (view.offset, view.strides, view.shape, key)
+        if not involves(involved) or any(
+            a.op != "const" and (a.shape != () or a.dtype != "i64") for a in arrays
+        ):
+            return None
+        dynamic = [k for k, a in enumerate(arrays) if a.op != "const"]
+
+        def at(point: dict[str, int]) -> tuple | None:
+            h = View(view.base, *evaluate((view.offset, view.strides, view.shape), point))
+            offsets, k_at = h.offsets(), evaluate(key, point)
+            values = [a.value if a.op == "const" else np.int64(0) for a in arrays]
+            base = np.asarray(offsets[real_key(k_at, values)])
+            v = fit_view(base, view.base, None)
+            if v is None:
+                return None
+            steps = []
+            for k in dynamic:
+                moved = []
+                for to in (1, -1):
+                    at_k = list(values)
+                    at_k[k] = np.int64(to)
+                    try:
+                        step = np.asarray(offsets[real_key(k_at, at_k)]) - base
+                    except IndexError:  # (an axis of length 1)
+                        return None
+                    moved.append(int(step.reshape(-1)[0]) if step.size else 0)
+                if not moved[0]:
+                    return None
+                steps += [moved[0], moved[1] // moved[0] + 1]  # stride, the axis's length
+            return (len(v.shape), v.offset, *v.strides, *v.shape, *steps)
+
+        got = lift(at, involved)
+        if got is None:
+            return None
+        nd = got[0]
+        part = View(view.base, got[1], tuple(got[2 : 2 + nd]), tuple(got[2 + nd : 2 + 2 * nd]))
+        steps = got[2 + 2 * nd :]
+        terms = []
+        for j, k in enumerate(dynamic):
+            stride, length = steps[2 * j], steps[2 * j + 1]
+            text = self.element(arrays[k], None).text
+            if text not in self.nonneg:
+                text = f"({text} < 0 ? {text} + {length} : {text})"
+            terms.append((stride, text))
+        return part, terms
+
     def _dynamic_view(self, node: Node, src: View) -> None:
         """x[i] with i known at run time: an element read in place where x's memory is
         named already (a parameter, saved, an enclosing walker's), else a pointer to the
         row (`const double *x_i = x + 3 * i;`) and a view of it."""
         if src.table is not None:
             raise refuse(node, "an index at run time into a gathered array")
+        symbolic = self._symbolic_at(src, node.attrs["key"], node.inputs[1:])
+        if symbolic is not None:
+            part, terms = symbolic
+            if node.shape == () and src.base:
+                text = f"{src.base}[{_index_text(part.offset, terms)}]"
+                self.values[node.id] = Scalar(Expr(text, C.ATOM), src.root)
+                return
+            name = self._row_pointer(node, src, terms)
+            self.values[node.id] = View(name, part.offset, part.strides, part.shape, src.root)
+            return
         base, terms = self._offsets_at(src.offsets(), node.attrs["key"], node.inputs[1:])
         if node.shape == () and src.base:
             text = f"{src.base}[{_index_text(int(base), terms)}]"
             self.values[node.id] = Scalar(Expr(text, C.ATOM), src.root)
             return
-        name = self.namer.fresh(f"{node.inputs[0].name}_row" if node.inputs[0].name else "row")
-        if src.base in self.floats:
-            self.floats.add(name)
-        self.stmts.append(Stmt(node, "pointer", self.roots(node.inputs[0]), None))
-        self.pointers[node.id] = (src, terms)
+        name = self._row_pointer(node, src, terms)
         view = fit_view(base, name, src.root)
         if view is None:
             table = self.consts.table(base.reshape(-1).astype(np.int64))
             view = View(name, 0, contiguous(node.shape), node.shape, src.root, table=table)
         self.values[node.id] = view
+
+    def _row_pointer(self, node: Node, src: View, terms: list) -> str:
+        """A pointer statement `x_row = x + 3 * i` for node's row; its name."""
+        name = self.namer.fresh(f"{node.inputs[0].name}_row" if node.inputs[0].name else "row")
+        if src.base in self.floats:
+            self.floats.add(name)
+        self.stmts.append(Stmt(node, "pointer", self.roots(node.inputs[0]), None))
+        self.pointers[node.id] = (src, terms)
+        return name
 
     def _emit_pointer(self, node: Node) -> list[str]:
         src, terms = self.pointers[node.id]
@@ -684,6 +754,17 @@ class CWalker:
             part = self._symbolic_part(home, key, [a.value for a in arrays])
             if part is not None:
                 return self._copy(part, value, op)
+        symbolic = self._symbolic_at(home, key, arrays)
+        if symbolic is not None:
+            part, terms = symbolic
+            if part.shape == ():
+                spot = f"{home.base}[{_index_text(part.offset, terms)}]"
+                return [f"{spot} {op} {self.element(value, None).text};"]
+            at = self.namer.fresh("at")
+            kind = "float" if home.base in self.floats else "double"
+            lines = [f"{kind} *{at} = {home.base} + {_index_text(0, terms)};"]
+            moved = View(at, part.offset, part.strides, part.shape)
+            return lines + self._copy(moved, value, op)
         base, terms = self._offsets_at(home.offsets(), key, arrays)
         if not terms:
             return self._copy(self._target(base, home), value, op)
@@ -904,12 +985,12 @@ class CWalker:
         a, b = _pad(a, nb + 2), _pad(b, nb + 2)
         sa, sb = a.strides, b.strides
         # (with sizes known only at run time: the plain nest, whose loops take any size)
-        big = not involves((m, k, n)) and m * k * n >= MATMUL_SMALL
+        big = number(m) * number(k) * number(n) >= MATMUL_SMALL
         if node.shape != () and big and a.fill is None and b.fill is None:
             home = self.homes[node.id]
             full = (*batch, m, n)
             out = View(home.base, home.offset, contiguous(full), full)
-            dot = k > 1 and (n == 1 or (sb[-1] != 1 and sb[-2] == 1))
+            dot = not is_one(k) and (n == 1 or (sb[-1] != 1 and sb[-2] == 1))
             lines = [] if dot else _zero_lines(out)
             return lines + _matmul_rows(out, a, b, dot)
         ijk = node.shape == () or (
@@ -1151,29 +1232,38 @@ def _matmul_rows(out: View, a: View, b: View, dot: bool) -> list[str]:
     terms: list[list[tuple[int, str]]] = [[], [], []]  # out, a, b
     heads: list[str] = []
     for d in range(nb):
-        if out.shape[d] != 1:
+        if not is_one(out.shape[d]):
             var = f"i{len(heads)}"
             heads.append(f"for (long {var} = 0; {var} < {out.shape[d]}; {var}++) {{")
             for t, v in zip(terms, (out, a, b)):
                 t.append((v.strides[d], var))
     body: list[str] = []
-    rows = min(MATMUL_ROWS, m)
-    blocks = [(0, m - m % rows, rows)] + ([(m - m % rows, m, m % rows)] if m % rows else [])
-    for start, stop, r in blocks:
-        body += _matmul_block(out, a, b, dot, terms, len(heads), (start, stop, r))
+    if isinstance(m, Size):  # blocks while 4 rows are left, then rows one by one
+        rows = MATMUL_ROWS
+        blocks = [(0, m - (rows - 1), rows, True), (f"{m} - {m} % {rows}", m, 1, True)]
+    else:
+        rows = min(MATMUL_ROWS, m)
+        blocks = [(0, m - m % rows, rows, False)]
+        blocks += [(m - m % rows, m, m % rows, False)] if m % rows else []
+    for block in blocks:
+        body += _matmul_block(out, a, b, dot, terms, len(heads), block)
     return _nest(heads, body)
 
 
 def _matmul_block(
-    out: View, a: View, b: View, dot: bool, terms: list, first: int, rows: tuple[int, int, int]
+    out: View, a: View, b: View, dot: bool, terms: list, first: int, rows: tuple
 ) -> list[str]:
-    """Rows start..stop of out, `r` at a time (see _matmul_rows); loop variables from
+    """Rows start..stop of out, `r` at a time (see _matmul_rows), as a loop whenever
+    `looped` (sizes known at run time: start may be C text); loop variables from
     i{first} on."""
-    start, stop, r = rows
+    start, stop, r, looped = rows
     n, k = out.shape[-1], a.shape[-1]
     sa, sb, so = a.strides, b.strides, out.strides
-    kmain = k - k % MATMUL_DEPTH  # k in steps of MATMUL_DEPTH, then the rest one by one
-    panel = max(MATMUL_DEPTH, MATMUL_PANEL // max(n, 1) // MATMUL_DEPTH * MATMUL_DEPTH)
+    runtime_k = isinstance(k, Size)
+    kmain = k if runtime_k else k - k % MATMUL_DEPTH  # k in steps of 4, then one by one
+    panel = MATMUL_DEPTH
+    if not involves((k, n)):  # (blocks of k: only where the sizes are known)
+        panel = max(MATMUL_DEPTH, MATMUL_PANEL // max(n, 1) // MATMUL_DEPTH * MATMUL_DEPTH)
 
     def nest(blocked: bool, body) -> list[str]:
         """The loops over k's blocks (`blocked`), the rows and what `body(names, heads,
@@ -1186,7 +1276,7 @@ def _matmul_block(
             note = f" /* {panel} rows of the right operand at a time: they stay in cache */"
             heads.append(f"for (long {kb} = 0; {kb} < {kmain}; {kb} += {panel}) {{{note}")
         at = [0, 0]  # the offset of row `start` in out and in a
-        if stop - start > r:
+        if looped or stop - start > r:
             var = next(names)
             note = f" /* {r} rows of the result at a time */" if r > 1 and not dot else ""
             heads.append(f"for (long {var} = {start}; {var} < {stop}; {var} += {r}) {{{note}")
@@ -1202,11 +1292,11 @@ def _matmul_block(
         return _nest(heads, lines)
 
     def dots(names, heads, t_out, t_a, row_out, row_a) -> list[str]:
-        j = next(names) if n > 1 else ""
+        j = next(names) if not is_one(n) else ""
         p = next(names)
-        if n > 1:
+        if j:
             heads.append(f"for (long {j} = 0; {j} < {n}; {j}++) {{")
-        j_at = [(sb[-1], j)] if n > 1 else []
+        j_at = [(sb[-1], j)] if j else []
         b_at = f"{b.base}[{_index_text(b.offset, list(terms[2]) + j_at + [(sb[-2], p)])}]"
         acc = ["acc"] if r == 1 else [f"acc[{q}]" for q in range(r)]
         init = "double acc = 0.0;" if r == 1 else f"double acc[{r}] = {{{', '.join(['0.0'] * r)}}};"
@@ -1222,12 +1312,16 @@ def _matmul_block(
         ]
         return [init] + _nest([f"for (long {p} = 0; {p} < {k}; {p}++) {{"], sums) + stores
 
-    def steps(lo: int, hi: int, blocked: bool):
-        """Steps lo..hi of k (a loop of MATMUL_DEPTH-steps when hi - lo > MATMUL_DEPTH)."""
+    def steps(lo: int, hi: int, blocked: bool, step: int = 0):
+        """Steps lo..hi of k (a loop of MATMUL_DEPTH-steps when hi - lo > MATMUL_DEPTH;
+        with `step`, a loop of `step`-steps: k known at run time, lo may be C text)."""
 
         def body(names, heads, t_out, t_a, row_out, row_a) -> list[str]:
             p = ""  # the loop over k, if any: the steps are then p + s
-            if hi - lo > MATMUL_DEPTH:
+            if step:
+                p = next(names)
+                heads.append(f"for (long {p} = {lo}; {p} < {hi}; {p} += {step}) {{")
+            elif hi - lo > MATMUL_DEPTH:
                 p = next(names)
                 if blocked:
                     kb = f"i{first}"
@@ -1241,13 +1335,16 @@ def _matmul_block(
             t_b_p = list(terms[2]) + ([(sb[-2], p)] if p else [])
             first_p = 0 if p else lo
             j = next(names)
-            last = "the last term" if hi - lo == 1 else f"the last {hi - lo} terms"
-            note = f" /* {last} of {k} */" if lo else ""
+            note = ""
+            if lo and not step:
+                last = "the last term" if hi - lo == 1 else f"the last {hi - lo} terms"
+                note = f" /* {last} of {k} */"
             heads.append(f"for (long {j} = 0; {j} < {n}; {j}++) {{{note}")
             lines = []
+            count = step or min(MATMUL_DEPTH, hi - lo)
             for q in range(r):
                 spot = f"{out.base}[{_index_text(row_out[q], t_out + [(so[-1], j)])}]"
-                for s in range(first_p, first_p + min(MATMUL_DEPTH, hi - lo)):
+                for s in range(first_p, first_p + count):
                     a_at = _index_text(row_a[q] + s * sa[-1], t_a_p)
                     b_at = _index_text(b.offset + s * sb[-2], t_b_p + [(sb[-1], j)])
                     lines.append(f"{spot} += {a.base}[{a_at}] * {b.base}[{b_at}];")
@@ -1258,6 +1355,10 @@ def _matmul_block(
     if dot:
         return nest(False, dots)
     lines: list[str] = []
+    if runtime_k:  # 4 steps of k while 4 are left, then one by one
+        d = MATMUL_DEPTH
+        lines += nest(False, steps(0, k - (d - 1), False, d))
+        return lines + nest(False, steps(f"{k} - {k} % {d}", k, False, 1))
     if kmain:
         lines += nest(kmain > panel, steps(0, kmain, kmain > panel))
     if kmain < k:
@@ -1360,6 +1461,8 @@ class CConsts:
         if node.shape == () and node.dtype == "i64":  # (an index: i + 1)
             n = int(node.value)
             return Scalar(Expr(str(n), C.ATOM if n >= 0 else C.UNARY))
+        if isinstance(node.value, Ratio):  # 1/n, with n a named dim
+            return Scalar(Expr(node.value.c_text(), C.ATOM))
         if node.shape == ():
             return Scalar(C.literal(float(node.value)))
         key = self._key(node)

@@ -3,6 +3,7 @@ loader module (c_loader.py.j2) with its CPython wrapper (c_wrapper.c.j2)."""
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Sequence
 
@@ -102,13 +103,15 @@ def _wrapper(
     work,
     lead: Sequence[str] = (),
     assumed: str = "",
+    sizes: Sequence[int] = (),
 ) -> str:
     """One METH_FASTCALL function: convert `inputs`, call the C function, return.
 
     `inputs` [(name, shape, kind, dtype)], kind "param" (passed by value when a scalar) or
     "g" / "saved" (always a pointer); `outputs` [(name, shape, dtype)]; `shape` how they
     are returned: "value", "grads", "value+grads", "value+saved"; `lead` the named dims
-    (the C function's leading arguments). Their sizes are read from the first parameter
+    (the C function's leading arguments), `sizes` theirs when generated. Their sizes are
+    read from the first parameter
     that has each as an axis, or from the head of `saved`, where the forward wrote them;
     every shape is then checked against them. `assumed`: what status 1 means for it.
     """
@@ -123,8 +126,8 @@ def _wrapper(
         lines.append("    double *work = NULL;")
     elif work:
         lines.append(f"    double work[{work}];")
-    for d in lead:
-        lines.append(f"    long {d} = 0;")
+    for d, size in zip(lead, sizes):  # (a dim fixed where generated keeps that size)
+        lines.append(f"    long {d} = {size};")
     call: list[str] = list(lead)
     cleanup: list[str] = []
     convert: list[str] = []
@@ -325,39 +328,37 @@ def _refusing(fn_name: str, message: str) -> str:
 def loader_file(units: Sequence[CUnit], stem: str, source: str) -> str:
     wrappers, names = [], []
     for u in units:
-        n, work = u.name, u.work_size
-        lead = [d for d, _ in u.dims]
-        assumed = _assumed(u)
+        n = u.name
+        # (every wrapper of the unit: its work size, its dims and what they must be)
+        wrap = functools.partial(
+            _wrapper,
+            work=u.work_size,
+            lead=[d for d, _ in u.dims],
+            assumed=_assumed(u),
+            sizes=[size for _, size in u.dims],
+        )
         params = [(p, s, "param", t) for p, s, t in u.params]
         grads = [(f"g_{p}", s, t) for p, s, t in u.wrt]
         value = [("value", u.out_shape, u.out_dtype)]
         g = [("g", u.out_shape, "g", u.out_dtype)]
-        if lead:  # the dims at the head, then what backward reads
-            saved_size: tuple = (len(lead) + u.saved_size,)
+        if u.dims:  # the dims at the head, then what backward reads
+            saved_size: tuple = (len(u.dims) + u.saved_size,)
         else:  # (a buffer of one unused double when empty)
             saved_size = (max(u.saved_size, 1),)
-        wrappers.append(_wrapper(n, params, value, "value", work, lead, assumed))
+        wrappers.append(wrap(n, params, value, "value"))
         if u.out_shape == ():
-            wrappers.append(
-                _wrapper(
-                    f"{n}_value_and_grad", params, value + grads, "value+grads", work, lead, assumed
-                )
-            )
+            wrappers.append(wrap(f"{n}_value_and_grad", params, value + grads, "value+grads"))
         else:
             msg = (
                 f"{n} returns an array, and value_and_grad needs a scalar output: "
                 f"use {n}_vjp(*args, g) with g the upstream gradient"
             )
             wrappers.append(_refusing(f"{n}_value_and_grad", msg))
-        wrappers.append(
-            _wrapper(f"{n}_vjp", params + g, value + grads, "value+grads", work, lead, assumed)
-        )
+        wrappers.append(wrap(f"{n}_vjp", params + g, value + grads, "value+grads"))
         saved = [("saved", saved_size, "f64")]
-        wrappers.append(
-            _wrapper(f"{n}_forward", params, value + saved, "value+saved", work, lead, assumed)
-        )
+        wrappers.append(wrap(f"{n}_forward", params, value + saved, "value+saved"))
         back = [("saved", saved_size, "saved", "f64")] + g
-        wrappers.append(_wrapper(f"{n}_backward", back, grads, "grads", work, lead, assumed))
+        wrappers.append(wrap(f"{n}_backward", back, grads, "grads"))
         names += [n, f"{n}_value_and_grad", f"{n}_vjp", f"{n}_forward", f"{n}_backward"]
     env = _env()
     wrapper = env.get_template("c_wrapper.c.j2").render(
