@@ -207,13 +207,18 @@ def _compile_c(
     """The C target: the same graphs, without the lowerings that only speed up numpy
     (scan, widen). Named dims stay free: the graphs are traced again at other sizes, and
     every size in them that moves with the dims becomes an expression of the dims
-    (`sizes.fit`); a dim the code depends on otherwise is fixed, and the C checks it."""
+    (`sizes.fit`); a dim the code depends on otherwise is fixed, and the C checks it.
+    With `--loops auto`, a loop that unrolled fixes a dim (`for i in range(n)`) is kept
+    as a loop where that frees the dim."""
     from .emit.c import emit_c
 
     enabled = passes.default_enabled() if enabled_passes is None else enabled_passes
     enabled = [p for p in enabled if p not in ("scan", "widen")]
-    loaded = load(path, fn, dims, loops)
-    traced = [differentiate(loaded, spec, wrt, enabled) for spec in loaded.functions]
+    loaded, traced, graphs, free_sizes, fixed = _traced_sizes(path, fn, wrt, dims, enabled, loops)
+    if loops == "auto" and any(why.startswith("the code at") for why in fixed.values()):
+        kept = _traced_sizes(path, fn, wrt, dims, enabled, "keep")
+        if len(kept[-1]) < len(fixed):
+            loaded, traced, graphs, free_sizes, fixed = kept
     named = sorted(
         {d for s in loaded.functions for p in s.params for d in p.dims if isinstance(d, str)}
     )
@@ -221,19 +226,6 @@ def _compile_c(
     for t in traced:
         names = dict.fromkeys(d for p in t.spec.params for d in p.dims if isinstance(d, str))
         per_unit.append([(d, loaded.dims[d]) for d in names])
-    graphs = _graphs(traced)
-    free_sizes, fixed = list(_integers(graphs)), {}
-    if named:
-        base = {d: loaded.dims[d] for d in named}
-
-        def trace_at(point: dict[str, int]) -> list | None:
-            try:
-                other = load(path, fn, {**loaded.dims, **point}, loops)
-                return _graphs([differentiate(other, s, wrt, enabled) for s in other.functions])
-            except GradgenError:
-                return None
-
-        free_sizes, fixed = sizes.fit(graphs, trace_at, base)
     units = _units(loaded, traced, {})
     memory: dict[str, dict] = {}
 
@@ -259,6 +251,29 @@ def _compile_c(
         files, fixed = emit({d: "the C emitter needs its size as a number" for d in named})
     specialized = {d: loaded.dims[d] for d in named if d in fixed}
     return Compiled(loaded, traced, files[".c"], memory, specialized, fixed, files)
+
+
+def _traced_sizes(path, fn, wrt, dims, enabled, loops):
+    """Load and differentiate at the sizes given, and fit the graphs' sizes to the named
+    dims: (loaded, traced, graphs, sizes, {dim: why it stays fixed})."""
+    loaded = load(path, fn, dims, loops)
+    traced = [differentiate(loaded, spec, wrt, enabled) for spec in loaded.functions]
+    named = sorted(
+        {d for s in loaded.functions for p in s.params for d in p.dims if isinstance(d, str)}
+    )
+    graphs = _graphs(traced)
+    if not named:
+        return loaded, traced, graphs, _integers(graphs), {}
+
+    def trace_at(point: dict[str, int]) -> list | None:
+        try:
+            other = load(path, fn, {**loaded.dims, **point}, loops)
+            return _graphs([differentiate(other, s, wrt, enabled) for s in other.functions])
+        except GradgenError:
+            return None
+
+    free_sizes, fixed = sizes.fit(graphs, trace_at, {d: loaded.dims[d] for d in named})
+    return loaded, traced, graphs, free_sizes, fixed
 
 
 def _graphs(traced: list[Traced]) -> list:

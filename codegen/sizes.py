@@ -14,6 +14,7 @@ with it as with an int:
   and fixes the dims it reads to their traced sizes (guards `n == 4`), with the reason.
 
 `fit` builds these from the graphs traced at several sizes (`symbolic` puts them in).
+GRADGEN_DEBUG_SIZES=1 prints where each guard and each fixed dim comes from.
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from itertools import combinations
 from typing import Any, Callable, Iterator
 
 import numpy as np
-
-Monomial = tuple[str, ...]  # sorted dim names, with repeats: ("n", "n") is n squared
 
 
 class Guards:
@@ -162,6 +161,8 @@ def _text(poly: dict, rename: dict[str, str] | None = None) -> str:
 class Size:
     """An integer that is a polynomial over named dims (see the module's docstring)."""
 
+    # poly: {monomial: coefficient}, a monomial the sorted names of its dims with repeats
+    # (("n", "n") is n squared, () the constant)
     __slots__ = ("poly", "value")
 
     def __init__(self, poly: dict, value: int):

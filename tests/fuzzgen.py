@@ -1153,6 +1153,53 @@ def compare_jax(
     return JaxComparison("agree")
 
 
+def compare_other_sizes(path: Path, compiled: Any, module: ModuleType, out: Path) -> str | None:
+    """For C code whose named dims are free: call it at other sizes of the dims and compare
+    with the Python target generated at those sizes (None when they agree, or when there
+    is nothing to compare: no free dim, a program valid only at its own sizes, a size the
+    C code says it does not take)."""
+    if compiled.files is None or not compiled.loaded.dims:
+        return None
+    free = sorted(d for d in compiled.loaded.dims if d not in compiled.specialized)
+    if not free:
+        return None
+    rng = np.random.default_rng(0)
+    for step in (1, 2):
+        dims = {
+            **compiled.loaded.dims,
+            **{d: compiled.loaded.dims[d] + step + k for k, d in enumerate(free)},
+        }
+        try:
+            other = compile_file(path, dims=dims)
+        except GradgenError:
+            continue  # (the program needs its own sizes: a matmul of n by 3, ...)
+        py_path = out / f"sizes_{step}" / f"{path.stem}_grad.py"
+        write_atomic(py_path, other.source)
+        py = check.import_path(py_path)
+        for t in other.functions:
+            name = t.spec.name
+            args, _ = check.draw_point(t.spec.params, t.forward, rng)
+            margs = [a if a.ndim else float(a) for a in args]
+            shape = t.forward.outputs[0].shape
+            g = rng.standard_normal(shape) if shape else 1.3
+            try:
+                got = getattr(module, f"{name}_vjp")(*margs, g)
+            except ValueError as e:  # (status 1: sizes the code does not take, said so)
+                if "needs" in str(e) or "generated for" in str(e):
+                    continue
+                raise
+            want = getattr(py, f"{name}_vjp")(*margs, g)
+            for what, a, b in [("value", got[0], want[0])] + [
+                (f"g_{w}", x, y) for w, x, y in zip(t.wrt, got[1], want[1])
+            ]:
+                a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+                if a.shape != b.shape or not np.allclose(
+                    a, b, rtol=1e-9, atol=1e-12, equal_nan=True
+                ):
+                    return f"{name}_vjp {what} at {dims}: C {a!r} but the Python target {b!r}"
+    return None
+
+
 def check_recording_points(module: ModuleType, t: Any) -> tuple[Any, list[list[np.ndarray]]]:
     """gradgen's numeric check of one traced function, and the points it drew (those it
     checked at among them)."""
@@ -1214,6 +1261,9 @@ def judge(
                 assert_ir_matches(compiled, module)
             except AssertionError as e:
                 return Verdict("fail", "ir", str(e).strip())
+            sizes = compare_other_sizes(path, compiled, module, Path(tmp) / "out")
+            if sizes is not None:
+                return Verdict("fail", "sizes", sizes)
             if use_jax:
                 against = compare_jax(source, compiled, module)
                 if against.status == "disagree":

@@ -222,3 +222,18 @@ def test_fit_finds_polynomials_and_fixes_what_is_none():
     assert fixed == {"n": "a size that is no polynomial of the dims"}
     assert [str(s) for s in sizes] == ["4", "13", "(4 * m)", "16", "7", "10"]
     assert len(samples({"n": 4, "m": 3})) == 6
+
+
+def test_auto_keeps_a_loop_over_a_named_dim(tmp_path):
+    """Unrolled, `for i in range(n)` fixes n; `--loops auto` then keeps it as a loop."""
+    path = tmp_path / "loop.py"
+    path.write_text("import numpy as np\n\n" + textwrap.dedent(PROGRAMS["loop_over_elements"]))
+    compiled, loader = write_c(path, tmp_path)
+    assert not compiled.specialized, compiled.reasons
+    assert "i < n;" in compiled.files[".c"]
+    cm = _module(loader, "loop_auto_c_dims")
+    x = np.linspace(-1.0, 1.0, 11)
+    h = 0.0
+    for v in x:
+        h = np.tanh(0.5 * h + v)
+    assert cm.f(0.5, x) == h
