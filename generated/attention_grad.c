@@ -4,6 +4,18 @@
 
 #include <math.h>
 
+/* Wide vectors where the machine has them: gcc and clang build each function marked
+   GRADGEN_WIDE twice, for AVX2 and for the baseline x86-64, and the program picks one
+   by its CPU when it loads (the same operations in the same order: the same bits). */
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define GRADGEN_WIDE __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef GRADGEN_WIDE
+#define GRADGEN_WIDE
+#endif
+
 /* The value of attention(x: f64[T,16], Wq: f64[16,16], Wk: f64[16,16], Wv: f64[16,16]). */
 int attention(long T, const double *restrict x, const double *restrict Wq, const double *restrict Wk, const double *restrict Wv, double *restrict value, double *restrict work)
 {
@@ -225,6 +237,7 @@ int attention_forward(long T, const double *restrict x, const double *restrict W
 }
 
 /* The gradients with respect to x, Wq, Wk, Wv, given saved and the upstream gradient g. */
+GRADGEN_WIDE
 int attention_backward(long T, const double *restrict saved, const double *restrict g, double *restrict g_x, double *restrict g_Wq, double *restrict g_Wk, double *restrict g_Wv, double *restrict work)
 {
     const double *out = saved + (3 * T * T + 66 * T + 768);

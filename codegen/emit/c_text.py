@@ -68,6 +68,7 @@ def c_file(units: Sequence[CUnit], stem: str, source: str, constants: list[str])
             units=units,
             constants=constants,
             helpers=helpers,
+            wide=any(f.wide for u in units for f in u.functions),
         )
     )
 
