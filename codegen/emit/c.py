@@ -151,6 +151,16 @@ class View:
         return off
 
 
+def _check_inside(part: View, whole: View) -> None:
+    """That `part` reads only elements of `whole`. With symbolic sizes the comparisons
+    become the code's conditions on the dims (x[5] of x[n]: n >= 6); at the traced sizes
+    they hold, as the trace indexed the same way."""
+    lo, hi = _extent(part)
+    whole_lo, whole_hi = _extent(whole)
+    if not (lo >= whole_lo and hi <= whole_hi):
+        raise AssertionError("a view outside its array")
+
+
 def _extent(v: View) -> tuple:
     """The lowest and the highest offset a view reads (sizes >= 1)."""
     lo = hi = v.offset
@@ -587,34 +597,7 @@ class CWalker:
         if got is None:
             return None
         view = View(src.base, got[0], tuple(got[1:]), tuple(node.shape), src.root)
-        lo, hi = _extent(view)
-        src_lo, src_hi = _extent(src)
-        if not (lo >= src_lo and hi <= src_hi):  # (a guard on the dims, when it depends)
-            raise AssertionError("a view outside its input")
-        return view
-
-    def _symbolic_part(self, home: View, key: tuple, values: list) -> View | None:
-        """home[key] (a key of constants) as a view where sizes are symbolic, fitted as in
-        `_symbolic_view`; None where it is not one view."""
-        from ..ops.shape import real_key
-
-        involved = (home.offset, home.strides, home.shape, key)
-
-        def at(point: dict[str, int]) -> tuple | None:
-            h = View(home.base, *evaluate((home.offset, home.strides, home.shape), point))
-            off = np.asarray(h.offsets()[real_key(evaluate(key, point), values)], np.int64)
-            v = fit_view(off, home.base, None)
-            return None if v is None else (len(v.shape), v.offset, *v.strides, *v.shape)
-
-        got = lift(at, involved)
-        if got is None:
-            return None
-        nd = got[0]
-        view = View(home.base, got[1], tuple(got[2 : 2 + nd]), tuple(got[2 + nd :]))
-        lo, hi = _extent(view)
-        src_lo, src_hi = _extent(home)
-        if not (lo >= src_lo and hi <= src_hi):
-            raise AssertionError("a part outside its array")
+        _check_inside(view, src)
         return view
 
     def _offsets_at(
@@ -695,6 +678,7 @@ class CWalker:
             return None
         nd = got[0]
         part = View(view.base, got[1], tuple(got[2 : 2 + nd]), tuple(got[2 + nd : 2 + 2 * nd]))
+        _check_inside(part, view)  # (with the run-time integers at 0)
         steps = got[2 + 2 * nd :]
         terms = []
         for j, k in enumerate(dynamic):
@@ -750,13 +734,11 @@ class CWalker:
 
     def _write_at(self, home: View, key: tuple, arrays: Sequence[Node], value: Node, op: str):
         """home[key] (op)= value, the key's integers possibly known only at run time."""
-        if all(a.op == "const" for a in arrays) and involves((home.shape, home.offset, key)):
-            part = self._symbolic_part(home, key, [a.value for a in arrays])
-            if part is not None:
-                return self._copy(part, value, op)
         symbolic = self._symbolic_at(home, key, arrays)
         if symbolic is not None:
             part, terms = symbolic
+            if not terms:
+                return self._copy(part, value, op)
             if part.shape == ():
                 spot = f"{home.base}[{_index_text(part.offset, terms)}]"
                 return [f"{spot} {op} {self.element(value, None).text};"]
@@ -1134,11 +1116,10 @@ class CWalker:
             values = [a.value if a.op == "const" else None for a in arrays]
             if any(v is None for v in values):
                 raise refuse(node, "a scatter at computed indices")
-            if involves((home.shape, key)):
-                view = self._symbolic_part(home, key, values)
-                if view is not None:
-                    lines += self._copy(view, value, "+=")
-                    continue
+            symbolic = self._symbolic_at(home, key, arrays)
+            if symbolic is not None:
+                lines += self._copy(symbolic[0], value, "+=")
+                continue
             offsets = home.offsets() if offsets is None else offsets
             part = np.asarray(offsets[real_key(key, values)])
             lines += self._copy(self._target(part, home), value, "+=")
